@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs everything llmbridge needs on a fresh Debian machine, then builds and
+# installs the package. Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in libcurl4-openssl-dev libsimdjson-dev catch2 g++ cmake; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing Debian packages: ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+extras=${LLMBRIDGE_EXTRAS:-test}
+"$PY" -m pip install -q --root-user-action=ignore --disable-pip-version-check "scikit-build-core>=0.10" "pybind11>=2.12" ninja
+"$PY" -m pip install -q --root-user-action=ignore --disable-pip-version-check --no-build-isolation ".[${extras}]"
