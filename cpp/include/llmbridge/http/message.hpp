@@ -1,0 +1,57 @@
+// Plain HTTP request/response values shared by the engine and the providers.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmbridge::http {
+
+struct Header {
+  std::string name;   // as sent; in a Response always lower-case
+  std::string value;
+};
+
+struct Request {
+  std::string method = "POST";  // "GET" or "POST"
+  std::string url;
+  std::vector<Header> headers;  // Content-Type etc.; the engine adds an empty Expect:
+  std::string body;
+  long connect_timeout_ms = 10000;
+  long timeout_ms = 60000;  // total time for this one HTTP try
+  std::size_t max_response_bytes = std::size_t(64) << 20;
+};
+
+// Transport-level outcome. HTTP statuses >= 400 are NOT errors here: they come back
+// as kNone with `status` set; classifying them is the providers' job.
+enum class TransportError {
+  kNone,
+  kTimeout,    // connect or total timeout expired
+  kConnect,    // could not connect, connection reset/refused, DNS failure
+  kTooLarge,   // response body exceeded max_response_bytes
+  kCancelled,  // cancelled by the caller or by engine shutdown
+  kTls,        // certificate / TLS failure
+  kOther,      // any other libcurl error (message says which)
+};
+
+const char* to_string(TransportError e) noexcept;
+
+struct Response {
+  TransportError error = TransportError::kNone;
+  std::string error_message;  // human text for error != kNone; never holds request headers
+  long status = 0;            // HTTP status, 0 when no response was received
+  std::string body;
+  std::vector<Header> headers;  // names lower-cased, in arrival order
+  double elapsed_ms = 0.0;
+
+  // First header with this lower-case name.
+  std::optional<std::string_view> header(std::string_view lower_name) const noexcept {
+    for (const auto& h : headers)
+      if (h.name == lower_name) return std::string_view(h.value);
+    return std::nullopt;
+  }
+};
+
+}  // namespace llmbridge::http
