@@ -5,7 +5,7 @@
 
 namespace llmbridge::text {
 
-JsonParser::JsonParser() : parser_(simdjson::DEFAULT_MAX_DEPTH) {}
+JsonParser::JsonParser() = default;
 
 simdjson::error_code JsonParser::parse(std::string_view json, simdjson::dom::element& root) {
   const std::size_t need = json.size() + simdjson::SIMDJSON_PADDING;

@@ -180,6 +180,14 @@ void append_quoted(std::string& dst, const char* s, const char* e) {
   dst.push_back('"');
 }
 
+bool is_literal_word(const char* p, const char* end) {
+  const char* t = p;
+  while (t < end && is_alpha(uchar(*t))) ++t;
+  bool mapped, nonfinite;
+  const char* lit = literal_for(std::string_view(p, std::size_t(t - p)), &mapped, &nonfinite);
+  return lit && !nonfinite && (t == end || !is_ident_byte(t, end));
+}
+
 enum class Kind : std::uint8_t { kRoot, kObject, kArray };
 // Root: kValue, then kSep once a value is complete.
 // Object: kValue = key expected, kColon = after a key, kMember = after the colon,
@@ -519,7 +527,7 @@ class Repairer {
     const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
     bool newline = false;
     const char* start = t;
-    while (t < lim && is_ws(uchar(*t))) newline |= *t++ == '\n';
+    t = skip_gap(t, lim, &newline);
     if (t >= lim) return true;
     const uchar c = uchar(*t);
     const bool spaced = t != start;
@@ -533,24 +541,24 @@ class Repairer {
     // In an array, a string followed by a colon was the next key of the enclosing
     // object (the array lost its `]`); colon() takes it back.
     if (c == ':') return ctx == Ctx::kArrayValue;
-    if (c == '/' && t + 1 < lim && (t[1] == '/' || t[1] == '*')) return true;
     if (c == ',') {
-      const char* u = t + 1;
-      while (u < lim && is_ws(uchar(*u))) ++u;
+      const char* u = skip_gap(t + 1, lim, nullptr);
       if (u >= lim) return true;
       const uchar d = uchar(*u);
       if (d == '"' || d == '\'' || d == '}' || d == ']' || d == '{' || d == '[') return true;
       const int b = e280(u, lim);
       if (is_smart_double(b) || is_smart_single(b)) return true;
-      if (ctx == Ctx::kArrayValue) return is_digit(d) || d == '-' || d == 't' || d == 'f' || d == 'n';
+      if (ctx == Ctx::kArrayValue) return is_digit(d) || d == '-' || is_literal_word(u, lim);
       return ident_then_colon(u, lim);
     }
     if (newline) {
       if (c == '"' || c == '\'') return true;  // next line starts the next element
       if (ctx == Ctx::kObjectValue) return ident_then_colon(t, lim);
+      return c == '{' || c == '[' || c == '-' || is_digit(c) || is_literal_word(t, lim);
     }
-    // `{"a": "x" "b": 1}`: a comma is missing before the next key.
-    if (c == '"' && spaced && ctx == Ctx::kObjectValue) return string_then_colon(t, lim);
+    // `{"a": "x" "b": 1}` / `["a" "b"]`: a comma is missing before the next element.
+    if (c == '"' && spaced)
+      return ctx == Ctx::kArrayValue || string_then_colon(t, lim);
     return false;
   }
   bool string_then_colon(const char* t, const char* lim) const {
@@ -559,6 +567,25 @@ class Repairer {
     const char* u = static_cast<const char*>(q) + 1;
     while (u < lim && (*u == ' ' || *u == '\t')) ++u;
     return u < lim && *u == ':';
+  }
+  // Skips white space and comments within [t, lim); notes whether a newline was seen.
+  static const char* skip_gap(const char* t, const char* lim, bool* newline) {
+    while (t < lim) {
+      const uchar c = uchar(*t);
+      if (is_ws(c)) {
+        if (newline && c == '\n') *newline = true;
+        ++t;
+      } else if (c == '/' && t + 1 < lim && t[1] == '/') {
+        while (t < lim && *t != '\n') ++t;
+      } else if (c == '/' && t + 1 < lim && t[1] == '*') {
+        t += 2;
+        while (t + 1 < lim && !(t[0] == '*' && t[1] == '/')) ++t;
+        t = t + 1 < lim ? t + 2 : lim;
+      } else {
+        break;
+      }
+    }
+    return t;
   }
   bool ident_then_colon(const char* u, const char* lim) const {
     if (u >= lim || !is_ident_start(u, lim)) return false;
@@ -997,13 +1024,6 @@ const char* skip_space(const char* p, const char* end) {
   return p;
 }
 
-bool is_literal_word(const char* p, const char* end) {
-  const char* t = p;
-  while (t < end && is_alpha(uchar(*t))) ++t;
-  bool mapped, nonfinite;
-  const char* lit = literal_for(std::string_view(p, std::size_t(t - p)), &mapped, &nonfinite);
-  return lit && !nonfinite && (t == end || !is_ident_byte(t, end));
-}
 
 // Does the `{` or `[` at p plausibly start JSON (rather than prose like {x} or [1])?
 bool plausible_start(const char* p, const char* end) {
