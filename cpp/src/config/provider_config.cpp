@@ -57,7 +57,9 @@ void check_common(const ProviderConfig& c, bool model_required, std::vector<Conf
     out.push_back({"max_retries", std::to_string(c.max_retries), "an integer >= 0"});
   if (!(c.retry_base_delay >= 0) || !std::isfinite(c.retry_base_delay))
     out.push_back({"retry_base_delay", format_double(c.retry_base_delay), "a finite number of seconds >= 0"});
-  if (!(c.retry_max_delay >= c.retry_base_delay) || !std::isfinite(c.retry_max_delay))
+  // Compared with retry_base_delay only when that one is valid (no double report).
+  const double floor = std::isfinite(c.retry_base_delay) && c.retry_base_delay >= 0 ? c.retry_base_delay : 0.0;
+  if (!(c.retry_max_delay >= floor) || !std::isfinite(c.retry_max_delay))
     out.push_back({"retry_max_delay", format_double(c.retry_max_delay),
                    "a finite number of seconds >= retry_base_delay (" + format_double(c.retry_base_delay) +
                        ")"});
