@@ -1,19 +1,134 @@
 // Bindings for the text core: fences, JSON repair, JSON -> Python objects.
+//
+// Python objects are built with the CPython API straight from simdjson's DOM:
+// pybind11's wrappers cost a few hundred nanoseconds per object, which is most of
+// the time on small documents.
 #include <pybind11/pybind11.h>
+
+#include <string>
+#include <string_view>
 
 #include "bindings.hpp"
 #include "llmbridge/text/fences.hpp"
+#include "llmbridge/text/json_parse.hpp"
+#include "llmbridge/text/repair.hpp"
+#include "py_text.hpp"
 
 namespace py = pybind11;
 
 namespace llmbridge::bindings {
+namespace {
+
+// Inputs larger than this are repaired with the GIL released.
+constexpr std::size_t kReleaseGilBytes = 256 * 1024;
+
+py::object error_class(const char* name) {
+  // Looked up on each raise (rare): no static py::object outliving the interpreter.
+  return py::module_::import("llmbridge.errors").attr(name);
+}
+
+[[noreturn]] void raise_repair_error(const text::RepairResult& r) {
+  py::object cls = error_class("JSONRepairError");
+  py::object exc = cls(py::str(r.error + " at position " + std::to_string(r.error_position)),
+                       r.error_position, r.error);
+  PyErr_SetObject(cls.ptr(), exc.ptr());
+  throw py::error_already_set();
+}
+
+text::RepairResult run_repair(std::string_view in, const text::RepairOptions& opts) {
+  if (in.size() >= kReleaseGilBytes) {
+    // The input buffer belongs to a Python object the caller keeps alive for the whole
+    // call, and repair touches no Python state, so the GIL is not needed.
+    py::gil_scoped_release release;
+    return text::repair_json(in, opts);
+  }
+  return text::repair_json(in, opts);
+}
+
+py::object repair_json(py::handle obj) {
+  TextInput in(obj);
+  text::RepairOptions opts;
+  opts.collect_repairs = false;
+  text::RepairResult r = run_repair(in.view(), opts);
+  if (!r.ok) raise_repair_error(r);
+  if (r.unchanged) return in.as_str();
+  return utf8_to_str(r.json);
+}
+
+py::tuple repair_report(py::handle obj) {
+  TextInput in(obj);
+  text::RepairResult r = run_repair(in.view(), {});
+  if (!r.ok) raise_repair_error(r);
+  py::list repairs(r.repairs.size());
+  for (std::size_t i = 0; i < r.repairs.size(); ++i)
+    repairs[i] = py::make_tuple(text::to_string(r.repairs[i].kind), r.repairs[i].position);
+  py::object json = r.unchanged ? in.as_str() : utf8_to_str(r.json);
+  return py::make_tuple(json, !r.unchanged, r.truncated, repairs);
+}
+
+py::object loads(py::handle obj, bool repair) {
+  TextInput in(obj);
+  auto& parser = text::thread_parser();
+  simdjson::dom::element root;
+  simdjson::error_code err = parser.parse(in.view(), root);
+  if (!err) return build_object(root);
+  std::string repaired;
+  std::string_view json = in.view();
+  if (repair) {
+    text::RepairOptions opts;
+    opts.collect_repairs = false;
+    text::RepairResult r = run_repair(in.view(), opts);
+    if (!r.ok) raise_repair_error(r);
+    if (!r.unchanged) {
+      repaired = std::move(r.json);
+      json = repaired;
+      err = parser.parse(json, root);
+      if (!err) return build_object(root);
+    }
+  }
+  // simdjson refuses a few valid documents Python accepts (integers beyond 64 bits,
+  // lone surrogate escapes, numbers out of double range): let json.loads build those.
+  if (err == simdjson::NUMBER_ERROR ||
+      err == simdjson::STRING_ERROR || err == simdjson::UTF8_ERROR ||
+      err == simdjson::NUMBER_OUT_OF_RANGE || err == simdjson::DEPTH_ERROR || repair) {
+    py::object json_loads = py::module_::import("json").attr("loads");
+    try {
+      return json_loads(utf8_to_str(json));
+    } catch (py::error_already_set& e) {
+      if (!repair) {
+        text::RepairResult r;
+        r.error = std::string("invalid JSON: ") + simdjson::error_message(err);
+        raise_repair_error(r);
+      }
+      throw;
+    }
+  }
+  text::RepairResult r;
+  r.error = std::string("invalid JSON: ") + simdjson::error_message(err);
+  raise_repair_error(r);
+}
+
+}  // namespace
 
 void bind_text(py::module_& m) {
   m.def(
       "strip_markdown_fences",
-      [](std::string_view text) { return py::str(text::strip_markdown_fences(text).data(),
-                                                 text::strip_markdown_fences(text).size()); },
-      py::arg("text"));
+      [](py::handle obj) {
+        TextInput in(obj);
+        std::string_view v = text::strip_markdown_fences(in.view());
+        if (v.size() == in.view().size()) return in.as_str();
+        return utf8_to_str(v);
+      },
+      py::arg("text"), "Remove the markdown code fence around an LLM answer.");
+  m.def("repair_json", &repair_json, py::arg("text"), "Return valid JSON text for `text`.");
+  m.def("repair_report", &repair_report, py::arg("text"),
+        "Repair `text`; return (json, changed, truncated, [(kind, position), ...]).");
+  m.def("loads", &loads, py::arg("text"), py::arg("repair") = true,
+        "Parse JSON text (repairing it first if needed) into Python objects.");
+  m.def(
+      "is_valid_json", [](py::handle obj) { return text::is_valid_json(TextInput(obj).view()); },
+      py::arg("text"), "True when `text` is one complete, strictly valid JSON document.");
+  m.attr("MAX_DEPTH") = text::kMaxDepth;
 }
 
 }  // namespace llmbridge::bindings

@@ -8,11 +8,32 @@ except ImportError as exc:  # pragma: no cover - only when the build is missing
     raise ImportError(
         "llmbridge's native extension (llmbridge._native) could not be imported. "
         "Install the package with pip (it builds the C++ core), e.g. "
-        "`pip install .` from a source checkout; see README.md."
+        "`bash scripts/setup.sh` or `pip install .` from a source checkout; see README.md."
     ) from exc
+
+from ._text import (
+    Repair,
+    RepairReport,
+    is_valid_json,
+    loads,
+    repair_json,
+    repair_report,
+    strip_markdown_fences,
+)
+from .errors import ConfigError, JSONRepairError, LLMBridgeError
 
 __version__ = "0.1.0"
 
-strip_markdown_fences = _native.strip_markdown_fences
-
-__all__ = ["__version__", "strip_markdown_fences"]
+__all__ = [
+    "ConfigError",
+    "JSONRepairError",
+    "LLMBridgeError",
+    "Repair",
+    "RepairReport",
+    "__version__",
+    "is_valid_json",
+    "loads",
+    "repair_json",
+    "repair_report",
+    "strip_markdown_fences",
+]

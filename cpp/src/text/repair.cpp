@@ -1,0 +1,1187 @@
+// JSON repair in one forward pass.
+//
+// Linear time by construction: every input byte is consumed once by the main loop;
+// the only look-aheads (is this quote the end of the string? does this `{` start
+// JSON?) are bounded by kLookahead bytes; output is append-only except two
+// bounded edits (wrapping concatenated values in `[`, which happens once, and
+// taking back the one string just emitted when it turns out to be a key). Nothing
+// ever rewrites what was emitted earlier, so a trailing comma before each of a
+// million closers costs the same as none. Separators are never emitted eagerly:
+// a comma is written only when the next element starts, so trailing, leading and
+// doubled commas vanish and missing ones appear without editing the output.
+#include "llmbridge/text/repair.hpp"
+
+#include <simdjson.h>
+
+#include <array>
+#include <cstring>
+
+#include "llmbridge/text/fences.hpp"
+#include "llmbridge/text/json_parse.hpp"
+
+namespace llmbridge::text {
+
+const char* to_string(RepairKind kind) noexcept {
+  switch (kind) {
+    case RepairKind::kFenceStripped: return "fence_stripped";
+    case RepairKind::kProseSkipped: return "prose_skipped";
+    case RepairKind::kTrailingTextDropped: return "trailing_text_dropped";
+    case RepairKind::kValuesConcatenated: return "values_concatenated";
+    case RepairKind::kCommentRemoved: return "comment_removed";
+    case RepairKind::kQuoteNormalised: return "quote_normalised";
+    case RepairKind::kKeyQuoted: return "key_quoted";
+    case RepairKind::kStringQuoted: return "string_quoted";
+    case RepairKind::kCommaInserted: return "comma_inserted";
+    case RepairKind::kCommaRemoved: return "comma_removed";
+    case RepairKind::kColonInserted: return "colon_inserted";
+    case RepairKind::kValueDefaulted: return "value_defaulted";
+    case RepairKind::kLiteralMapped: return "literal_mapped";
+    case RepairKind::kNonFiniteNulled: return "nonfinite_nulled";
+    case RepairKind::kNumberNormalised: return "number_normalised";
+    case RepairKind::kStringEscaped: return "string_escaped";
+    case RepairKind::kEscapeFixed: return "escape_fixed";
+    case RepairKind::kStringClosed: return "string_closed";
+    case RepairKind::kContainerClosed: return "container_closed";
+    case RepairKind::kBracketFixed: return "bracket_fixed";
+    case RepairKind::kGarbageSkipped: return "garbage_skipped";
+    case RepairKind::kLiteralCompleted: return "literal_completed";
+    case RepairKind::kKeyDropped: return "key_dropped";
+    case RepairKind::kCallUnwrapped: return "call_unwrapped";
+    case RepairKind::kEllipsisRemoved: return "ellipsis_removed";
+    case RepairKind::kInvalidUtf8Replaced: return "invalid_utf8_replaced";
+  }
+  return "unknown";
+}
+
+bool is_valid_json(std::string_view input) noexcept {
+  simdjson::dom::element root;
+  return thread_parser().parse(input, root) == simdjson::SUCCESS;
+}
+
+namespace {
+
+constexpr std::size_t kLookahead = 256;
+
+using uchar = unsigned char;
+
+inline bool is_digit(uchar c) noexcept { return c >= '0' && c <= '9'; }
+inline bool is_alpha(uchar c) noexcept { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
+inline bool is_hex(uchar c) noexcept {
+  return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+inline bool is_ws(uchar c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Byte tables: which bytes end a run of plain string content.
+struct Tables {
+  std::array<bool, 256> dq{};     // in "..." strings
+  std::array<bool, 256> other{};  // in '...' and typographic-quote strings
+  Tables() {
+    for (int c = 0; c < 0x20; ++c) dq[c] = other[c] = true;
+    dq['"'] = dq['\\'] = true;
+    other['"'] = other['\\'] = other['\''] = other[0xE2] = true;
+  }
+};
+const Tables kTables;
+
+// Typographic quotes and other 3-byte marks that start with 0xE2 0x80.
+inline int e280(const char* p, const char* end) noexcept {
+  if (end - p < 3 || uchar(p[0]) != 0xE2 || uchar(p[1]) != 0x80) return -1;
+  return uchar(p[2]);
+}
+inline bool is_smart_double(int b) noexcept { return b == 0x9C || b == 0x9D; }
+inline bool is_smart_single(int b) noexcept { return b == 0x98 || b == 0x99; }
+
+// Unicode white space that LLMs and editors leave around JSON, as byte lengths.
+inline int unicode_space(const char* p, const char* end) noexcept {
+  const uchar c = uchar(*p);
+  if (c == 0xC2 && end - p >= 2 && uchar(p[1]) == 0xA0) return 2;  // NBSP
+  if (c == 0xEF && end - p >= 3 && uchar(p[1]) == 0xBB && uchar(p[2]) == 0xBF) return 3;  // BOM
+  if (c == 0xE3 && end - p >= 3 && uchar(p[1]) == 0x80 && uchar(p[2]) == 0x80) return 3;
+  const int b = e280(p, end);
+  if ((b >= 0x80 && b <= 0x8B) || b == 0xA8 || b == 0xA9 || b == 0xAF) return 3;
+  return 0;
+}
+
+// Identifier bytes for unquoted keys and words: ASCII letters, digits, _ $ - . and
+// any non-ASCII byte that is not a quote, ellipsis or space mark.
+inline bool is_ident_byte(const char* p, const char* end) noexcept {
+  const uchar c = uchar(*p);
+  if (c < 0x80) return is_alpha(c) || is_digit(c) || c == '_' || c == '$' || c == '-' || c == '.';
+  const int b = e280(p, end);
+  if (is_smart_double(b) || is_smart_single(b) || b == 0xA6) return false;
+  return unicode_space(p, end) == 0;
+}
+inline bool is_ident_start(const char* p, const char* end) noexcept {
+  const uchar c = uchar(*p);
+  if (c < 0x80) return is_alpha(c) || c == '_' || c == '$';
+  return is_ident_byte(p, end);
+}
+
+inline bool word_is(std::string_view w, std::string_view a) noexcept { return w == a; }
+
+// JSON literal for a word, or nullptr. Sets *nonfinite for NaN/Infinity.
+const char* literal_for(std::string_view w, bool* mapped, bool* nonfinite) noexcept {
+  *mapped = true;
+  *nonfinite = false;
+  if (w == "true") { *mapped = false; return "true"; }
+  if (w == "false") { *mapped = false; return "false"; }
+  if (w == "null") { *mapped = false; return "null"; }
+  if (w == "True" || w == "TRUE") return "true";
+  if (w == "False" || w == "FALSE") return "false";
+  if (w == "None" || w == "NULL" || w == "Null" || w == "undefined" || w == "nil") return "null";
+  if (w == "NaN" || w == "nan" || w == "Infinity" || w == "inf" || w == "Inf") {
+    *nonfinite = true;
+    return "null";
+  }
+  return nullptr;
+}
+
+// A word cut off at the end of input that can only be the start of a literal.
+const char* literal_prefix(std::string_view w) noexcept {
+  static const char* const kWords[] = {"true", "false", "null", "True", "False", "None"};
+  static const char* const kJson[] = {"true", "false", "null", "true", "false", "null"};
+  if (w.empty()) return nullptr;
+  for (int i = 0; i < 6; ++i) {
+    std::string_view full(kWords[i]);
+    if (w.size() < full.size() && full.substr(0, w.size()) == w) return kJson[i];
+  }
+  return nullptr;
+}
+
+void append_escaped_control(std::string& dst, uchar c) {
+  static const char kHex[] = "0123456789abcdef";
+  switch (c) {
+    case '\n': dst += "\\n"; return;
+    case '\r': dst += "\\r"; return;
+    case '\t': dst += "\\t"; return;
+    case '\b': dst += "\\b"; return;
+    case '\f': dst += "\\f"; return;
+    default:
+      dst += "\\u00";
+      dst.push_back(kHex[c >> 4]);
+      dst.push_back(kHex[c & 15]);
+  }
+}
+
+// Quotes raw text as a JSON string.
+void append_quoted(std::string& dst, const char* s, const char* e) {
+  dst.push_back('"');
+  for (const char* p = s; p < e; ++p) {
+    const uchar c = uchar(*p);
+    if (c == '"' || c == '\\') {
+      dst.push_back('\\');
+      dst.push_back(char(c));
+    } else if (c < 0x20) {
+      append_escaped_control(dst, c);
+    } else {
+      dst.push_back(char(c));
+    }
+  }
+  dst.push_back('"');
+}
+
+enum class Kind : std::uint8_t { kRoot, kObject, kArray };
+// Root: kValue, then kSep once a value is complete.
+// Object: kValue = key expected, kColon = after a key, kMember = after the colon,
+//         kSep = after a member's value. Array: kValue, kSep.
+enum class St : std::uint8_t { kValue, kColon, kMember, kSep };
+enum class Ctx : std::uint8_t { kKey, kObjectValue, kArrayValue, kRootValue };
+enum class Place : std::uint8_t { kValue, kKey };
+
+struct Frame {
+  Kind kind;
+  St st = St::kValue;
+  bool saw_comma = false;
+  std::uint32_t count = 0;
+  std::uint32_t paren_skips = 0;  // ')' still owed by unwrapped calls like NumberLong(
+  std::size_t open_pos = 0;
+};
+
+class Repairer {
+ public:
+  Repairer(const char* base, const char* begin, const char* end, const RepairOptions& opts,
+           RepairResult& res)
+      : base_(base), p_(begin), end_(end), opts_(opts), res_(res), out_(res.json) {
+    out_.reserve(std::size_t(end - begin) + 16);
+    stack_.reserve(16);
+    stack_.push_back(Frame{Kind::kRoot});
+  }
+
+  bool run() {
+    for (;;) {
+      skip_ws();
+      if (p_ >= end_) return finish();
+      const uchar c = uchar(*p_);
+      Frame& f = stack_.back();
+      if (f.kind == Kind::kRoot && f.st == St::kSep) {
+        const AfterRoot next = after_root(c);
+        if (next == AfterRoot::kStop) return finish();
+        if (next == AfterRoot::kConsumed) continue;
+      }
+      switch (c) {
+        case '{':
+        case '[':
+          open(c == '{' ? Kind::kObject : Kind::kArray);
+          break;
+        case '(':
+          if (f.kind == Kind::kObject && (f.st == St::kValue || f.st == St::kSep)) {
+            garbage();
+          } else {
+            open(Kind::kArray);  // a Python tuple
+          }
+          break;
+        case '}':
+        case ']':
+        case ')':
+          close(c);
+          break;
+        case ',':
+          comma();
+          break;
+        case ':':
+          colon();
+          break;
+        case '=':
+          if (f.kind == Kind::kObject && f.st == St::kColon) {
+            colon();
+          } else {
+            garbage();
+          }
+          break;
+        case '"':
+        case '\'':
+          string_token();
+          break;
+        case '`':
+          if (end_ - p_ >= 3 && p_[1] == '`' && p_[2] == '`') {
+            // A fence glued to the JSON: the answer ends here.
+            note(RepairKind::kFenceStripped);
+            p_ = end_;
+          } else {
+            garbage();
+          }
+          break;
+        default:
+          if (is_digit(c) || c == '-' || c == '+' || c == '.') {
+            number_token();
+          } else if (int b = e280(p_, end_); is_smart_double(b) || is_smart_single(b)) {
+            string_token();
+          } else if (b == 0xA6) {  // … as a placeholder
+            note(RepairKind::kEllipsisRemoved);
+            p_ += 3;
+          } else if (is_ident_start(p_, end_)) {
+            word_token();
+          } else {
+            garbage();
+          }
+      }
+      if (failed_) return false;
+    }
+  }
+
+  bool truncated() const noexcept { return truncated_; }
+
+ private:
+  std::size_t pos(const char* p) const noexcept { return std::size_t(p - base_); }
+  void note(RepairKind k) { note_at(k, p_); }
+  void note_at(RepairKind k, const char* p) {
+    if (opts_.collect_repairs) res_.repairs.push_back(Repair{k, pos(p)});
+  }
+  bool fail(const char* p, std::string why) {
+    failed_ = true;
+    res_.error_position = pos(p);
+    res_.error = std::move(why);
+    return false;
+  }
+  void garbage() {
+    note(RepairKind::kGarbageSkipped);
+    ++p_;
+  }
+
+  // White space, comments and Unicode spaces.
+  void skip_ws() {
+    while (p_ < end_) {
+      const uchar c = uchar(*p_);
+      if (is_ws(c)) {
+        ++p_;
+      } else if (c == '/' && end_ - p_ >= 2 && p_[1] == '/') {
+        note(RepairKind::kCommentRemoved);
+        skip_line();
+      } else if (c == '/' && end_ - p_ >= 2 && p_[1] == '*') {
+        note(RepairKind::kCommentRemoved);
+        const char* close = nullptr;
+        for (const char* q = p_ + 2; q + 1 < end_; ++q)
+          if (q[0] == '*' && q[1] == '/') {
+            close = q;
+            break;
+          }
+        p_ = close ? close + 2 : end_;
+      } else if (c == '#') {
+        note(RepairKind::kCommentRemoved);
+        skip_line();
+      } else if (c >= 0x80) {
+        const int n = unicode_space(p_, end_);
+        if (!n) return;
+        p_ += n;
+      } else if (c == 0) {
+        ++p_;  // NUL bytes outside strings carry nothing
+      } else {
+        return;
+      }
+    }
+  }
+  void skip_line() {
+    const void* nl = std::memchr(p_, '\n', std::size_t(end_ - p_));
+    p_ = nl ? static_cast<const char*>(nl) : end_;
+  }
+
+  // After the first complete root value: more values (NDJSON, {}{}) are collected
+  // into an array; anything else ends the document.
+  enum class AfterRoot { kConsumed, kValue, kStop };
+  AfterRoot after_root(uchar c) {
+    if (c == ',' || c == ';' || c == '}' || c == ']' || c == ')') {
+      if (c == '}' || c == ']' || c == ')') note(RepairKind::kBracketFixed);
+      ++p_;
+      return AfterRoot::kConsumed;
+    }
+    if (c == '{' || c == '[') {
+      if (!wrapped_) {
+        out_.insert(out_.begin(), '[');
+        wrapped_ = true;
+        note(RepairKind::kValuesConcatenated);
+      }
+      stack_.back().st = St::kValue;
+      return AfterRoot::kValue;
+    }
+    if (c == '`' && end_ - p_ >= 3 && p_[1] == '`' && p_[2] == '`') {
+      note(RepairKind::kFenceStripped);
+    } else {
+      note(RepairKind::kTrailingTextDropped);
+    }
+    p_ = end_;
+    return AfterRoot::kStop;
+  }
+
+  // Decides where the value about to start goes, writing the separator and a pending
+  // member key as needed. kKey: in an object where a key is expected.
+  Place place() {
+    Frame& f = stack_.back();
+    switch (f.kind) {
+      case Kind::kRoot:
+        if (wrapped_ && root_count_ > 0) out_.push_back(',');
+        return Place::kValue;
+      case Kind::kArray:
+        if (f.count > 0) {
+          if (f.st == St::kSep) note(RepairKind::kCommaInserted);
+          out_.push_back(',');
+        }
+        return Place::kValue;
+      case Kind::kObject:
+        switch (f.st) {
+          case St::kValue: return Place::kKey;
+          case St::kSep: note(RepairKind::kCommaInserted); return Place::kKey;
+          case St::kColon: note(RepairKind::kColonInserted); emit_member_prefix(f); return Place::kValue;
+          case St::kMember: emit_member_prefix(f); return Place::kValue;
+        }
+    }
+    return Place::kValue;
+  }
+  void emit_member_prefix(const Frame& f) {
+    if (f.count > 0) out_.push_back(',');
+    out_ += key_;
+    out_.push_back(':');
+  }
+  void value_done() {
+    Frame& f = stack_.back();
+    if (f.kind == Kind::kRoot) ++root_count_;
+    ++f.count;
+    f.st = St::kSep;
+    f.saw_comma = false;
+    last_is_string_ = false;
+  }
+  void key_done() {
+    Frame& f = stack_.back();
+    f.st = St::kColon;
+  }
+
+  void open(Kind kind) {
+    if (place() == Place::kKey) {
+      garbage();  // `{"a": 1, {"b": 2}}`: drop the brace, keep the members
+      return;
+    }
+    if (stack_.size() > opts_.max_depth) {
+      fail(p_, "nesting deeper than " + std::to_string(opts_.max_depth) + " levels");
+      return;
+    }
+    out_.push_back(kind == Kind::kObject ? '{' : '[');
+    if (*p_ == '(') note(RepairKind::kBracketFixed);
+    Frame f{kind};
+    f.open_pos = pos(p_);
+    stack_.push_back(f);
+    (kind == Kind::kObject ? open_objects_ : open_arrays_)++;
+    ++p_;
+  }
+
+  void close_top(bool at_eof) {
+    Frame& f = stack_.back();
+    if (f.kind == Kind::kObject) {
+      if (f.st == St::kColon || f.st == St::kMember) {
+        if (at_eof) {
+          note(RepairKind::kKeyDropped);
+        } else {
+          emit_member_prefix(f);
+          out_ += "null";
+          note(RepairKind::kValueDefaulted);
+        }
+      } else if (f.st == St::kValue && f.saw_comma) {
+        note(RepairKind::kCommaRemoved);
+      }
+      out_.push_back('}');
+      --open_objects_;
+    } else {
+      if (f.st == St::kValue && f.saw_comma) note(RepairKind::kCommaRemoved);
+      out_.push_back(']');
+      --open_arrays_;
+    }
+    stack_.pop_back();
+    value_done();
+  }
+
+  void close(uchar c) {
+    Frame& f = stack_.back();
+    if (c == ')' && f.paren_skips > 0) {
+      --f.paren_skips;
+      ++p_;
+      return;
+    }
+    const Kind want = c == '}' ? Kind::kObject : Kind::kArray;
+    if (f.kind != want) {
+      if ((want == Kind::kObject ? open_objects_ : open_arrays_) == 0) {
+        note(RepairKind::kBracketFixed);  // a stray closer: drop it
+        ++p_;
+        return;
+      }
+      // Close what was left open inside the container this closer belongs to.
+      while (stack_.back().kind != want) {
+        note(RepairKind::kBracketFixed);
+        close_top(false);
+      }
+    }
+    close_top(false);
+    ++p_;
+  }
+
+  void comma() {
+    Frame& f = stack_.back();
+    if (f.kind == Kind::kObject && (f.st == St::kColon || f.st == St::kMember)) {
+      // `{"a": , "b": 1}` or `{"a", ...}`: the key has no value.
+      emit_member_prefix(f);
+      out_ += "null";
+      note(RepairKind::kValueDefaulted);
+      value_done();
+      f.st = St::kValue;
+      f.saw_comma = true;
+    } else if (f.st == St::kSep && f.kind != Kind::kRoot) {
+      f.st = St::kValue;
+      f.saw_comma = true;
+    } else {
+      note(RepairKind::kCommaRemoved);  // leading or doubled
+    }
+    ++p_;
+  }
+
+  void colon() {
+    Frame& f = stack_.back();
+    if (f.kind == Kind::kObject && f.st == St::kColon) {
+      f.st = St::kMember;
+    } else if (f.kind == Kind::kArray && f.st == St::kSep && last_is_string_ &&
+               stack_.size() >= 2 && stack_[stack_.size() - 2].kind == Kind::kObject) {
+      // `{"a": [1, 2, "b": 3}`: the array lost its `]` and "b" is the next key.
+      std::string key = out_.substr(last_string_begin_);
+      out_.resize(last_element_begin_);
+      --f.count;
+      note(RepairKind::kBracketFixed);
+      close_top(false);
+      key_ = std::move(key);
+      stack_.back().st = St::kMember;
+    } else {
+      note(RepairKind::kGarbageSkipped);
+    }
+    ++p_;
+  }
+
+  // ---- strings ----
+
+  // Is the quote just before `t` the end of the string? Bounded look-ahead at what
+  // follows: a closing quote is followed by what the grammar allows there.
+  bool closes(const char* t, Ctx ctx) const {
+    if (ctx == Ctx::kRootValue) return true;
+    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    bool newline = false;
+    const char* start = t;
+    while (t < lim && is_ws(uchar(*t))) newline |= *t++ == '\n';
+    if (t >= lim) return true;
+    const uchar c = uchar(*t);
+    const bool spaced = t != start;
+    if (ctx == Ctx::kKey) {
+      if (c == ':' || c == '}' || c == ',' || c == '=') return true;
+      // `{"a" 1}`: a value follows after white space, so the colon is missing.
+      return spaced && (c == '"' || c == '\'' || c == '{' || c == '[' || c == '-' ||
+                        is_digit(c) || c == 't' || c == 'f' || c == 'n');
+    }
+    if (c == '}' || c == ']' || c == ')' || c == '`') return true;
+    // In an array, a string followed by a colon was the next key of the enclosing
+    // object (the array lost its `]`); colon() takes it back.
+    if (c == ':') return ctx == Ctx::kArrayValue;
+    if (c == '/' && t + 1 < lim && (t[1] == '/' || t[1] == '*')) return true;
+    if (c == ',') {
+      const char* u = t + 1;
+      while (u < lim && is_ws(uchar(*u))) ++u;
+      if (u >= lim) return true;
+      const uchar d = uchar(*u);
+      if (d == '"' || d == '\'' || d == '}' || d == ']' || d == '{' || d == '[') return true;
+      const int b = e280(u, lim);
+      if (is_smart_double(b) || is_smart_single(b)) return true;
+      if (ctx == Ctx::kArrayValue) return is_digit(d) || d == '-' || d == 't' || d == 'f' || d == 'n';
+      return ident_then_colon(u, lim);
+    }
+    if (newline) {
+      if (c == '"' || c == '\'') return true;  // next line starts the next element
+      if (ctx == Ctx::kObjectValue) return ident_then_colon(t, lim);
+    }
+    // `{"a": "x" "b": 1}`: a comma is missing before the next key.
+    if (c == '"' && spaced && ctx == Ctx::kObjectValue) return string_then_colon(t, lim);
+    return false;
+  }
+  bool string_then_colon(const char* t, const char* lim) const {
+    const void* q = std::memchr(t + 1, '"', std::size_t(lim - t - 1));
+    if (!q) return false;
+    const char* u = static_cast<const char*>(q) + 1;
+    while (u < lim && (*u == ' ' || *u == '\t')) ++u;
+    return u < lim && *u == ':';
+  }
+  bool ident_then_colon(const char* u, const char* lim) const {
+    if (u >= lim || !is_ident_start(u, lim)) return false;
+    while (u < lim && is_ident_byte(u, lim)) ++u;
+    while (u < lim && (*u == ' ' || *u == '\t')) ++u;
+    return u < lim && *u == ':';
+  }
+  // A raw newline inside a value string: did the string lose its closing quote?
+  // Yes when the next line opens the next member ("key":) or closes the container.
+  bool newline_ends_string(const char* t) const {
+    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    while (t < lim && is_ws(uchar(*t))) ++t;
+    if (t >= lim) return false;
+    if (*t == '}' || *t == ']') return true;
+    return *t == '"' && string_then_colon(t, lim);
+  }
+
+  enum class Quote : std::uint8_t { kDouble, kSingle, kSmartDouble, kSmartSingle };
+
+  void read_string(std::string& dst, Ctx ctx) {
+    Quote q;
+    if (*p_ == '"') {
+      q = Quote::kDouble;
+      ++p_;
+    } else if (*p_ == '\'') {
+      q = Quote::kSingle;
+      note(RepairKind::kQuoteNormalised);
+      ++p_;
+    } else {
+      q = is_smart_double(e280(p_, end_)) ? Quote::kSmartDouble : Quote::kSmartSingle;
+      note(RepairKind::kQuoteNormalised);
+      p_ += 3;
+    }
+    const auto& table = q == Quote::kDouble ? kTables.dq : kTables.other;
+    dst.push_back('"');
+    for (;;) {
+      const char* s = p_;
+      while (p_ < end_ && !table[uchar(*p_)]) ++p_;
+      dst.append(s, std::size_t(p_ - s));
+      if (p_ >= end_) {
+        dst.push_back('"');
+        note(RepairKind::kStringClosed);
+        truncated_ = true;
+        return;
+      }
+      const uchar c = uchar(*p_);
+      if (c == '\\') {
+        escape(dst);
+      } else if (c == '"') {
+        if ((q == Quote::kDouble || q == Quote::kSmartDouble) && closes(p_ + 1, ctx)) {
+          ++p_;
+          dst.push_back('"');
+          return;
+        }
+        if (q == Quote::kDouble) note(RepairKind::kStringEscaped);
+        dst += "\\\"";
+        ++p_;
+      } else if (c == '\'') {
+        if (q == Quote::kSingle && closes(p_ + 1, ctx)) {
+          ++p_;
+          dst.push_back('"');
+          return;
+        }
+        dst.push_back('\'');
+        ++p_;
+      } else if (c == 0xE2) {
+        const int b = e280(p_, end_);
+        const bool closer = (q == Quote::kSmartDouble && is_smart_double(b)) ||
+                            (q == Quote::kSmartSingle && is_smart_single(b));
+        if (closer && closes(p_ + 3, ctx)) {
+          p_ += 3;
+          dst.push_back('"');
+          return;
+        }
+        dst.push_back(char(c));
+        ++p_;
+      } else {  // a control character
+        if (c == '\n' && ctx != Ctx::kKey && newline_ends_string(p_ + 1)) {
+          dst.push_back('"');
+          note(RepairKind::kStringClosed);
+          return;
+        }
+        note(RepairKind::kStringEscaped);
+        append_escaped_control(dst, c);
+        ++p_;
+      }
+    }
+  }
+
+  void escape(std::string& dst) {
+    if (end_ - p_ < 2) {  // a lone backslash at the very end: cut off
+      p_ = end_;
+      truncated_ = true;
+      return;
+    }
+    const char n = p_[1];
+    switch (n) {
+      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+        dst.append(p_, 2);
+        p_ += 2;
+        return;
+      case '\'':
+        dst.push_back('\'');
+        p_ += 2;
+        return;
+      case 'u': {
+        int k = 0;
+        while (k < 4 && p_ + 2 + k < end_ && is_hex(uchar(p_[2 + k]))) ++k;
+        if (k == 4) {
+          dst.append(p_, 6);
+          p_ += 6;
+          return;
+        }
+        if (p_ + 2 + k >= end_) {  // cut off inside the escape: drop it
+          p_ = end_;
+          truncated_ = true;
+          return;
+        }
+        break;
+      }
+      case '\n':
+        dst += "\\n";
+        p_ += 2;
+        note(RepairKind::kEscapeFixed);
+        return;
+      default:
+        break;
+    }
+    // An invalid escape such as C:\path: keep the backslash as a character.
+    note(RepairKind::kEscapeFixed);
+    dst += "\\\\";
+    ++p_;
+  }
+
+  Ctx value_ctx() const noexcept {
+    switch (stack_.back().kind) {
+      case Kind::kObject: return Ctx::kObjectValue;
+      case Kind::kArray: return Ctx::kArrayValue;
+      default: return Ctx::kRootValue;
+    }
+  }
+
+  void string_token() {
+    const std::size_t before = out_.size();
+    if (place() == Place::kKey) {
+      key_.clear();
+      read_string(key_, Ctx::kKey);
+      key_done();
+      return;
+    }
+    const Ctx ctx = value_ctx();
+    const std::size_t begin = out_.size();
+    read_string(out_, ctx);
+    value_done();
+    if (ctx == Ctx::kArrayValue) {
+      last_is_string_ = true;
+      last_element_begin_ = before;
+      last_string_begin_ = begin;
+    }
+  }
+
+  // ---- numbers and words ----
+
+  bool is_number_delim(const char* t, bool in_key) const noexcept {
+    const uchar c = uchar(*t);
+    switch (c) {
+      case ' ': case '\t': case '\n': case '\r': case ',': case '}': case ']': case ')':
+      case '(': case '{': case '[': case '"': case '\'': case ';': case '#':
+        return true;
+      case ':':
+        return in_key || end_ - t < 2 || !is_digit(uchar(t[1]));
+      case '/':
+        return end_ - t >= 2 && (t[1] == '/' || t[1] == '*');
+      default:
+        return false;
+    }
+  }
+
+  // Parses a relaxed number; writes JSON into `norm`. Returns false if `tok` is not
+  // a number. `*changed` says whether the spelling differed from valid JSON.
+  static bool normalise_number(std::string_view tok, bool at_eof, std::string& norm,
+                               bool* changed) {
+    std::size_t i = 0;
+    const std::size_t n = tok.size();
+    bool neg = false;
+    *changed = false;
+    if (i < n && (tok[i] == '-' || tok[i] == '+')) {
+      neg = tok[i] == '-';
+      if (tok[i] == '+') *changed = true;
+      ++i;
+    }
+    std::string digits;
+    bool any = false;
+    auto read_digits = [&](std::string& into) {
+      bool prev_digit = false;
+      while (i < n) {
+        const char c = tok[i];
+        if (is_digit(uchar(c))) {
+          into.push_back(c);
+          prev_digit = true;
+          any = true;
+        } else if (c == '_' && prev_digit && i + 1 < n && is_digit(uchar(tok[i + 1]))) {
+          *changed = true;
+        } else {
+          break;
+        }
+        ++i;
+      }
+    };
+    read_digits(digits);
+    std::string frac;
+    bool has_dot = false;
+    if (i < n && tok[i] == '.') {
+      has_dot = true;
+      ++i;
+      read_digits(frac);
+    }
+    if (!any) return false;
+    std::string exp;
+    char exp_sign = 0;
+    bool has_exp = false;
+    if (i < n && (tok[i] == 'e' || tok[i] == 'E')) {
+      has_exp = true;
+      ++i;
+      if (i < n && (tok[i] == '+' || tok[i] == '-')) exp_sign = tok[i++];
+      bool dummy = any;
+      read_digits(exp);
+      any = dummy;
+      if (exp.empty() && !(at_eof && i == n)) return false;
+    }
+    if (i != n) return false;
+    // Build the JSON spelling.
+    norm.clear();
+    if (neg) norm.push_back('-');
+    std::size_t z = 0;
+    while (z + 1 < digits.size() && digits[z] == '0') ++z;
+    if (z) *changed = true;
+    if (digits.empty()) {
+      norm.push_back('0');
+      *changed = true;
+    } else {
+      norm.append(digits, z, std::string::npos);
+    }
+    if (has_dot) {
+      if (frac.empty()) {
+        frac = "0";
+        *changed = true;
+      }
+      norm.push_back('.');
+      norm += frac;
+    }
+    if (has_exp) {
+      if (exp.empty()) {
+        *changed = true;  // 1e cut off: drop the exponent
+      } else {
+        norm.push_back(tok[tok.find_first_of("eE")]);
+        if (exp_sign) norm.push_back(exp_sign);
+        norm += exp;
+      }
+    }
+    return true;
+  }
+
+  void number_token() {
+    const char* s = p_;
+    // "..." placeholders
+    if (end_ - s >= 3 && s[0] == '.' && s[1] == '.' && s[2] == '.') {
+      note(RepairKind::kEllipsisRemoved);
+      p_ += 3;
+      while (p_ < end_ && *p_ == '.') ++p_;
+      return;
+    }
+    const Frame& f = stack_.back();
+    const bool key_pos = f.kind == Kind::kObject && (f.st == St::kValue || f.st == St::kSep);
+    const char* t = s;
+    while (t < end_ && !is_number_delim(t, key_pos)) ++t;
+    std::string_view tok(s, std::size_t(t - s));
+    const bool at_eof = t == end_;
+    // -Infinity / +Infinity / -NaN
+    if (!key_pos && tok.size() > 1 && (tok[0] == '-' || tok[0] == '+') && is_alpha(uchar(tok[1]))) {
+      bool mapped, nonfinite;
+      const char* lit = literal_for(tok.substr(1), &mapped, &nonfinite);
+      if (lit && nonfinite) {
+        place();
+        out_ += "null";
+        note(RepairKind::kNonFiniteNulled);
+        p_ = t;
+        value_done();
+        return;
+      }
+    }
+    bool changed = false;
+    if (normalise_number(tok, at_eof, num_, &changed)) {
+      if (place() == Place::kKey) {
+        key_.clear();
+        append_quoted(key_, s, t);
+        note(RepairKind::kKeyQuoted);
+        p_ = t;
+        key_done();
+        return;
+      }
+      if (changed) note(RepairKind::kNumberNormalised);
+      if (at_eof && (tok.back() == '.' || tok.back() == 'e' || tok.back() == 'E' ||
+                     tok.back() == '+' || tok.back() == '-'))
+        truncated_ = true;
+      out_ += num_;
+      p_ = t;
+      value_done();
+      return;
+    }
+    if (tok.size() == 1 || (at_eof && (tok == "-" || tok == "+" || tok == "-." || tok == "."))) {
+      if (at_eof) truncated_ = true;
+      garbage();  // a lone sign or dot
+      return;
+    }
+    // 1/3, 2024-01-01, 0x1F, 1.2.3, UUIDs: keep the text as a string.
+    if (place() == Place::kKey) {
+      key_.clear();
+      append_quoted(key_, s, t);
+      note(RepairKind::kKeyQuoted);
+      p_ = t;
+      key_done();
+      return;
+    }
+    append_quoted(out_, s, t);
+    note(RepairKind::kStringQuoted);
+    p_ = t;
+    value_done();
+  }
+
+  void word_token() {
+    const char* s = p_;
+    const char* t = s;
+    while (t < end_ && is_ident_byte(t, end_)) ++t;
+    const std::string_view w(s, std::size_t(t - s));
+    const Frame& f = stack_.back();
+    const bool key_pos = f.kind == Kind::kObject && (f.st == St::kValue || f.st == St::kSep);
+    if (key_pos) {
+      place();
+      key_.clear();
+      append_quoted(key_, s, t);
+      note(RepairKind::kKeyQuoted);
+      p_ = t;
+      key_done();
+      return;
+    }
+    bool mapped = false, nonfinite = false;
+    if (const char* lit = literal_for(w, &mapped, &nonfinite)) {
+      place();
+      out_ += lit;
+      if (nonfinite) {
+        note(RepairKind::kNonFiniteNulled);
+      } else if (mapped) {
+        note(RepairKind::kLiteralMapped);
+      }
+      p_ = t;
+      value_done();
+      return;
+    }
+    if (t == end_) {
+      if (const char* lit = literal_prefix(w)) {
+        place();
+        out_ += lit;
+        note(RepairKind::kLiteralCompleted);
+        truncated_ = true;
+        p_ = t;
+        value_done();
+        return;
+      }
+    }
+    if (t < end_ && *t == '(') {
+      // NumberLong(2), ObjectId("..."), ISODate("..."): keep the argument.
+      note(RepairKind::kCallUnwrapped);
+      ++stack_.back().paren_skips;
+      p_ = t + 1;
+      return;
+    }
+    // An unquoted string value runs to the end of the line or the next delimiter.
+    const char* e = t;
+    while (e < end_ && *e != ',' && *e != '}' && *e != ']' && *e != '\n' && *e != '\r') ++e;
+    const char* r = e;
+    while (r > s && (r[-1] == ' ' || r[-1] == '\t')) --r;
+    place();
+    append_quoted(out_, s, r);
+    note(RepairKind::kStringQuoted);
+    p_ = e;
+    value_done();
+  }
+
+  bool finish() {
+    if (failed_) return false;
+    while (stack_.size() > 1) {
+      note_at(RepairKind::kContainerClosed, base_ + stack_.back().open_pos);
+      truncated_ = true;
+      close_top(true);
+    }
+    if (root_count_ == 0) {
+      return fail(end_, "no JSON value found");
+    }
+    if (wrapped_) out_.push_back(']');
+    return true;
+  }
+
+  const char* base_;
+  const char* p_;
+  const char* end_;
+  const RepairOptions& opts_;
+  RepairResult& res_;
+  std::string& out_;
+  std::vector<Frame> stack_;
+  std::string key_;
+  std::string num_;
+  std::size_t open_objects_ = 0;
+  std::size_t open_arrays_ = 0;
+  std::size_t root_count_ = 0;
+  bool wrapped_ = false;
+  bool truncated_ = false;
+  bool failed_ = false;
+  bool last_is_string_ = false;
+  std::size_t last_element_begin_ = 0;
+  std::size_t last_string_begin_ = 0;
+};
+
+// ---- locating the JSON in chatty text ----
+
+const char* skip_space(const char* p, const char* end) {
+  while (p < end) {
+    if (is_ws(uchar(*p))) {
+      ++p;
+    } else if (int n = uchar(*p) >= 0x80 ? unicode_space(p, end) : 0) {
+      p += n;
+    } else {
+      break;
+    }
+  }
+  return p;
+}
+
+bool is_literal_word(const char* p, const char* end) {
+  const char* t = p;
+  while (t < end && is_alpha(uchar(*t))) ++t;
+  bool mapped, nonfinite;
+  const char* lit = literal_for(std::string_view(p, std::size_t(t - p)), &mapped, &nonfinite);
+  return lit && !nonfinite && (t == end || !is_ident_byte(t, end));
+}
+
+// Does the `{` or `[` at p plausibly start JSON (rather than prose like {x} or [1])?
+bool plausible_start(const char* p, const char* end) {
+  const char* lim = end - p > std::ptrdiff_t(kLookahead) ? p + kLookahead : end;
+  const char* t = skip_space(p + 1, lim);
+  if (t >= lim) return true;
+  const uchar c = uchar(*t);
+  const int b = e280(t, lim);
+  if (c == '"' || c == '\'' || is_smart_double(b) || is_smart_single(b)) return true;
+  if (*p == '{') {
+    if (c == '}') return true;
+    if (!is_ident_start(t, lim)) return false;
+    while (t < lim && is_ident_byte(t, lim)) ++t;
+    t = skip_space(t, lim);
+    return t < lim && *t == ':';
+  }
+  if (c == '{' || c == '[' || c == ']' || c == ')') return true;
+  if (is_digit(c) || c == '-') {
+    // [1] or [12] in prose is a citation, not an array.
+    const char* u = t;
+    while (u < lim && is_digit(uchar(*u))) ++u;
+    return !(u < lim && *u == ']' && c != '-');
+  }
+  return is_literal_word(t, lim);
+}
+
+// Where the JSON starts in `[p, end)`, or nullptr.
+const char* locate(const char* p, const char* end) {
+  p = skip_space(p, end);
+  if (p >= end) return nullptr;
+  if (*p == '{' || *p == '[' || *p == '"') return p;
+  if (*p == '(' && plausible_start(p, end)) return p;  // a Python tuple
+  static constexpr std::string_view kThinkOpen = "<think>", kThinkClose = "</think>";
+  if (std::string_view(p, std::size_t(end - p)).substr(0, kThinkOpen.size()) == kThinkOpen) {
+    const std::string_view rest(p, std::size_t(end - p));
+    const std::size_t close = rest.find(kThinkClose);
+    if (close != std::string_view::npos) {
+      if (const char* q = locate(p + close + kThinkClose.size(), end)) return q;
+      return nullptr;
+    }
+  }
+  const char* first = p;
+  for (const char* q = p; q < end; ++q) {
+    const void* hit = nullptr;
+    {
+      const char* a = static_cast<const char*>(std::memchr(q, '{', std::size_t(end - q)));
+      const char* b = static_cast<const char*>(std::memchr(q, '[', std::size_t(end - q)));
+      hit = a && b ? (a < b ? a : b) : (a ? a : b);
+    }
+    if (!hit) break;
+    q = static_cast<const char*>(hit);
+    if (plausible_start(q, end)) return q;
+  }
+  // No object or array: a lone scalar such as 'text', True or 42.
+  const uchar c = uchar(*first);
+  const int b = e280(first, end);
+  if (c == '\'' || is_smart_double(b) || is_smart_single(b) || is_digit(c) || c == '-' ||
+      is_literal_word(first, end))
+    return first;
+  return nullptr;
+}
+
+// Replaces invalid UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF) with U+FFFD.
+std::string sanitize_utf8(std::string_view in, std::size_t* first_bad) {
+  std::string out;
+  out.reserve(in.size() + 16);
+  *first_bad = std::string::npos;
+  const auto* s = reinterpret_cast<const unsigned char*>(in.data());
+  const std::size_t n = in.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      out.push_back(char(c));
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    }
+    std::size_t k = 1;
+    if (len) {
+      if (i + 1 < n && s[i + 1] >= lo && s[i + 1] <= hi) {
+        k = 2;
+        while (k < len && i + k < n && s[i + k] >= 0x80 && s[i + k] <= 0xBF) ++k;
+      }
+    }
+    if (len && k == len) {
+      out.append(in.data() + i, len);
+    } else {
+      if (*first_bad == std::string::npos) *first_bad = i;
+      out += "\xEF\xBF\xBD";
+    }
+    i += k;
+  }
+  return out;
+}
+
+bool looks_like_value_start(std::string_view v) {
+  const char* p = skip_space(v.data(), v.data() + v.size());
+  if (p >= v.data() + v.size()) return false;
+  const uchar c = uchar(*p);
+  return c == '{' || c == '[' || c == '"' || c == '-' || is_digit(c) || c == 't' || c == 'f' ||
+         c == 'n';
+}
+
+}  // namespace
+
+RepairResult repair_json(std::string_view input, const RepairOptions& options) {
+  RepairResult res;
+  if (looks_like_value_start(input) && is_valid_json(input)) {
+    res.ok = true;
+    res.unchanged = true;
+    return res;
+  }
+  const char* ib = input.data();
+  const char* ie = ib + input.size();
+  if (skip_space(ib, ie) >= ie) {
+    res.error_position = 0;
+    res.error = input.empty() ? "empty input" : "input is only white space";
+    return res;
+  }
+
+  std::string sanitized;
+  std::string_view work = input;
+  std::size_t bad = std::string::npos;
+  if (!simdjson::validate_utf8(input.data(), input.size())) {
+    sanitized = sanitize_utf8(input, &bad);
+    work = sanitized;
+  }
+  const char* base = work.data();
+  const char* wend = base + work.size();
+
+  std::string_view body = strip_markdown_fences(work);
+  const bool fenced = body.data() != work.data() || body.size() != work.size();
+  if (fenced && looks_like_value_start(body) && is_valid_json(body)) {
+    res.ok = true;
+    res.json.assign(body.data(), body.size());
+    if (bad != std::string::npos) res.repairs.push_back({RepairKind::kInvalidUtf8Replaced, bad});
+    res.repairs.push_back({RepairKind::kFenceStripped, std::size_t(body.data() - base)});
+    return res;
+  }
+  const char* bb = body.data();
+  const char* be = bb + body.size();
+  const char* start = locate(bb, be);
+  if (!start) {
+    const char* first = skip_space(bb, be);
+    res.error_position = std::size_t((first < be ? first : bb) - base);
+    res.error = first < be ? "no JSON value found (the text holds no object, array or literal)"
+                           : "no JSON value found (the fenced block is empty)";
+    return res;
+  }
+  if (options.collect_repairs) {
+    if (bad != std::string::npos) res.repairs.push_back({RepairKind::kInvalidUtf8Replaced, bad});
+    if (fenced) res.repairs.push_back({RepairKind::kFenceStripped, std::size_t(bb - base)});
+    if (skip_space(bb, be) != start)
+      res.repairs.push_back({RepairKind::kProseSkipped, std::size_t(bb - base)});
+  }
+  (void)wend;
+  Repairer r(base, start, be, options, res);
+  if (!r.run()) {
+    res.ok = false;
+    res.json.clear();
+    return res;
+  }
+  res.ok = true;
+  res.truncated = r.truncated();
+  return res;
+}
+
+}  // namespace llmbridge::text

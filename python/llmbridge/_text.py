@@ -1,0 +1,93 @@
+"""JSON text tools: fence stripping, repair, and parsing into Python objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from . import _native
+
+__all__ = [
+    "Repair",
+    "RepairReport",
+    "is_valid_json",
+    "loads",
+    "repair_json",
+    "repair_report",
+    "strip_markdown_fences",
+]
+
+Text = Union[str, bytes, bytearray, memoryview]
+
+
+def strip_markdown_fences(text: Text) -> str:
+    """Return the content of the markdown code fence around an LLM answer.
+
+    A text that is one fenced block (```` ```json ```` ... ```` ``` ````) gives back
+    its middle verbatim; otherwise the first fenced block holding JSON is chosen
+    (prose around it is ignored); unfenced text comes back unchanged.
+    """
+    return _native.strip_markdown_fences(text)
+
+
+def repair_json(text: Text) -> str:
+    """Return valid JSON text for what an LLM emitted.
+
+    Valid JSON comes back as it is (the same object for a ``str``). Broken JSON is
+    repaired in linear time (see docs/json-repair.md for the catalogue and policy).
+    Raises :class:`llmbridge.JSONRepairError` when the text holds no JSON at all.
+    """
+    return _native.repair_json(text)
+
+
+def loads(text: Text, *, repair: bool = True) -> Any:
+    """Parse JSON text into Python objects, repairing it first when needed.
+
+    Fences and surrounding prose are stripped and broken JSON repaired, then the
+    objects are built straight from simdjson's parse. With ``repair=False`` only
+    strictly valid JSON is accepted. Raises :class:`llmbridge.JSONRepairError`.
+    """
+    return _native.loads(text, repair)
+
+
+def is_valid_json(text: Text) -> bool:
+    """True when ``text`` is exactly one strictly valid JSON document."""
+    return _native.is_valid_json(text)
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One repair applied: its kind (e.g. ``"comma_removed"``) and input byte offset."""
+
+    kind: str
+    position: int
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What :func:`repair_report` found.
+
+    ``json`` is the repaired text, ``changed`` whether it differs from the input,
+    ``truncated`` whether the input was cut off (an answer stopped by max_tokens:
+    open strings and containers were closed), ``repairs`` the list of repairs.
+    """
+
+    json: str
+    changed: bool
+    truncated: bool
+    repairs: tuple[Repair, ...]
+
+    @property
+    def kinds(self) -> set[str]:
+        """The distinct kinds of repair applied."""
+        return {r.kind for r in self.repairs}
+
+    def loads(self) -> Any:
+        """The repaired JSON as Python objects."""
+        return _native.loads(self.json, False)
+
+
+def repair_report(text: Text) -> RepairReport:
+    """Repair ``text`` and say what was repaired and whether it was truncated."""
+    json, changed, truncated, repairs = _native.repair_report(text)
+    return RepairReport(json, changed, truncated, tuple(Repair(k, p) for k, p in repairs))
