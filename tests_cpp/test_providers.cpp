@@ -753,3 +753,59 @@ TEST_CASE("content: process_content outcomes", "[providers][content]") {
   CHECK_FALSE(bad.ok);
   CHECK(bad.error.rfind("invalid_json: ", 0) == 0);
 }
+
+// ---------------------------------------------------------------- repair (text::repair_json)
+
+TEST_CASE("openai response: broken JSON is repaired", "[providers][repair]") {
+  struct Case {
+    const char* content;
+    const char* json;
+  };
+  const Case cases[] = {
+      {"{\"a\": 1,}", "{\"a\":1}"},
+      {"{'a': 'b'}", "{\"a\":\"b\"}"},
+      {"Sure! Here is the data: {\"a\": 1} Hope it helps.", "{\"a\":1}"},
+      {"```json\n{\"a\": [1, 2,]}\n```", "{\"a\":[1,2]}"},
+      {"{a: True, b: None}", "{\"a\":true,\"b\":null}"},
+      {"<think>let me see</think>\n{\"a\": 1 // one\n}", "{\"a\":1}"},
+  };
+  for (const auto& k : cases) {
+    INFO(k.content);
+    Attempt a = parse_openai_response(ok_response(openai_body(json_string(k.content))), kProviderVLLM, "m");
+    CHECK(a.success);
+    CHECK(a.repaired);
+    CHECK_FALSE(a.truncated);
+    CHECK(a.data_json == k.json);
+    CHECK(a.raw_response == k.content);
+    Json parsed(a.data_json);  // always valid JSON
+  }
+}
+
+TEST_CASE("openai response: cut-off JSON with finish_reason length is a truncated success",
+          "[providers][repair]") {
+  Attempt a = parse_openai_response(
+      ok_response(openai_body(json_string("{\"items\": [{\"name\": \"Al"), "\"length\"")), kProviderVLLM, "m");
+  CHECK(a.success);
+  CHECK(a.truncated);
+  CHECK(a.repaired);
+  CHECK(a.finish_reason == "length");
+  CHECK(a.data_json == R"({"items":[{"name":"Al"}]})");
+  // Cut JSON is flagged even when the server said "stop" (a proxy cut the stream, say).
+  Attempt b = parse_ollama_response(ok_response(R"({"message":{"content":"[1, 2"},"done_reason":"stop"})"), "m");
+  CHECK(b.success);
+  CHECK(b.truncated);
+  CHECK(b.data_json == "[1,2]");
+}
+
+TEST_CASE("openai response: unrepairable content names the reason and position", "[providers][repair]") {
+  Attempt a = parse_openai_response(ok_response(openai_body(json_string("Sorry, I cannot help."))),
+                                    kProviderVLLM, "m");
+  CHECK_FALSE(a.success);
+  CHECK(a.retryable);
+  CHECK(a.error.rfind("invalid_json: no JSON value found", 0) == 0);
+  CHECK(a.error.find(" at position 0") != std::string::npos);
+  Attempt b = parse_openai_response(ok_response(openai_body(json_string("<think>a</think>\nnope"))),
+                                    kProviderVLLM, "m");
+  CHECK(b.error.rfind("invalid_json: ", 0) == 0);
+  CHECK(b.error.find(" at position 17") != std::string::npos);  // offset in the raw content
+}

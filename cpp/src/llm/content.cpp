@@ -1,15 +1,13 @@
 // Content post-processing: the model's text -> JSON text.
 //
-// TEMPORARY: the JSON repairer (text::repair_json) has not landed on main yet, so this
-// file validates with simdjson only: valid JSON after <think>/fence stripping succeeds,
-// anything else is "invalid_json: ...". When repair.cpp lands, the block marked REPAIR
-// below becomes a call to text::repair_json; nothing else in the providers changes.
+// A leading <think> block and markdown fences are stripped here (cheap views into the
+// content), then text::repair_json does the rest: prose around the JSON, comments,
+// quotes, commas, cut-off containers. Errors report positions in the raw content.
 #include "llmbridge/llm/content.hpp"
-
-#include <simdjson.h>
 
 #include "llmbridge/llm/errors.hpp"
 #include "llmbridge/text/fences.hpp"
+#include "llmbridge/text/repair.hpp"
 
 namespace llmbridge::llm {
 namespace {
@@ -38,23 +36,25 @@ std::string_view strip_think_block(std::string_view content) noexcept {
 ContentResult process_content(std::string_view content) {
   ContentResult out;
   const std::string_view raw = trim(content);
-  std::string_view text = trim(text::strip_markdown_fences(trim(strip_think_block(content))));
+  // Every step returns a view into `content`, so offsets map back to it.
+  const std::string_view text = trim(text::strip_markdown_fences(trim(strip_think_block(content))));
   if (text.empty()) {
     out.error = std::string(kErrorEmptyModelResponse);
     return out;
   }
-  // REPAIR (simdjson validation until text::repair_json is available).
-  simdjson::dom::parser parser;
-  simdjson::padded_string padded(text);
-  simdjson::dom::element doc;
-  if (auto err = parser.parse(padded).get(doc); err != simdjson::SUCCESS) {
-    out.error = invalid_json_error(std::string("the answer is not valid JSON (") + simdjson::error_message(err) +
-                                   ")");
+  text::RepairOptions options;
+  options.collect_repairs = false;  // only whether something changed matters here
+  text::RepairResult r = text::repair_json(text, options);
+  if (!r.ok) {
+    const std::size_t offset = static_cast<std::size_t>(text.data() - content.data());
+    out.error = invalid_json_error(r.error + " at position " + std::to_string(offset + r.error_position));
     return out;
   }
+  const std::string_view json = trim(r.text(text));
   out.ok = true;
-  out.json = std::string(text);
-  out.repaired = text != raw;
+  out.json = std::string(json);
+  out.repaired = json != raw;
+  out.truncated = r.truncated;
   return out;
 }
 

@@ -75,8 +75,13 @@ http::Request build_ollama_request(const config::OllamaConfig& config, const Cha
 //    (...)", retryable: a proxy or a crashed worker produced it, and a new try may not.
 //  - no choices, or content null / empty / whitespace -> "empty_model_response",
 //    retryable. Reasoning fields are never used as the answer.
-//  - finish_reason "length" sets truncated; if repair still yields JSON the attempt is a
-//    success with truncated = true, and the caller decides whether to trust it.
+//  - content goes through process_content (content.hpp): <think> block and fences
+//    stripped, then text::repair_json; no JSON -> "invalid_json: <why> at position N",
+//    retryable. repaired = the JSON text differs from the content beyond surrounding
+//    whitespace (a stripped fence counts: the caller did not get the text verbatim).
+//  - finish_reason "length", or JSON the repairer had to close, sets truncated; if
+//    repair still yields JSON the attempt is a success with truncated = true, and the
+//    caller decides whether to trust it (retrying at temperature 0 would only repeat it).
 Attempt parse_openai_response(const http::Response& response, std::string_view provider,
                               std::string_view model,
                               std::size_t max_response_bytes = http::Request{}.max_response_bytes);
