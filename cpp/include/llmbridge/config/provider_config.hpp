@@ -1,0 +1,81 @@
+// Provider configurations (vLLM, OpenAI, Ollama) and their validation.
+//
+// Plain structs with the defaults the Python workers rely on; the Python layer binds
+// them field by field. Environment loading lives elsewhere.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmbridge::config {
+
+// Fields every provider has. Times are in seconds.
+struct ProviderConfig {
+  std::string base_url;
+  std::string model;
+  double timeout = 120.0;  // total time for one HTTP try
+  int max_retries = 3;     // retries after the first try (0 = one try only)
+  double retry_base_delay = 1.0;
+  double retry_max_delay = 30.0;
+  double retry_backoff_multiplier = 2.0;
+  int max_tokens = 4096;
+  double temperature = 0.0;
+  std::string api_key;  // sent as "Authorization: Bearer <key>" only when non-empty
+  double connect_timeout = 10.0;
+};
+
+// Fields of the OpenAI-compatible servers (vLLM, OpenAI, Ollama's /v1 layer).
+struct OpenAICompatibleConfig : ProviderConfig {
+  std::string text_model;
+  std::string vision_model;
+  std::string embedding_model;
+  int embedding_dimensions = 0;  // 0 = not sent
+};
+
+struct VLLMConfig : OpenAICompatibleConfig {
+  VLLMConfig() { base_url = "http://localhost:8000"; }
+};
+
+struct OpenAIConfig : OpenAICompatibleConfig {
+  OpenAIConfig() {
+    base_url = "https://api.openai.com";
+    model = "gpt-4o-mini";
+  }
+};
+
+struct OllamaConfig : ProviderConfig {
+  OllamaConfig() {
+    base_url = "http://localhost:11434";
+    model = "llama3.1";
+  }
+  int num_ctx = 0;         // options.num_ctx; 0 = not sent (server default)
+  std::string keep_alive;  // "5m", "24h", "300", "-1"; empty = not sent
+};
+
+// One invalid field. `value` is the offending value as text ("<redacted>" for secrets),
+// `allowed` says what would be accepted.
+struct ConfigProblem {
+  std::string field;
+  std::string value;
+  std::string allowed;
+
+  // "timeout = -1: must be a finite number > 0"
+  std::string message() const;
+};
+
+// Every problem found, in field order; empty when the config is valid.
+// VLLMConfig may leave `model` empty (vLLM then uses the model it serves); OpenAI and
+// Ollama need one.
+std::vector<ConfigProblem> validate(const VLLMConfig& config);
+std::vector<ConfigProblem> validate(const OpenAIConfig& config);
+std::vector<ConfigProblem> validate(const OllamaConfig& config);
+
+// "http://h:8000/v1/" -> "http://h:8000": trims whitespace, trailing '/' and one
+// trailing "/v1", so request paths can be appended as "/v1/chat/completions".
+std::string normalized_base_url(std::string_view base_url);
+
+// True when `url` starts with http:// or https:// (any case) and names a host.
+bool is_valid_base_url(std::string_view url);
+
+}  // namespace llmbridge::config

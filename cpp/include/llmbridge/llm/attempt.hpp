@@ -1,0 +1,30 @@
+// The outcome of one logical LLM call (all HTTP tries), mirroring Python's
+// ExtractionAttempt. Transport and model problems are values here, never exceptions.
+#pragma once
+
+#include <string>
+
+namespace llmbridge::llm {
+
+struct Attempt {
+  bool success = false;
+  std::string data_json;     // the (repaired) JSON text of the data; empty if none
+  std::string raw_response;  // the model's text; for HTTP errors the server's error body
+  std::string error;         // "" when success, else a contract string (see errors.hpp)
+  bool retryable = false;
+  int status_code = 0;  // last HTTP status, 0 when none was received
+  int attempts = 0;     // HTTP tries made
+  double latency_ms = 0;
+  std::string provider;  // "vllm", "openai", "ollama"
+  std::string model;
+  std::string finish_reason;
+  bool truncated = false;  // the answer was cut off (finish_reason "length" or cut JSON)
+  bool repaired = false;   // data_json differs from the raw answer beyond surrounding whitespace
+  int prompt_tokens = -1;  // -1 = unknown
+  int completion_tokens = -1;
+  std::string request_id;
+  double retry_after_s = -1;  // server-directed delay in seconds; -1 = none
+  bool auth_refused = false;  // 401/403: the key was refused; never retried
+};
+
+}  // namespace llmbridge::llm
