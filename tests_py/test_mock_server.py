@@ -7,19 +7,20 @@ import concurrent.futures
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any
 
 import pytest
-
 from llmbridge.testing import MockLLMServer, RecordedRequest, Reply, run
 
-Result = Tuple[int, Dict[str, str], bytes]
+Result = tuple[int, dict[str, str], bytes]
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def call(
     method: str,
     path: str,
     payload: Any = None,
-    headers: Optional[Dict[str, str]] = None,
+    headers: dict[str, str] | None = None,
     timeout: float = 5.0,
 ) -> Result:
     """One request on a fresh connection; returns status, lower-cased headers, body."""
@@ -214,7 +215,7 @@ def test_default_reply_and_set_default(server: MockLLMServer) -> None:
 
 
 def test_responder_takes_precedence_and_none_falls_through(server: MockLLMServer) -> None:
-    def responder(request: RecordedRequest) -> Optional[Reply]:
+    def responder(request: RecordedRequest) -> Reply | None:
         if "echo" in request.prompt:
             return Reply(request.prompt.upper())
         return None
@@ -256,9 +257,12 @@ def test_fenced_content_round_trips(server: MockLLMServer) -> None:
 def test_reset_clears_script_records_and_counters(server: MockLLMServer) -> None:
     server.enqueue("a", "b")
     server.set_default("custom")
+    server.responder = lambda req: Reply("from responder")
+    server.health_status = 503
     chat(server)
     server.reset()
     assert (server.requests, server.pending_replies, server.connections_accepted) == ([], 0, 0)
+    assert (server.responder, server.health_status) == (None, 200)
     assert json.loads(chat_content(server)) == {"ok": True}
 
 
@@ -286,8 +290,12 @@ def test_error_status_with_retry_after_openai_envelope(server: MockLLMServer) ->
     assert status == 429
     assert headers["retry-after"] == "1.5"
     assert json.loads(body) == {
-        "error": {"message": "rate limited", "type": "Too Many Requests", "param": None,
-                  "code": 429}
+        "error": {
+            "message": "rate limited",
+            "type": "Too Many Requests",
+            "param": None,
+            "code": 429,
+        }
     }
     status, headers, body = call(server, "POST", "/v1/completions", {"prompt": "x"})
     assert status == 503
@@ -368,7 +376,9 @@ def test_client_hanging_up_during_delay_is_counted(server: MockLLMServer) -> Non
         body = b'{"messages": []}'
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
-            + str(len(body)).encode() + b"\r\n\r\n" + body
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
         )
         assert server.wait_for_requests(1)
     deadline = time.monotonic() + 2
@@ -411,10 +421,17 @@ def test_connection_close_is_respected(server: MockLLMServer) -> None:
 
 
 def test_requests_are_recorded(server: MockLLMServer) -> None:
-    payload = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text",
-                                                                        "text": "part"}]}]}
-    call(server, "POST", "/v1/chat/completions?trace=1", payload,
-         {"Authorization": "Bearer k", "X-Custom": "v"})
+    payload = {
+        "model": "m",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "part"}]}],
+    }
+    call(
+        server,
+        "POST",
+        "/v1/chat/completions?trace=1",
+        payload,
+        {"Authorization": "Bearer k", "X-Custom": "v"},
+    )
     (req,) = server.requests
     assert (req.method, req.path, req.query) == ("POST", "/v1/chat/completions", "trace=1")
     assert req.headers["authorization"] == "Bearer k"
@@ -461,8 +478,8 @@ def test_chunked_request_body(server: MockLLMServer) -> None:
         server,
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
         b"Connection: close\r\n\r\n"
-        b"5\r\n{\"mes\r\n"
-        b"b;ext=1\r\nsages\": []}\r\n"
+        b'5\r\n{"mes\r\n'
+        b'b;ext=1\r\nsages": []}\r\n'
         b"0\r\n\r\n",
     )
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -504,7 +521,7 @@ def test_concurrent_requests_each_get_their_own_answer(server: MockLLMServer) ->
 def test_stop_is_prompt_with_a_pending_delayed_request() -> None:
     server = MockLLMServer().start()
     server.enqueue(Reply(delay=30.0))
-    outcome: Dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
 
     def client() -> None:
         try:
@@ -562,7 +579,7 @@ def test_sync_context_manager() -> None:
 
 
 def test_async_context_manager_leaves_the_callers_loop_free() -> None:
-    async def main() -> Tuple[int, int]:
+    async def main() -> tuple[int, int]:
         ticks = 0
 
         async def ticker() -> None:
@@ -589,7 +606,7 @@ def test_async_context_manager_leaves_the_callers_loop_free() -> None:
 
 
 def test_run_serves_until_stop_event() -> None:
-    ready: Dict[str, MockLLMServer] = {}
+    ready: dict[str, MockLLMServer] = {}
     started = threading.Event()
     stop = threading.Event()
 
@@ -632,7 +649,46 @@ assert not any(name.startswith("llmbridge") for name in sys.modules), sorted(sys
 """
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=env,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
         cwd=str(package_dir.parent.parent),
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_http_1_0_closes_after_the_answer(server: MockLLMServer) -> None:
+    reply = raw_exchange(server, b"GET /health HTTP/1.0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nConnection: close\r\n" in reply
+
+
+def test_command_line_entry_point() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmbridge.testing", "--port", "0", "--model", "cli-model"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        url = line.split()[4]
+        port = int(url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", "/v1/models")
+            assert json.loads(conn.getresponse().read())["data"][0]["id"] == "cli-model"
+        finally:
+            conn.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional
 
 from ._mock_server import MockLLMServer, run
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m llmbridge.testing",
         description="Serve a mock vLLM/Ollama API that answers '{\"ok\": true}'.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--model", action="append", dest="models", metavar="NAME",
-                        help="served model name (repeatable; default mock-model)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME",
+        help="served model name (repeatable; default mock-model)",
+    )
     args = parser.parse_args(argv)
 
     def announce(server: MockLLMServer) -> None:

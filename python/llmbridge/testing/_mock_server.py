@@ -25,7 +25,7 @@ import uuid
 from datetime import datetime, timezone
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Optional
 
 from ._reply import RecordedRequest, Reply, ReplyLike, as_reply
 
@@ -42,7 +42,7 @@ _STREAM_LIMIT = 2 * _MAX_HEAD_LINE
 _LISTEN_BACKLOG = 1024
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
-_DISCONNECT_POLL = 0.02
+_DISCONNECT_POLL = 0.05
 
 # What a client sees when a reply asks for a malformed body: the start of a real answer,
 # cut mid-token, so a parser fails the way it would on a proxy that lost the tail.
@@ -59,12 +59,12 @@ class _BadRequest(Exception):
 class _Route:
     __slots__ = ("methods", "handler")
 
-    def __init__(self, methods: Tuple[str, ...], handler: str) -> None:
+    def __init__(self, methods: tuple[str, ...], handler: str) -> None:
         self.methods = methods
         self.handler = handler
 
 
-_ROUTES: Dict[str, _Route] = {
+_ROUTES: dict[str, _Route] = {
     "/v1/chat/completions": _Route(("POST",), "_generation"),
     "/v1/completions": _Route(("POST",), "_generation"),
     "/api/chat": _Route(("POST",), "_generation"),
@@ -87,8 +87,8 @@ class _Response:
         self,
         status: int,
         body: bytes = b"",
-        content_type: Optional[str] = "application/json",
-        headers: Optional[Dict[str, str]] = None,
+        content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
         truncate: bool = False,
         reset: bool = False,
     ) -> None:
@@ -96,7 +96,7 @@ class _Response:
         self.body = body
         self.truncate = truncate
         self.reset = reset
-        self.headers: List[Tuple[str, str]] = []
+        self.headers: list[tuple[str, str]] = []
         if content_type is not None:
             self.headers.append(("Content-Type", content_type))
         for name, value in (headers or {}).items():
@@ -116,7 +116,7 @@ def _json_body(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _estimate_tokens(text: Optional[str]) -> int:
+def _estimate_tokens(text: str | None) -> int:
     # About one token per 4 characters, as a rule of thumb for English BPE tokenizers;
     # tests only need stable, plausible numbers.
     if not text:
@@ -158,13 +158,13 @@ class MockLLMServer:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        models: Optional[List[str]] = None,
+        models: list[str] | None = None,
         max_model_len: int = 32768,
     ) -> None:
         self.host = host
         self._requested_port = port
         #: Served model names (``/v1/models``, ``/api/tags``; default answer ``model``).
-        self.models: List[str] = list(models) if models is not None else ["mock-model"]
+        self.models: list[str] = list(models) if models is not None else ["mock-model"]
         #: ``max_model_len`` reported by ``/v1/models``.
         self.max_model_len = max_model_len
         #: Status of ``GET /health`` (vLLM answers 503 when its engine is dead).
@@ -172,23 +172,23 @@ class MockLLMServer:
         #: Optional callable(RecordedRequest) -> Reply | str | dict | None, consulted
         #: before the script for every generation request. It runs on the server's
         #: event loop: keep it quick and non-blocking (use `Reply.delay` to be slow).
-        self.responder: Optional[Responder] = None
+        self.responder: Responder | None = None
 
         self._lock = threading.Lock()
         self._requests_changed = threading.Condition(self._lock)
-        self._script: Deque[Reply] = collections.deque()
+        self._script: collections.deque[Reply] = collections.deque()
         self._default = Reply()
-        self._requests: List[RecordedRequest] = []
-        self._errors: List[BaseException] = []
+        self._requests: list[RecordedRequest] = []
+        self._errors: list[BaseException] = []
         self._connections_accepted = 0
         self._requests_abandoned = 0
-        self._port: Optional[int] = None
+        self._port: int | None = None
 
-        self._thread: Optional[threading.Thread] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._stop_requested: Optional[asyncio.Event] = None
-        self._writers: Set[asyncio.StreamWriter] = set()
-        self._conn_tasks: Set[asyncio.Task[None]] = set()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._conn_tasks: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -201,7 +201,7 @@ class MockLLMServer:
         if self._thread is not None and self._thread.is_alive():
             return self
         ready = threading.Event()
-        failure: List[BaseException] = []
+        failure: list[BaseException] = []
         self._thread = threading.Thread(
             target=self._thread_main,
             args=(ready, failure),
@@ -211,7 +211,7 @@ class MockLLMServer:
         self._thread.start()
         if not ready.wait(_START_TIMEOUT):
             self.stop()
-            raise RuntimeError("MockLLMServer did not start within %.0f s" % _START_TIMEOUT)
+            raise RuntimeError(f"MockLLMServer did not start within {_START_TIMEOUT:.0f} s")
         if failure:
             self._thread.join(_STOP_TIMEOUT)
             self._thread = None
@@ -294,13 +294,13 @@ class MockLLMServer:
             return len(self._script)
 
     @property
-    def requests(self) -> List[RecordedRequest]:
+    def requests(self) -> list[RecordedRequest]:
         """A snapshot of every request received, in arrival order."""
         with self._lock:
             return list(self._requests)
 
     @property
-    def last_request(self) -> Optional[RecordedRequest]:
+    def last_request(self) -> RecordedRequest | None:
         with self._lock:
             return self._requests[-1] if self._requests else None
 
@@ -334,17 +334,19 @@ class MockLLMServer:
             return self._requests_abandoned
 
     @property
-    def errors(self) -> List[BaseException]:
+    def errors(self) -> list[BaseException]:
         """Exceptions raised by the `responder` (each was answered with a 500)."""
         with self._lock:
             return list(self._errors)
 
     def reset(self) -> None:
-        """Forget the script, the default reply, the records and the counters.
+        """Back to a fresh server: script, default reply, `responder`, `health_status`,
+        records, errors and counters. `models` and `max_model_len` (configuration) stay.
 
-        `responder`, `models` and `health_status` are attributes the test set itself and
-        are left alone.
+        Meant for a long-lived (session-scoped) server shared by many tests.
         """
+        self.responder = None
+        self.health_status = 200
         with self._lock:
             self._script.clear()
             self._default = Reply()
@@ -355,7 +357,7 @@ class MockLLMServer:
 
     # -------------------------------------------------------------- event loop
 
-    def _thread_main(self, ready: threading.Event, failure: List[BaseException]) -> None:
+    def _thread_main(self, ready: threading.Event, failure: list[BaseException]) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
@@ -372,7 +374,7 @@ class MockLLMServer:
                 loop.close()
                 ready.set()
 
-    async def _serve(self, ready: threading.Event, failure: List[BaseException]) -> None:
+    async def _serve(self, ready: threading.Event, failure: list[BaseException]) -> None:
         self._stop_requested = asyncio.Event()
         try:
             server = await asyncio.start_server(
@@ -498,7 +500,7 @@ class MockLLMServer:
             return None
 
     @staticmethod
-    def _wants_keep_alive(version: str, headers: Dict[str, str]) -> bool:
+    def _wants_keep_alive(version: str, headers: dict[str, str]) -> bool:
         tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
         if version == "HTTP/1.0":
             return "keep-alive" in tokens
@@ -506,7 +508,7 @@ class MockLLMServer:
 
     async def _read_head(
         self, reader: asyncio.StreamReader
-    ) -> Optional[Tuple[str, str, str, Dict[str, str]]]:
+    ) -> tuple[str, str, str, dict[str, str]] | None:
         line = await self._read_line(reader)
         while line == b"\r\n" or line == b"\n":  # RFC 9112: ignore leading empty lines
             line = await self._read_line(reader)
@@ -518,7 +520,7 @@ class MockLLMServer:
             raise _BadRequest("malformed request line") from None
         if not version.startswith("HTTP/1."):
             raise _BadRequest("unsupported HTTP version")
-        headers: Dict[str, str] = {}
+        headers: dict[str, str] = {}
         for _ in range(_MAX_HEADERS):
             line = await self._read_line(reader)
             if not line:
@@ -545,7 +547,7 @@ class MockLLMServer:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        headers: Dict[str, str],
+        headers: dict[str, str],
     ) -> bytes:
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         length_text = headers.get("content-length")
@@ -566,7 +568,7 @@ class MockLLMServer:
         return await reader.readexactly(length)
 
     async def _read_chunked(self, reader: asyncio.StreamReader) -> bytes:
-        parts: List[bytes] = []
+        parts: list[bytes] = []
         total = 0
         while True:
             size_line = await self._read_line(reader)
@@ -641,7 +643,7 @@ class MockLLMServer:
 
     async def _dispatch(
         self, request: RecordedRequest, reader: asyncio.StreamReader
-    ) -> Optional[_Response]:
+    ) -> _Response | None:
         route = _ROUTES.get(request.path)
         if route is None:
             return self._detail(404, "Not Found")
@@ -680,7 +682,7 @@ class MockLLMServer:
 
     async def _generation(
         self, request: RecordedRequest, reader: asyncio.StreamReader
-    ) -> Optional[_Response]:
+    ) -> _Response | None:
         reply = self._next_reply(request)
         if reply.delay > 0 and not await self._sleep_unless_hung_up(reply.delay, reader):
             with self._lock:
@@ -691,7 +693,7 @@ class MockLLMServer:
             return _Response(0, reset=True)
 
         ollama = request.path in _OLLAMA_GENERATION
-        headers: Dict[str, str] = {}
+        headers: dict[str, str] = {}
         request_id = request.headers.get("x-request-id")
         if request_id is not None:
             headers["x-request-id"] = request_id
@@ -736,7 +738,7 @@ class MockLLMServer:
                 return False
             await asyncio.sleep(min(remaining, _DISCONNECT_POLL))
 
-    def _success_body(self, request: RecordedRequest, reply: Reply) -> Dict[str, Any]:
+    def _success_body(self, request: RecordedRequest, reply: Reply) -> dict[str, Any]:
         data = request.json if isinstance(request.json, dict) else {}
         requested_model = data.get("model")
         model = reply.model or (
@@ -758,10 +760,10 @@ class MockLLMServer:
 
         if request.path in _OLLAMA_GENERATION:
             elapsed_ns = max(1, int((time.monotonic() - request.received_at) * 1e9))
-            result: Dict[str, Any] = {"model": model, "created_at": _rfc3339_now()}
+            result: dict[str, Any] = {"model": model, "created_at": _rfc3339_now()}
             text = content or ""
             if request.path == "/api/chat":
-                message: Dict[str, Any] = {"role": "assistant", "content": text}
+                message: dict[str, Any] = {"role": "assistant", "content": text}
                 if reply.reasoning is not None:
                     message["thinking"] = reply.reasoning
                 result["message"] = message
@@ -789,7 +791,7 @@ class MockLLMServer:
         }
         created = int(time.time())
         if request.path == "/v1/completions":
-            choices: List[Dict[str, Any]] = [
+            choices: list[dict[str, Any]] = [
                 {
                     "index": 0,
                     "text": reply.content or "",
@@ -889,10 +891,10 @@ def run(
     port: int = 0,
     host: str = "127.0.0.1",
     *,
-    models: Optional[List[str]] = None,
-    default: Optional[ReplyLike] = None,
-    on_ready: Optional[Callable[[MockLLMServer], None]] = None,
-    stop_event: Optional[threading.Event] = None,
+    models: list[str] | None = None,
+    default: ReplyLike | None = None,
+    on_ready: Callable[[MockLLMServer], None] | None = None,
+    stop_event: threading.Event | None = None,
 ) -> None:
     """Serve until `stop_event` is set or the process gets KeyboardInterrupt.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json as _json
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Union
+from typing import Any, Union
 
 DEFAULT_CONTENT = '{"ok": true}'
 
@@ -28,15 +28,15 @@ class Reply:
     #: The generated text (OpenAI ``message.content`` / ``text``, Ollama
     #: ``message.content`` / ``response``). ``None`` gives ``"content": null`` on OpenAI
     #: paths and ``""`` on Ollama paths.
-    content: Optional[str] = DEFAULT_CONTENT
+    content: str | None = DEFAULT_CONTENT
     #: HTTP status code of the answer.
     status: int = 200
     #: Extra response headers; they replace the server's headers of the same name.
-    headers: Dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
     #: Seconds to wait before answering (asynchronously: other connections are served).
     delay: float = 0.0
     #: Value of the ``Retry-After`` header (seconds or an HTTP date), if any.
-    retry_after: Optional[Union[float, str]] = None
+    retry_after: float | str | None = None
     #: OpenAI ``finish_reason``; Ollama ``done_reason``.
     finish_reason: str = "stop"
     #: OpenAI: ``"choices": []``; Ollama: empty ``message.content`` / ``response``.
@@ -49,18 +49,18 @@ class Reply:
     malformed: bool = False
     #: Send exactly these bytes as the body (Content-Type stays application/json unless
     #: `headers` says otherwise).
-    raw_body: Optional[bytes] = None
+    raw_body: bytes | None = None
     #: Message put in the provider's error envelope when ``status >= 400`` (default: the
     #: HTTP reason phrase).
-    error_message: Optional[str] = None
+    error_message: str | None = None
     #: Usage numbers; ``None`` means an estimate of about one token per 4 characters.
-    prompt_tokens: Optional[int] = None
-    completion_tokens: Optional[int] = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
     #: The ``model`` field of the answer (default: the request's model, else the first
     #: served model).
-    model: Optional[str] = None
+    model: str | None = None
     #: Reasoning text: OpenAI ``message.reasoning``, Ollama ``thinking``.
-    reasoning: Optional[str] = None
+    reasoning: str | None = None
 
     @classmethod
     def json(cls, obj: Any, **kwargs: Any) -> Reply:
@@ -82,8 +82,8 @@ class Reply:
     def error(
         cls,
         status: int,
-        message: Optional[str] = None,
-        retry_after: Optional[Union[float, str]] = None,
+        message: str | None = None,
+        retry_after: float | str | None = None,
         **kwargs: Any,
     ) -> Reply:
         """An error answer in the endpoint's error envelope."""
@@ -102,7 +102,7 @@ class Reply:
         return cls(content=content, **kwargs)
 
 
-ReplyLike = Union[Reply, str, Dict[str, Any]]
+ReplyLike = Union[Reply, str, dict[str, Any]]
 
 
 def as_reply(value: ReplyLike) -> Reply:
@@ -124,7 +124,7 @@ class RecordedRequest:
     #: The path without the query string, e.g. ``/v1/chat/completions``.
     path: str
     #: Header names are lower-case; repeated headers are joined with ", ".
-    headers: Dict[str, str]
+    headers: dict[str, str]
     body: bytes
     #: The parsed JSON body, or ``None`` when the body is empty or not JSON.
     json: Any
