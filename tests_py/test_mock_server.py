@@ -515,6 +515,41 @@ def test_concurrent_requests_each_get_their_own_answer(server: MockLLMServer) ->
     assert elapsed < 8.0
 
 
+def test_500_concurrent_connections_from_one_event_loop(server: MockLLMServer) -> None:
+    # Client and server each hold one fd per connection, all in this process.
+    resource = pytest.importorskip("resource")
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    count = 500
+    if soft != resource.RLIM_INFINITY and soft < 2 * count + 200:
+        pytest.skip(f"RLIMIT_NOFILE {soft} is too low for {count} connections")
+    server.responder = lambda req: Reply(f"n{req.prompt}", delay=0.3)
+
+    async def one(i: int) -> str:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            body = json.dumps({"prompt": str(i)}).encode()
+            writer.write(
+                b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            return json.loads(await reader.readexactly(length))["choices"][0]["text"]
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    async def main() -> list[str]:
+        return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(count))), 10)
+
+    assert asyncio.run(main()) == [f"n{i}" for i in range(count)]
+    assert server.connections_accepted == count
+
+
 # -------------------------------------------------------------------- lifecycle
 
 
