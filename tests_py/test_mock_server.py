@@ -382,7 +382,8 @@ def test_client_hanging_up_during_delay_is_counted(server: MockLLMServer) -> Non
         )
         assert server.wait_for_requests(1)
     deadline = time.monotonic() + 2
-    while server.requests_abandoned == 0 and time.monotonic() < deadline:
+    while (server.requests_abandoned, server.open_connections) != (1, 0):
+        assert time.monotonic() < deadline
         time.sleep(0.01)
     assert server.requests_abandoned == 1
     assert server.open_connections == 0

@@ -904,16 +904,19 @@ def run(
     server = MockLLMServer(host, port, models=models)
     if default is not None:
         server.set_default(default)
-    with server:
-        if on_ready is not None:
-            on_ready(server)
-        waiter = stop_event if stop_event is not None else threading.Event()
-        try:
+    waiter = stop_event if stop_event is not None else threading.Event()
+    # Ctrl-C may land anywhere, on_ready included (the server thread can answer a client
+    # before the main thread returns from it), so the whole block is guarded.
+    try:
+        with server:
+            if on_ready is not None:
+                on_ready(server)
             # A bounded wait in a loop keeps the main thread responsive to Ctrl-C.
             while not waiter.wait(0.5):
                 pass
-        except KeyboardInterrupt:
-            logger.debug("mock LLM server interrupted")
+    except KeyboardInterrupt:
+        logger.debug("mock LLM server interrupted")
+        server.stop()
 
 
 serve_forever = run
