@@ -1,0 +1,14 @@
+"""Testing kit for code that talks to LLM servers: a real, scriptable mock server.
+
+``MockLLMServer`` is an HTTP/1.1 server on 127.0.0.1 that answers like vLLM's
+OpenAI-compatible API and Ollama's native API, from a script of ``Reply`` objects. It
+uses only the standard library and does not need llmbridge's native extension, so it
+can drive any client: llmbridge's, httpx, openai-python, urllib. See docs/testing.md.
+"""
+
+from __future__ import annotations
+
+from ._mock_server import MockLLMServer, run, serve_forever
+from ._reply import RecordedRequest, Reply
+
+__all__ = ["MockLLMServer", "RecordedRequest", "Reply", "run", "serve_forever"]

@@ -1,0 +1,922 @@
+"""A scriptable, real HTTP/1.1 LLM server for tests: `MockLLMServer`.
+
+It speaks the non-streaming subset of vLLM's OpenAI-compatible API and of Ollama's native
+API on 127.0.0.1, on its own asyncio event loop in a daemon thread. Running its own loop
+is what lets one object serve sync tests (threads, blocking clients) and async tests
+alike: the caller's loop is never used, so a client under test cannot deadlock it.
+
+The HTTP layer is deliberately small (request line, headers, Content-Length or chunked
+bodies, keep-alive, `Expect: 100-continue` as libcurl sends it) and deliberately real: a
+client sees genuine sockets, resets and short bodies, never a patched transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any, Callable, Optional
+
+from ._reply import RecordedRequest, Reply, ReplyLike, as_reply
+
+__all__ = ["MockLLMServer", "run", "serve_forever"]
+
+logger = logging.getLogger("llmbridge.testing")
+
+Responder = Callable[[RecordedRequest], Optional[ReplyLike]]
+
+_MAX_HEAD_LINE = 64 * 1024
+_MAX_HEADERS = 200
+_MAX_BODY = 64 * 1024 * 1024
+_STREAM_LIMIT = 2 * _MAX_HEAD_LINE
+_LISTEN_BACKLOG = 1024
+_START_TIMEOUT = 10.0
+_STOP_TIMEOUT = 5.0
+_DISCONNECT_POLL = 0.05
+
+# What a client sees when a reply asks for a malformed body: the start of a real answer,
+# cut mid-token, so a parser fails the way it would on a proxy that lost the tail.
+_MALFORMED_BODY = b'{"id": "chatcmpl-mock", "object": "chat.completion", "choices": [{"mess'
+
+_OPENAI_GENERATION = {"/v1/chat/completions", "/v1/completions"}
+_OLLAMA_GENERATION = {"/api/chat", "/api/generate"}
+
+
+class _BadRequest(Exception):
+    """The client sent something that is not HTTP/1.x we can parse; answer 400, close."""
+
+
+class _Route:
+    __slots__ = ("methods", "handler")
+
+    def __init__(self, methods: tuple[str, ...], handler: str) -> None:
+        self.methods = methods
+        self.handler = handler
+
+
+_ROUTES: dict[str, _Route] = {
+    "/v1/chat/completions": _Route(("POST",), "_generation"),
+    "/v1/completions": _Route(("POST",), "_generation"),
+    "/api/chat": _Route(("POST",), "_generation"),
+    "/api/generate": _Route(("POST",), "_generation"),
+    "/v1/models": _Route(("GET", "HEAD"), "_models"),
+    "/health": _Route(("GET", "HEAD"), "_health"),
+    "/version": _Route(("GET", "HEAD"), "_version"),
+    "/api/tags": _Route(("GET", "HEAD"), "_tags"),
+    "/api/version": _Route(("GET", "HEAD"), "_version"),
+    "/": _Route(("GET", "HEAD"), "_root"),
+}
+
+
+class _Response:
+    """A response ready to be written, plus the fault to inject while writing it."""
+
+    __slots__ = ("status", "headers", "body", "truncate", "reset")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str | None = "application/json",
+        headers: dict[str, str] | None = None,
+        truncate: bool = False,
+        reset: bool = False,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.truncate = truncate
+        self.reset = reset
+        self.headers: list[tuple[str, str]] = []
+        if content_type is not None:
+            self.headers.append(("Content-Type", content_type))
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
+
+    def set_header(self, name: str, value: str) -> None:
+        lower = name.lower()
+        self.headers = [(n, v) for n, v in self.headers if n.lower() != lower]
+        self.headers.append((name, value))
+
+    def has_header(self, name: str) -> bool:
+        lower = name.lower()
+        return any(n.lower() == lower for n, _ in self.headers)
+
+
+def _json_body(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _estimate_tokens(text: str | None) -> int:
+    # About one token per 4 characters, as a rule of thumb for English BPE tokenizers;
+    # tests only need stable, plausible numbers.
+    if not text:
+        return 0
+    return max(1, (len(text) + 3) // 4)
+
+
+def _rfc3339_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _format_retry_after(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+class MockLLMServer:
+    """A real HTTP/1.1 server on 127.0.0.1 that answers like vLLM and Ollama.
+
+    Generation endpoints (``/v1/chat/completions``, ``/v1/completions``, ``/api/chat``,
+    ``/api/generate``) answer from, in order: the `responder` (if set and it returns a
+    reply), the FIFO script filled by `enqueue`, then the default reply. All public
+    methods and properties are thread-safe and may be called from any thread.
+
+    Use as ``with MockLLMServer() as server:``, ``async with MockLLMServer() as
+    server:``, or with explicit `start` / `stop`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        models: list[str] | None = None,
+        max_model_len: int = 32768,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        #: Served model names (``/v1/models``, ``/api/tags``; default answer ``model``).
+        self.models: list[str] = list(models) if models is not None else ["mock-model"]
+        #: ``max_model_len`` reported by ``/v1/models``.
+        self.max_model_len = max_model_len
+        #: Status of ``GET /health`` (vLLM answers 503 when its engine is dead).
+        self.health_status = 200
+        #: Optional callable(RecordedRequest) -> Reply | str | dict | None, consulted
+        #: before the script for every generation request. It runs on the server's
+        #: event loop: keep it quick and non-blocking (use `Reply.delay` to be slow).
+        self.responder: Responder | None = None
+
+        self._lock = threading.Lock()
+        self._requests_changed = threading.Condition(self._lock)
+        self._script: collections.deque[Reply] = collections.deque()
+        self._default = Reply()
+        self._requests: list[RecordedRequest] = []
+        self._errors: list[BaseException] = []
+        self._connections_accepted = 0
+        self._requests_abandoned = 0
+        self._port: int | None = None
+
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._conn_tasks: set[asyncio.Task[None]] = set()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> MockLLMServer:
+        """Bind and start serving; returns when the port accepts connections.
+
+        Calling it on a running server does nothing. A stopped server can be started
+        again (on a new ephemeral port when `port` was 0).
+        """
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._thread_main,
+            args=(ready, failure),
+            name="llmbridge-mock-server",
+            daemon=True,
+        )
+        self._thread.start()
+        if not ready.wait(_START_TIMEOUT):
+            self.stop()
+            raise RuntimeError(f"MockLLMServer did not start within {_START_TIMEOUT:.0f} s")
+        if failure:
+            self._thread.join(_STOP_TIMEOUT)
+            self._thread = None
+            raise failure[0]
+        logger.debug("mock LLM server listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and every connection, and join the server thread.
+
+        Requests still waiting on a `Reply.delay` are abandoned (their connections are
+        closed). Bounded: returns within a few seconds even if something misbehaves.
+        Calling it twice, or on a server never started, is safe.
+        """
+        thread, loop, stop_requested = self._thread, self._loop, self._stop_requested
+        if thread is None:
+            return
+        if loop is not None and stop_requested is not None:
+            try:
+                loop.call_soon_threadsafe(stop_requested.set)
+            except RuntimeError:  # the loop already closed
+                pass
+        if threading.current_thread() is thread:
+            return  # called from a responder: the loop winds down on its own
+        thread.join(_STOP_TIMEOUT * 2)
+        if thread.is_alive():
+            logger.debug("mock LLM server thread did not exit in time")
+        self._thread = None
+
+    def __enter__(self) -> MockLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> MockLLMServer:
+        # start()/stop() block for milliseconds; run them in a worker thread anyway so
+        # the caller's loop keeps serving its own tasks meanwhile.
+        await asyncio.get_running_loop().run_in_executor(None, self.start)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.stop)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (valid after `start`)."""
+        if self._port is None:
+            raise RuntimeError("MockLLMServer is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL for clients, e.g. ``http://127.0.0.1:43121`` (no trailing slash)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # ------------------------------------------------------------------ scripting
+
+    def enqueue(self, *replies: ReplyLike) -> None:
+        """Append replies to the FIFO script (a `str` is content, a `dict` JSON content)."""
+        converted = [as_reply(r) for r in replies]
+        with self._lock:
+            self._script.extend(converted)
+
+    def set_default(self, reply: ReplyLike) -> None:
+        """The reply used when the responder declines and the script is empty."""
+        converted = as_reply(reply)
+        with self._lock:
+            self._default = converted
+
+    @property
+    def pending_replies(self) -> int:
+        """How many scripted replies have not been consumed yet."""
+        with self._lock:
+            return len(self._script)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def last_request(self) -> RecordedRequest | None:
+        with self._lock:
+            return self._requests[-1] if self._requests else None
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until at least `count` requests were received; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._requests_changed:
+            while len(self._requests) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._requests_changed.wait(remaining)
+            return True
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since start (or the last `reset`)."""
+        with self._lock:
+            return self._connections_accepted
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections currently open."""
+        with self._lock:
+            return len(self._writers)
+
+    @property
+    def requests_abandoned(self) -> int:
+        """Delayed requests whose client hung up before the answer was due."""
+        with self._lock:
+            return self._requests_abandoned
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions raised by the `responder` (each was answered with a 500)."""
+        with self._lock:
+            return list(self._errors)
+
+    def reset(self) -> None:
+        """Back to a fresh server: script, default reply, `responder`, `health_status`,
+        records, errors and counters. `models` and `max_model_len` (configuration) stay.
+
+        Meant for a long-lived (session-scoped) server shared by many tests.
+        """
+        self.responder = None
+        self.health_status = 200
+        with self._lock:
+            self._script.clear()
+            self._default = Reply()
+            self._requests.clear()
+            self._errors.clear()
+            self._connections_accepted = 0
+            self._requests_abandoned = 0
+
+    # -------------------------------------------------------------- event loop
+
+    def _thread_main(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve(ready, failure))
+        except BaseException as exc:  # noqa: BLE001 - reported to start() or logged
+            if not ready.is_set():
+                failure.append(exc)
+            logger.debug("mock LLM server loop failed", exc_info=True)
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                self._loop = None
+                loop.close()
+                ready.set()
+
+    async def _serve(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        self._stop_requested = asyncio.Event()
+        try:
+            server = await asyncio.start_server(
+                self._on_connection,
+                self.host,
+                self._requested_port,
+                backlog=_LISTEN_BACKLOG,
+                limit=_STREAM_LIMIT,
+            )
+        except BaseException as exc:
+            failure.append(exc)
+            ready.set()
+            return
+        self._port = server.sockets[0].getsockname()[1]
+        ready.set()
+        try:
+            await self._stop_requested.wait()
+        finally:
+            server.close()
+            await self._close_all_connections()
+            try:
+                await asyncio.wait_for(server.wait_closed(), _STOP_TIMEOUT)
+            except asyncio.TimeoutError:
+                logger.debug("listener did not close in time")
+
+    async def _close_all_connections(self) -> None:
+        tasks = list(self._conn_tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=_STOP_TIMEOUT)
+        with self._lock:
+            writers = list(self._writers)
+        for writer in writers:
+            writer.transport.abort()
+        # abort() closes the socket from a call_soon callback: let it run.
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    # -------------------------------------------------------------- connections
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conn_tasks.add(task)
+        with self._lock:
+            self._connections_accepted += 1
+            self._writers.add(writer)
+        try:
+            await self._serve_connection(reader, writer)
+        except asyncio.CancelledError:
+            # Only stop() cancels these tasks. Finishing normally (not re-raising) keeps
+            # asyncio's start_server callback from logging the cancellation as an error.
+            writer.transport.abort()
+        except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
+            logger.debug("connection ended: %r", exc)
+            writer.transport.abort()
+        except Exception:  # noqa: BLE001 - a bug here must not kill the server
+            logger.debug("connection handler failed", exc_info=True)
+            writer.transport.abort()
+        finally:
+            if not writer.transport.is_closing():
+                writer.close()
+            with self._lock:
+                self._writers.discard(writer)
+            self._conn_tasks.discard(task)
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            try:
+                head = await self._read_head(reader)
+            except _BadRequest as exc:
+                await self._write(writer, self._detail(400, str(exc)), keep_alive=False)
+                return
+            if head is None:
+                return  # the client closed an idle connection
+            method, target, version, headers = head
+            try:
+                body = await self._read_body(reader, writer, headers)
+            except _BadRequest as exc:
+                await self._write(writer, self._detail(400, str(exc)), keep_alive=False)
+                return
+            keep_alive = self._wants_keep_alive(version, headers)
+            path, _, query = target.partition("?")
+            request = RecordedRequest(
+                method=method,
+                path=path,
+                headers=headers,
+                body=body,
+                json=self._parse_json(body),
+                received_at=time.monotonic(),
+                query=query,
+            )
+            with self._requests_changed:
+                self._requests.append(request)
+                self._requests_changed.notify_all()
+            logger.debug("%s %s (%d body bytes)", method, target, len(body))
+
+            response = await self._dispatch(request, reader)
+            if response is None:
+                return  # the client hung up during a delay; nothing to answer
+            if response.reset:
+                self._reset(writer)
+                return
+            if not await self._write(
+                writer, response, keep_alive=keep_alive, head_only=method == "HEAD"
+            ):
+                return
+            if not keep_alive:
+                return
+
+    @staticmethod
+    def _parse_json(body: bytes) -> Any:
+        if not body:
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _wants_keep_alive(version: str, headers: dict[str, str]) -> bool:
+        tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+        if version == "HTTP/1.0":
+            return "keep-alive" in tokens
+        return "close" not in tokens
+
+    async def _read_head(
+        self, reader: asyncio.StreamReader
+    ) -> tuple[str, str, str, dict[str, str]] | None:
+        line = await self._read_line(reader)
+        while line == b"\r\n" or line == b"\n":  # RFC 9112: ignore leading empty lines
+            line = await self._read_line(reader)
+        if not line:
+            return None
+        try:
+            method, target, version = line.decode("latin-1").strip().split(" ")
+        except ValueError:
+            raise _BadRequest("malformed request line") from None
+        if not version.startswith("HTTP/1."):
+            raise _BadRequest("unsupported HTTP version")
+        headers: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS):
+            line = await self._read_line(reader)
+            if not line:
+                raise asyncio.IncompleteReadError(b"", None)
+            text = line.decode("latin-1").rstrip("\r\n")
+            if not text:
+                return method.upper(), target, version, headers
+            name, sep, value = text.partition(":")
+            if not sep or not name.strip():
+                raise _BadRequest("malformed header line")
+            key = name.strip().lower()
+            value = value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        raise _BadRequest("too many headers")
+
+    @staticmethod
+    async def _read_line(reader: asyncio.StreamReader) -> bytes:
+        try:
+            return await reader.readline()
+        except ValueError:  # longer than the stream limit
+            raise _BadRequest("header line too long") from None
+
+    async def _read_body(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        headers: dict[str, str],
+    ) -> bytes:
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length_text = headers.get("content-length")
+        if not chunked and length_text is None:
+            return b""
+        if headers.get("expect", "").lower() == "100-continue":
+            # libcurl sends this for large POST bodies and waits (1 s) for the go-ahead.
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+        if chunked:
+            return await self._read_chunked(reader)
+        try:
+            length = int(length_text or "")
+        except ValueError:
+            raise _BadRequest("invalid Content-Length") from None
+        if length < 0 or length > _MAX_BODY:
+            raise _BadRequest("invalid Content-Length")
+        return await reader.readexactly(length)
+
+    async def _read_chunked(self, reader: asyncio.StreamReader) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            size_line = await self._read_line(reader)
+            if not size_line:
+                raise asyncio.IncompleteReadError(b"", None)
+            try:
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BadRequest("invalid chunk size") from None
+            if size == 0:
+                break
+            total += size
+            if size < 0 or total > _MAX_BODY:
+                raise _BadRequest("request body too large")
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)  # the CRLF after each chunk
+        while True:  # trailer section, ended by an empty line
+            line = await self._read_line(reader)
+            if not line:
+                raise asyncio.IncompleteReadError(b"", None)
+            if line in (b"\r\n", b"\n"):
+                return b"".join(parts)
+
+    async def _write(
+        self,
+        writer: asyncio.StreamWriter,
+        response: _Response,
+        *,
+        keep_alive: bool,
+        head_only: bool = False,
+    ) -> bool:
+        """Write `response`; False when the connection must be closed afterwards."""
+        body = response.body
+        response.set_header("Content-Length", str(len(body)))
+        if not response.has_header("Date"):
+            response.set_header("Date", formatdate(usegmt=True))
+        if not response.has_header("Server"):
+            response.set_header("Server", "llmbridge-mock")
+        if not keep_alive or response.truncate:
+            response.set_header("Connection", "close")
+        lines = [f"HTTP/1.1 {response.status} {_reason(response.status)}"]
+        lines.extend(f"{name}: {value}" for name, value in response.headers)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if head_only:
+            body = b""
+        if response.truncate:
+            writer.write(head + body[: len(body) // 2])
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            return False
+        writer.write(head + body)
+        await writer.drain()
+        return keep_alive
+
+    @staticmethod
+    def _reset(writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            try:
+                # Linger on, timeout 0: close() sends RST instead of FIN.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        writer.transport.abort()
+
+    # ----------------------------------------------------------------- routing
+
+    @staticmethod
+    def _detail(status: int, detail: str) -> _Response:
+        return _Response(status, _json_body({"detail": detail}))
+
+    async def _dispatch(
+        self, request: RecordedRequest, reader: asyncio.StreamReader
+    ) -> _Response | None:
+        route = _ROUTES.get(request.path)
+        if route is None:
+            return self._detail(404, "Not Found")
+        if request.method not in route.methods:
+            response = self._detail(405, "Method Not Allowed")
+            response.set_header("Allow", ", ".join(route.methods))
+            return response
+        if route.handler == "_generation":
+            return await self._generation(request, reader)
+        if route.handler == "_models":
+            return self._models()
+        if route.handler == "_tags":
+            return self._tags()
+        if route.handler == "_version":
+            return _Response(200, _json_body({"version": "0.0.0-mock"}))
+        if route.handler == "_health":
+            return _Response(self.health_status, b"", content_type=None)
+        return _Response(200, b"Ollama is running", content_type="text/plain; charset=utf-8")
+
+    def _next_reply(self, request: RecordedRequest) -> Reply:
+        responder = self.responder
+        if responder is not None:
+            try:
+                chosen = responder(request)
+            except Exception as exc:  # noqa: BLE001 - surfaced via .errors and a 500
+                logger.debug("responder raised", exc_info=True)
+                with self._lock:
+                    self._errors.append(exc)
+                return Reply.error(500, f"responder raised {type(exc).__name__}: {exc}")
+            if chosen is not None:
+                return as_reply(chosen)
+        with self._lock:
+            if self._script:
+                return self._script.popleft()
+            return self._default
+
+    async def _generation(
+        self, request: RecordedRequest, reader: asyncio.StreamReader
+    ) -> _Response | None:
+        reply = self._next_reply(request)
+        if reply.delay > 0 and not await self._sleep_unless_hung_up(reply.delay, reader):
+            with self._lock:
+                self._requests_abandoned += 1
+            logger.debug("client hung up during a %.3f s delay", reply.delay)
+            return None
+        if reply.reset:
+            return _Response(0, reset=True)
+
+        ollama = request.path in _OLLAMA_GENERATION
+        headers: dict[str, str] = {}
+        request_id = request.headers.get("x-request-id")
+        if request_id is not None:
+            headers["x-request-id"] = request_id
+        if reply.retry_after is not None:
+            headers["Retry-After"] = _format_retry_after(reply.retry_after)
+        headers.update(reply.headers)
+
+        if reply.raw_body is not None:
+            body = reply.raw_body
+        elif reply.malformed:
+            body = _MALFORMED_BODY
+        elif reply.status >= 400:
+            message = reply.error_message or _reason(reply.status)
+            if ollama:
+                body = _json_body({"error": message})
+            else:
+                body = _json_body(
+                    {
+                        "error": {
+                            "message": message,
+                            "type": _reason(reply.status),
+                            "param": None,
+                            "code": reply.status,
+                        }
+                    }
+                )
+        else:
+            body = _json_body(self._success_body(request, reply))
+        return _Response(reply.status, body, headers=headers, truncate=reply.truncate_body)
+
+    @staticmethod
+    async def _sleep_unless_hung_up(delay: float, reader: asyncio.StreamReader) -> bool:
+        """Wait `delay` seconds; False as soon as the client closes its side."""
+        deadline = time.monotonic() + delay
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            # at_eof() turns true once the peer's FIN or RST arrived and any pipelined
+            # bytes were consumed; polling keeps those bytes for the next request.
+            if reader.at_eof():
+                return False
+            await asyncio.sleep(min(remaining, _DISCONNECT_POLL))
+
+    def _success_body(self, request: RecordedRequest, reply: Reply) -> dict[str, Any]:
+        data = request.json if isinstance(request.json, dict) else {}
+        requested_model = data.get("model")
+        model = reply.model or (
+            requested_model
+            if isinstance(requested_model, str) and requested_model
+            else (self.models[0] if self.models else "mock-model")
+        )
+        prompt_tokens = (
+            reply.prompt_tokens
+            if reply.prompt_tokens is not None
+            else _estimate_tokens(request.prompt)
+        )
+        content = "" if reply.empty_choices else reply.content
+        completion_tokens = (
+            reply.completion_tokens
+            if reply.completion_tokens is not None
+            else _estimate_tokens(content)
+        )
+
+        if request.path in _OLLAMA_GENERATION:
+            elapsed_ns = max(1, int((time.monotonic() - request.received_at) * 1e9))
+            result: dict[str, Any] = {"model": model, "created_at": _rfc3339_now()}
+            text = content or ""
+            if request.path == "/api/chat":
+                message: dict[str, Any] = {"role": "assistant", "content": text}
+                if reply.reasoning is not None:
+                    message["thinking"] = reply.reasoning
+                result["message"] = message
+            else:
+                result["response"] = text
+                if reply.reasoning is not None:
+                    result["thinking"] = reply.reasoning
+            result.update(
+                done=True,
+                done_reason=reply.finish_reason,
+                total_duration=elapsed_ns,
+                load_duration=0,
+                prompt_eval_count=prompt_tokens,
+                prompt_eval_duration=elapsed_ns // 2,
+                eval_count=completion_tokens,
+                eval_duration=elapsed_ns // 2,
+            )
+            return result
+
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": None,
+        }
+        created = int(time.time())
+        if request.path == "/v1/completions":
+            choices: list[dict[str, Any]] = [
+                {
+                    "index": 0,
+                    "text": reply.content or "",
+                    "logprobs": None,
+                    "finish_reason": reply.finish_reason,
+                    "stop_reason": None,
+                }
+            ]
+            return {
+                "id": f"cmpl-{uuid.uuid4().hex}",
+                "object": "text_completion",
+                "created": created,
+                "model": model,
+                "choices": [] if reply.empty_choices else choices,
+                "usage": usage,
+            }
+        choices = [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": reply.content,
+                    "reasoning": reply.reasoning,
+                    "refusal": None,
+                },
+                "logprobs": None,
+                "finish_reason": reply.finish_reason,
+                "stop_reason": None,
+            }
+        ]
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "system_fingerprint": None,
+            "choices": [] if reply.empty_choices else choices,
+            "usage": usage,
+        }
+
+    def _models(self) -> _Response:
+        created = int(time.time())
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": "vllm",
+                "root": name,
+                "parent": None,
+                "max_model_len": self.max_model_len,
+                "permission": [
+                    {
+                        "id": f"modelperm-{uuid.uuid4().hex}",
+                        "object": "model_permission",
+                        "created": created,
+                        "allow_create_engine": False,
+                        "allow_sampling": True,
+                        "allow_logprobs": True,
+                        "allow_search_indices": False,
+                        "allow_view": True,
+                        "allow_fine_tuning": False,
+                        "organization": "*",
+                        "group": None,
+                        "is_blocking": False,
+                    }
+                ],
+            }
+            for name in self.models
+        ]
+        return _Response(200, _json_body({"object": "list", "data": data}))
+
+    def _tags(self) -> _Response:
+        modified = _rfc3339_now()
+        models = [
+            {
+                "name": name,
+                "model": name,
+                "modified_at": modified,
+                "size": 4_683_087_332,
+                "digest": hashlib.sha256(name.encode()).hexdigest(),
+                "details": {
+                    "parent_model": "",
+                    "format": "gguf",
+                    "family": "llama",
+                    "families": ["llama"],
+                    "parameter_size": "7.6B",
+                    "quantization_level": "Q4_K_M",
+                },
+            }
+            for name in self.models
+        ]
+        return _Response(200, _json_body({"models": models}))
+
+
+def run(
+    port: int = 0,
+    host: str = "127.0.0.1",
+    *,
+    models: list[str] | None = None,
+    default: ReplyLike | None = None,
+    on_ready: Callable[[MockLLMServer], None] | None = None,
+    stop_event: threading.Event | None = None,
+) -> None:
+    """Serve until `stop_event` is set or the process gets KeyboardInterrupt.
+
+    For command-line use (``llmbridge serve-mock``, ``python -m llmbridge.testing``):
+    `on_ready` receives the started server, e.g. to print its URL.
+    """
+    server = MockLLMServer(host, port, models=models)
+    if default is not None:
+        server.set_default(default)
+    waiter = stop_event if stop_event is not None else threading.Event()
+    # Ctrl-C may land anywhere, on_ready included (the server thread can answer a client
+    # before the main thread returns from it), so the whole block is guarded.
+    try:
+        with server:
+            if on_ready is not None:
+                on_ready(server)
+            # A bounded wait in a loop keeps the main thread responsive to Ctrl-C.
+            while not waiter.wait(0.5):
+                pass
+    except KeyboardInterrupt:
+        logger.debug("mock LLM server interrupted")
+        server.stop()
+
+
+serve_forever = run
