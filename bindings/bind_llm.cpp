@@ -1,0 +1,266 @@
+// Bindings for the provider configs and clients: conversion and GIL handling only.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "bindings.hpp"
+#include "llmbridge/config/provider_config.hpp"
+#include "llmbridge/llm/client.hpp"
+#include "llmbridge/llm/completion_queue.hpp"
+#include "llmbridge/llm/errors.hpp"
+#include "llmbridge/text/json_parse.hpp"
+#include "py_text.hpp"
+
+namespace py = pybind11;
+
+namespace llmbridge::bindings {
+namespace {
+
+using config::OllamaConfig;
+using config::OpenAICompatibleConfig;
+using config::OpenAIConfig;
+using config::ProviderConfig;
+using config::VLLMConfig;
+
+// ---- configs: Python objects with attributes <-> C++ structs ----
+
+template <typename T>
+void read(py::handle obj, const char* name, T& out) {
+  if (!py::hasattr(obj, name)) return;
+  py::object v = obj.attr(name);
+  if (v.is_none()) return;
+  try {
+    out = v.cast<T>();
+  } catch (const py::cast_error&) {
+    throw py::type_error(std::string("config field '") + name + "' has the wrong type (" +
+                         std::string(py::str(py::type::of(v).attr("__name__"))) + ")");
+  }
+}
+
+void read_base(py::handle o, ProviderConfig& c) {
+  read(o, "base_url", c.base_url);
+  read(o, "model", c.model);
+  read(o, "timeout", c.timeout);
+  read(o, "max_retries", c.max_retries);
+  read(o, "retry_base_delay", c.retry_base_delay);
+  read(o, "retry_max_delay", c.retry_max_delay);
+  read(o, "retry_backoff_multiplier", c.retry_backoff_multiplier);
+  read(o, "max_tokens", c.max_tokens);
+  read(o, "temperature", c.temperature);
+  read(o, "api_key", c.api_key);
+  read(o, "connect_timeout", c.connect_timeout);
+}
+
+void read_openai(py::handle o, OpenAICompatibleConfig& c) {
+  read_base(o, c);
+  read(o, "text_model", c.text_model);
+  read(o, "vision_model", c.vision_model);
+  read(o, "embedding_model", c.embedding_model);
+  read(o, "embedding_dimensions", c.embedding_dimensions);
+}
+
+void read_ollama(py::handle o, OllamaConfig& c) {
+  read_base(o, c);
+  read(o, "num_ctx", c.num_ctx);
+  read(o, "keep_alive", c.keep_alive);
+}
+
+py::dict base_defaults(const ProviderConfig& c) {
+  py::dict d;
+  d["base_url"] = c.base_url;
+  d["model"] = c.model;
+  d["timeout"] = c.timeout;
+  d["max_retries"] = c.max_retries;
+  d["retry_base_delay"] = c.retry_base_delay;
+  d["retry_max_delay"] = c.retry_max_delay;
+  d["retry_backoff_multiplier"] = c.retry_backoff_multiplier;
+  d["max_tokens"] = c.max_tokens;
+  d["temperature"] = c.temperature;
+  d["api_key"] = c.api_key;
+  d["connect_timeout"] = c.connect_timeout;
+  return d;
+}
+
+py::dict openai_defaults(const OpenAICompatibleConfig& c) {
+  py::dict d = base_defaults(c);
+  d["text_model"] = c.text_model;
+  d["vision_model"] = c.vision_model;
+  d["embedding_model"] = c.embedding_model;
+  d["embedding_dimensions"] = c.embedding_dimensions;
+  return d;
+}
+
+py::dict config_defaults(const std::string& provider) {
+  if (provider == "vllm") return openai_defaults(VLLMConfig{});
+  if (provider == "openai") return openai_defaults(OpenAIConfig{});
+  if (provider == "ollama") {
+    OllamaConfig c;
+    py::dict d = base_defaults(c);
+    d["num_ctx"] = c.num_ctx;
+    d["keep_alive"] = c.keep_alive;
+    return d;
+  }
+  throw py::value_error("unknown provider '" + provider + "' (expected vllm, openai or ollama)");
+}
+
+py::list problems_to_list(const std::vector<config::ConfigProblem>& problems) {
+  py::list out;
+  for (const auto& p : problems) out.append(py::make_tuple(p.field, p.value, p.allowed, p.message()));
+  return out;
+}
+
+py::list validate_config(const std::string& provider, py::handle cfg) {
+  if (provider == "vllm") {
+    VLLMConfig c;
+    read_openai(cfg, c);
+    return problems_to_list(config::validate(c));
+  }
+  if (provider == "openai") {
+    OpenAIConfig c;
+    read_openai(cfg, c);
+    return problems_to_list(config::validate(c));
+  }
+  if (provider == "ollama") {
+    OllamaConfig c;
+    read_ollama(cfg, c);
+    return problems_to_list(config::validate(c));
+  }
+  throw py::value_error("unknown provider '" + provider + "' (expected vllm, openai or ollama)");
+}
+
+// ---- attempts ----
+
+py::object opt_str(const std::string& s) { return s.empty() ? py::none() : py::str(s); }
+py::object opt_int(int v, int missing) { return v == missing ? py::none() : py::int_(v); }
+
+// Field order matches llmbridge._client.ExtractionAttempt._FIELDS.
+py::tuple attempt_to_tuple(llm::Attempt& a) {
+  py::object data = py::none();
+  if (!a.data_json.empty()) {
+    simdjson::dom::element root;
+    if (text::thread_parser().parse(a.data_json, root) == simdjson::SUCCESS) {
+      data = build_object(root);
+    } else {  // valid JSON simdjson refuses (huge integers): let Python build it
+      data = py::module_::import("json").attr("loads")(utf8_to_str(a.data_json));
+    }
+  }
+  return py::make_tuple(a.success, data, utf8_to_str(a.raw_response), opt_str(a.error), a.retryable,
+                        opt_int(a.status_code, 0), a.attempts, a.latency_ms, a.provider, a.model,
+                        opt_str(a.finish_reason), a.truncated, a.repaired,
+                        opt_int(a.prompt_tokens, -1), opt_int(a.completion_tokens, -1),
+                        opt_str(a.request_id), a.auth_refused);
+}
+
+// ---- clients ----
+
+llm::ChatCall make_call(std::string system, std::string user, std::string messages_json,
+                        std::string schema_json, std::string document, std::string schema_name) {
+  llm::ChatCall c;
+  c.prompts.system = std::move(system);
+  c.prompts.user = std::move(user);
+  c.prompts.messages_json = std::move(messages_json);
+  c.schema_json = std::move(schema_json);
+  c.document_text = std::move(document);
+  if (!schema_name.empty()) c.schema_name = std::move(schema_name);
+  return c;
+}
+
+std::unique_ptr<llm::Client> make_client(const std::string& provider, py::handle cfg,
+                                         long max_connections, std::string ca_file,
+                                         bool verify_tls, std::size_t max_response_bytes) {
+  llm::ClientOptions o;
+  o.max_connections = max_connections;
+  o.ca_file = std::move(ca_file);
+  o.verify_tls = verify_tls;
+  o.max_response_bytes = max_response_bytes;
+  if (provider == "vllm") {
+    VLLMConfig c;
+    read_openai(cfg, c);
+    return std::make_unique<llm::Client>(c, o);
+  }
+  if (provider == "openai") {
+    OpenAIConfig c;
+    read_openai(cfg, c);
+    return std::make_unique<llm::Client>(c, o);
+  }
+  if (provider == "ollama") {
+    OllamaConfig c;
+    read_ollama(cfg, c);
+    return std::make_unique<llm::Client>(c, o);
+  }
+  throw py::value_error("unknown provider '" + provider + "' (expected vllm, openai or ollama)");
+}
+
+}  // namespace
+
+void bind_llm(py::module_& m) {
+  m.def("config_defaults", &config_defaults, py::arg("provider"),
+        "Default field values of a provider config, from the C++ core.");
+  m.def("validate_config", &validate_config, py::arg("provider"), py::arg("config"),
+        "Problems with a config: [(field, value, allowed, message)]; empty when valid.");
+  m.def("normalized_base_url", &config::normalized_base_url, py::arg("url"));
+  m.def("is_valid_base_url", &config::is_valid_base_url, py::arg("url"));
+  m.def("is_retryable_status", &llm::is_retryable_status, py::arg("status"));
+  m.def("http_error", &llm::http_error, py::arg("status"));
+
+  py::class_<llm::CompletionQueue, std::shared_ptr<llm::CompletionQueue>>(m, "CompletionQueue")
+      .def(py::init<>())
+      .def("fileno", &llm::CompletionQueue::fd)
+      .def("drain", [](llm::CompletionQueue& q) {
+        auto items = q.drain();
+        py::list out(items.size());
+        for (std::size_t i = 0; i < items.size(); ++i)
+          out[i] = py::make_tuple(items[i].first, attempt_to_tuple(items[i].second));
+        return out;
+      });
+
+  py::class_<llm::Client>(m, "NativeClient")
+      .def(py::init(&make_client), py::arg("provider"), py::arg("config"),
+           py::arg("max_connections") = 64, py::arg("ca_file") = "", py::arg("verify_tls") = true,
+           py::arg("max_response_bytes") = std::size_t(64) << 20)
+      .def(
+          "submit",
+          [](llm::Client& c, std::shared_ptr<llm::CompletionQueue> queue, std::uint64_t token,
+             std::string system, std::string user, std::string messages_json,
+             std::string schema_json, std::string document, std::string schema_name) {
+            // The callback runs on the I/O thread and touches no Python object: it only
+            // moves the attempt into the C++ queue.
+            return c.start(make_call(std::move(system), std::move(user), std::move(messages_json),
+                                     std::move(schema_json), std::move(document),
+                                     std::move(schema_name)),
+                           [queue, token](llm::Attempt&& a) { queue->push(token, std::move(a)); });
+          },
+          py::arg("queue"), py::arg("token"), py::arg("system"), py::arg("user"),
+          py::arg("messages_json"), py::arg("schema_json"), py::arg("document"),
+          py::arg("schema_name"))
+      .def(
+          "call_sync",
+          [](llm::Client& c, std::string system, std::string user, std::string messages_json,
+             std::string schema_json, std::string document, std::string schema_name) {
+            llm::ChatCall call = make_call(std::move(system), std::move(user),
+                                           std::move(messages_json), std::move(schema_json),
+                                           std::move(document), std::move(schema_name));
+            llm::Attempt a;
+            {
+              // Waiting touches only C++ state; other Python threads run meanwhile.
+              py::gil_scoped_release release;
+              a = c.call(call);
+            }
+            return attempt_to_tuple(a);
+          },
+          py::arg("system"), py::arg("user"), py::arg("messages_json"), py::arg("schema_json"),
+          py::arg("document"), py::arg("schema_name"))
+      .def("cancel", &llm::Client::cancel, py::arg("call_id"))
+      .def("close", &llm::Client::close, py::call_guard<py::gil_scoped_release>(),
+           "Complete every call in flight with 'cancelled' and join the I/O thread.")
+      .def("abandon_after_fork", &llm::Client::abandon_after_fork)
+      .def_property_readonly("closed", &llm::Client::closed)
+      .def_property_readonly("in_flight", &llm::Client::in_flight)
+      .def_property_readonly("provider", &llm::Client::provider)
+      .def_property_readonly("model", &llm::Client::model);
+}
+
+}  // namespace llmbridge::bindings

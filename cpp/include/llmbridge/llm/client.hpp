@@ -1,0 +1,86 @@
+// A provider client: request building, one engine, retries with backoff as engine
+// timers. One start() is one logical call; its callback runs exactly once with the
+// final Attempt, after every retry, on the engine's I/O thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "llmbridge/config/provider_config.hpp"
+#include "llmbridge/http/engine.hpp"
+#include "llmbridge/llm/attempt.hpp"
+#include "llmbridge/llm/provider.hpp"
+#include "llmbridge/llm/retry.hpp"
+
+namespace llmbridge::llm {
+
+enum class ProviderKind { kOpenAI, kVLLM, kOllama };
+
+struct ClientOptions {
+  long max_connections = 64;
+  std::string ca_file;     // custom CA bundle; empty = the system's
+  bool verify_tls = true;
+  std::size_t max_response_bytes = std::size_t(64) << 20;
+};
+
+class Client {
+ public:
+  using Done = std::function<void(Attempt&&)>;
+
+  Client(const config::VLLMConfig& config, ClientOptions options = {});
+  Client(const config::OpenAIConfig& config, ClientOptions options = {});
+  Client(const config::OllamaConfig& config, ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Starts a call. Bad input (a schema that is not a JSON object, messages that are
+  // not a JSON array) throws std::invalid_argument before anything is sent. On a
+  // closed client `done` runs at once with a "cancelled" attempt.
+  std::uint64_t start(const ChatCall& call, Done done);
+  // Aborts the call (its transfer or its pending retry); `done` then gets "cancelled".
+  void cancel(std::uint64_t call_id);
+  // Blocks until the call is over.
+  Attempt call(const ChatCall& call);
+  // Completes every call in flight with "cancelled" and stops the engine. Idempotent.
+  void close();
+  bool closed() const noexcept { return closed_.load(); }
+  // In a forked child: forget the parent's engine without touching it.
+  void abandon_after_fork() noexcept;
+
+  ProviderKind kind() const noexcept { return kind_; }
+  const std::string& provider() const noexcept { return provider_; }
+  const std::string& model() const noexcept { return model_; }
+  std::size_t in_flight() const;
+
+ private:
+  struct Call;
+  Client(ProviderKind kind, std::string provider, config::ProviderConfig base,
+         ClientOptions options);
+  http::Request build(const ChatCall& call, const std::string& request_id) const;
+  Attempt parse(const http::Response& response) const;
+  void send(const std::shared_ptr<Call>& call, long delay_ms);
+  void on_response(const std::shared_ptr<Call>& call, http::Response&& response);
+  void finish(const std::shared_ptr<Call>& call, Attempt&& attempt);
+
+  ProviderKind kind_;
+  std::string provider_;
+  std::string model_;
+  config::OpenAICompatibleConfig openai_;
+  config::OllamaConfig ollama_;
+  RetryPolicy policy_;
+  ClientOptions options_;
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<Call>> calls_;
+  std::atomic<std::uint64_t> next_id_{1};
+  std::atomic<bool> closed_{false};
+  std::unique_ptr<http::Engine> engine_;
+};
+
+}  // namespace llmbridge::llm

@@ -1,0 +1,343 @@
+"""The drop-in clients: VLLMClient, OllamaClient, OpenAICompatibleClient.
+
+Each client owns a native engine (one I/O thread running libcurl) that does the HTTP
+work, the retries and the JSON repair without the GIL. Finished calls reach asyncio
+through one eventfd per event loop: the loop's reader resolves every ready future in
+one batch, so the I/O thread never takes the GIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import itertools
+import json
+import os
+import weakref
+from collections.abc import Generator, Mapping
+from typing import Any, ClassVar, Optional
+
+from . import _native
+from .config import OllamaConfig, OpenAIConfig, VLLMConfig, _ProviderConfig
+from .errors import LLMBridgeError
+
+__all__ = [
+    "ExtractionAttempt",
+    "OllamaClient",
+    "OpenAICompatibleClient",
+    "VLLMClient",
+]
+
+
+class ExtractionAttempt:
+    """The outcome of one logical call (after every retry). Never raised: problems are values.
+
+    ``error`` is None on success, else one of the contract strings: ``timeout``,
+    ``http_{code}``, ``connection_error: ...``, ``empty_model_response``,
+    ``invalid_json: ...``, ``cancelled``.
+    """
+
+    _FIELDS: ClassVar[tuple[str, ...]] = (
+        "success",
+        "data",
+        "raw_response",
+        "error",
+        "retryable",
+        "status_code",
+        "attempts",
+        "latency_ms",
+        "provider",
+        "model",
+        "finish_reason",
+        "truncated",
+        "repaired",
+        "prompt_tokens",
+        "completion_tokens",
+        "request_id",
+        "auth_refused",
+    )
+    __slots__ = _FIELDS
+
+    success: bool
+    data: Any
+    raw_response: str
+    error: Optional[str]
+    retryable: bool
+    status_code: Optional[int]
+    attempts: int
+    latency_ms: float
+    provider: str
+    model: str
+    finish_reason: Optional[str]
+    truncated: bool
+    repaired: bool
+    prompt_tokens: Optional[int]
+    completion_tokens: Optional[int]
+    request_id: Optional[str]
+    auth_refused: bool
+
+    def __init__(
+        self,
+        success: bool = False,
+        data: Any = None,
+        raw_response: str = "",
+        error: Optional[str] = None,
+        retryable: bool = False,
+        status_code: Optional[int] = None,
+        attempts: int = 0,
+        latency_ms: float = 0.0,
+        provider: str = "",
+        model: str = "",
+        finish_reason: Optional[str] = None,
+        truncated: bool = False,
+        repaired: bool = False,
+        prompt_tokens: Optional[int] = None,
+        completion_tokens: Optional[int] = None,
+        request_id: Optional[str] = None,
+        auth_refused: bool = False,
+    ) -> None:
+        values = locals()
+        for name in self._FIELDS:
+            object.__setattr__(self, name, values[name])
+
+    @classmethod
+    def _from_native(cls, fields: tuple[Any, ...]) -> ExtractionAttempt:
+        self = cls.__new__(cls)
+        for name, value in zip(cls._FIELDS, fields):
+            object.__setattr__(self, name, value)
+        return self
+
+    @property
+    def ok(self) -> bool:
+        """Alias of ``success``."""
+        return self.success
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain dict (JSON-serialisable when ``data`` is)."""
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ExtractionAttempt):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ("success", "error", "status_code", "attempts", "provider", "model",
+                 "finish_reason", "truncated", "repaired")
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in shown)
+        return f"ExtractionAttempt({inner}, latency_ms={self.latency_ms:.1f})"
+
+
+# ---- asyncio bridge: one completion queue (eventfd) per event loop ----
+
+
+class _LoopBridge:
+    __slots__ = ("queue", "pending", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.queue = _native.CompletionQueue()
+        self.pending: dict[int, asyncio.Future[ExtractionAttempt]] = {}
+        loop.add_reader(self.queue.fileno(), self._ready)
+
+    def _ready(self) -> None:
+        for token, fields in self.queue.drain():
+            fut = self.pending.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_result(ExtractionAttempt._from_native(fields))
+
+
+_bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = (
+    weakref.WeakKeyDictionary()
+)
+_tokens = itertools.count(1)
+_live_clients: weakref.WeakSet[_BaseClient] = weakref.WeakSet()
+
+
+def _bridge(loop: asyncio.AbstractEventLoop) -> _LoopBridge:
+    bridge = _bridges.get(loop)
+    if bridge is None:
+        bridge = _bridges[loop] = _LoopBridge(loop)
+    return bridge
+
+
+class _Closed:
+    """What close() returns: already done, awaitable, and harmless when not awaited."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())
+
+
+def _call_args(prompts: Any, json_schema: Any, document_text: Any) -> tuple[str, ...]:
+    if not isinstance(prompts, Mapping):
+        raise TypeError(f"prompts must be a mapping with 'system' and 'user', got {type(prompts).__name__}")
+    messages = prompts.get("messages")
+    if messages is not None:
+        if not isinstance(messages, (list, tuple)):
+            raise TypeError("prompts['messages'] must be a list of OpenAI-style messages")
+        messages_json = json.dumps(list(messages), ensure_ascii=False)
+        system = user = ""
+    else:
+        messages_json = ""
+        system = prompts.get("system") or ""
+        user = prompts.get("user") or ""
+        if not isinstance(system, str) or not isinstance(user, str):
+            raise TypeError("prompts['system'] and prompts['user'] must be str")
+    if json_schema is None:
+        schema_json = ""
+    elif isinstance(json_schema, Mapping):
+        schema_json = json.dumps(json_schema, ensure_ascii=False, separators=(",", ":"))
+    else:
+        raise TypeError(f"json_schema must be a dict (JSON Schema) or None, got {type(json_schema).__name__}")
+    if document_text is None:
+        document_text = ""
+    elif not isinstance(document_text, str):
+        raise TypeError(f"document_text must be str, got {type(document_text).__name__}")
+    return system, user, messages_json, schema_json, document_text, "extraction"
+
+
+class _BaseClient:
+    provider: ClassVar[str] = ""
+    _config_type: ClassVar[type[_ProviderConfig]] = _ProviderConfig
+
+    def __init__(
+        self,
+        config: Optional[_ProviderConfig] = None,
+        /,
+        *,
+        max_connections: int = 64,
+        ca_file: Optional[str] = None,
+        verify_tls: bool = True,
+        max_response_bytes: int = 64 << 20,
+        **fields: Any,
+    ) -> None:
+        if config is None:
+            config = self._config_type(**fields)
+        else:
+            if not isinstance(config, _ProviderConfig):
+                raise TypeError(
+                    f"{type(self).__name__} takes a {self._config_type.__name__}, "
+                    f"got {type(config).__name__}"
+                )
+            if fields:
+                config = config.replace(**fields)
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        self.config = config
+        self._native = _native.NativeClient(
+            self.provider, config, max_connections, ca_file or "", verify_tls, max_response_bytes
+        )
+        _live_clients.add(self)
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    async def call_llm(
+        self,
+        prompts: Mapping[str, Any],
+        json_schema: Optional[Mapping[str, Any]] = None,
+        document_text: str = "",
+    ) -> ExtractionAttempt:
+        """Send one extraction request; retries happen inside. Never raises for
+        transport or model problems: they come back as ``ExtractionAttempt.error``."""
+        args = _call_args(prompts, json_schema, document_text)
+        if self._native.closed:
+            raise LLMBridgeError(f"{type(self).__name__} is closed")
+        loop = asyncio.get_running_loop()
+        bridge = _bridge(loop)
+        token = next(_tokens)
+        fut: asyncio.Future[ExtractionAttempt] = loop.create_future()
+        bridge.pending[token] = fut
+        try:
+            call_id = self._native.submit(bridge.queue, token, *args)
+        except BaseException:
+            bridge.pending.pop(token, None)
+            raise
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            bridge.pending.pop(token, None)
+            self._native.cancel(call_id)
+            raise
+
+    def call_llm_sync(
+        self,
+        prompts: Mapping[str, Any],
+        json_schema: Optional[Mapping[str, Any]] = None,
+        document_text: str = "",
+    ) -> ExtractionAttempt:
+        """Blocking twin of :meth:`call_llm`; releases the GIL while it waits."""
+        args = _call_args(prompts, json_schema, document_text)
+        if self._native.closed:
+            raise LLMBridgeError(f"{type(self).__name__} is closed")
+        return ExtractionAttempt._from_native(self._native.call_sync(*args))
+
+    def close(self) -> _Closed:
+        """Release the connections. Calls in flight complete with error 'cancelled'.
+
+        Works awaited (``await client.close()``) and not (``client.close()``).
+        """
+        self._native.close()
+        return _Closed()
+
+    async def __aenter__(self) -> _BaseClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __enter__(self) -> _BaseClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(base_url={self.config.base_url!r}, "
+                f"model={self.config.model!r}, closed={self.closed})")
+
+
+class OpenAICompatibleClient(_BaseClient):
+    """Any OpenAI-compatible server: OpenAI, OpenRouter, Together, LiteLLM, vLLM."""
+
+    provider = "openai"
+    _config_type = OpenAIConfig
+
+
+class VLLMClient(OpenAICompatibleClient):
+    """A vLLM server through its OpenAI-compatible /v1/chat/completions."""
+
+    provider = "vllm"
+    _config_type = VLLMConfig
+
+
+class OllamaClient(_BaseClient):
+    """An Ollama server through its native /api/chat."""
+
+    provider = "ollama"
+    _config_type = OllamaConfig
+
+
+def _close_all() -> None:
+    for client in list(_live_clients):
+        client._native.close()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's engine threads do not exist here; its sockets belong to the parent.
+    for client in list(_live_clients):
+        client._native.abandon_after_fork()
+    _bridges.clear()
+
+
+atexit.register(_close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

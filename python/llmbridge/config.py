@@ -1,0 +1,106 @@
+"""Provider configs: VLLMConfig, OllamaConfig, OpenAIConfig.
+
+Defaults and validation come from the C++ core (``_native.config_defaults`` and
+``_native.validate_config``); these dataclasses add keyword construction, a repr
+with the API key redacted, equality, ``replace(**changes)`` and pickling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional, TypeVar
+
+from . import _native
+from .errors import ConfigError
+
+__all__ = ["OllamaConfig", "OpenAIConfig", "VLLMConfig"]
+
+_VLLM = _native.config_defaults("vllm")
+_OPENAI = _native.config_defaults("openai")
+_OLLAMA = _native.config_defaults("ollama")
+
+_C = TypeVar("_C", bound="_ProviderConfig")
+
+
+def _redacted(key: Optional[str]) -> str:
+    return "None" if key is None else ("''" if key == "" else "'***'")
+
+
+@dataclass
+class _ProviderConfig:
+    provider = ""  # class attribute, not a field
+
+    base_url: str = ""
+    model: str = ""
+    timeout: float = _VLLM["timeout"]
+    max_retries: int = _VLLM["max_retries"]
+    retry_base_delay: float = _VLLM["retry_base_delay"]
+    retry_max_delay: float = _VLLM["retry_max_delay"]
+    retry_backoff_multiplier: float = _VLLM["retry_backoff_multiplier"]
+    max_tokens: int = _VLLM["max_tokens"]
+    temperature: float = _VLLM["temperature"]
+    api_key: Optional[str] = field(default=None, repr=False)
+    connect_timeout: float = _VLLM["connect_timeout"]
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field, its value and what is allowed."""
+        problems = _native.validate_config(self.provider, self)
+        if problems:
+            raise ConfigError(
+                f"{type(self).__name__}: " + "; ".join(message for *_, message in problems)
+            )
+
+    def replace(self: _C, **changes: Any) -> _C:
+        """A copy with some fields changed (validated like a new config)."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
+        ]
+        parts.insert(9, f"api_key={_redacted(self.api_key)}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+@dataclass(repr=False)
+class VLLMConfig(_ProviderConfig):
+    """A vLLM server (OpenAI-compatible API). An empty model lets the server choose."""
+
+    provider = "vllm"
+
+    base_url: str = _VLLM["base_url"]
+    model: str = _VLLM["model"]
+    text_model: str = _VLLM["text_model"]
+    vision_model: str = _VLLM["vision_model"]
+    embedding_model: str = _VLLM["embedding_model"]
+    embedding_dimensions: int = _VLLM["embedding_dimensions"]
+
+
+@dataclass(repr=False)
+class OpenAIConfig(_ProviderConfig):
+    """OpenAI or any OpenAI-compatible server (OpenRouter, Together, LiteLLM, ...)."""
+
+    provider = "openai"
+
+    base_url: str = _OPENAI["base_url"]
+    model: str = _OPENAI["model"]
+    text_model: str = _OPENAI["text_model"]
+    vision_model: str = _OPENAI["vision_model"]
+    embedding_model: str = _OPENAI["embedding_model"]
+    embedding_dimensions: int = _OPENAI["embedding_dimensions"]
+
+
+@dataclass(repr=False)
+class OllamaConfig(_ProviderConfig):
+    """An Ollama server (native /api/chat)."""
+
+    provider = "ollama"
+
+    base_url: str = _OLLAMA["base_url"]
+    model: str = _OLLAMA["model"]
+    num_ctx: int = _OLLAMA["num_ctx"]
+    keep_alive: str = _OLLAMA["keep_alive"]
