@@ -1,13 +1,20 @@
 // The transfer engine: callers push commands onto a mutex-protected queue and wake the
-// I/O thread with curl_multi_wakeup; the I/O thread owns the multi handle, every easy
-// handle and every pending request, and drives them with curl_multi_poll +
-// curl_multi_perform. The only libcurl calls made off that thread are creating the
-// multi handle (before the thread exists) and curl_multi_wakeup, which libcurl
-// documents as callable from any thread.
+// I/O thread through an eventfd; the I/O thread owns the multi handle, every easy
+// handle and every pending request. It drives libcurl with curl_multi_socket_action
+// from an epoll loop (the shape of curl's multi-event.c / hiperfifo.c): libcurl 7.88's
+// curl_multi_perform walks every transfer on each call, socket_action only the ones
+// whose socket is ready. The only libcurl call made off that thread is creating the
+// multi handle, before the thread exists.
 #include "llmbridge/http/engine.hpp"
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <optional>
 
 #include <algorithm>
 #include <atomic>
@@ -31,8 +38,33 @@ using Clock = std::chrono::steady_clock;
 
 // Idle easy handles kept for reuse; more than this are cleaned up when they finish.
 constexpr std::size_t kMaxFreeEasyHandles = 256;
-// Upper bound on one curl_multi_poll wait; wakeups normally end it much sooner.
+// Upper bound on one epoll_wait; wakeups and timers normally end it much sooner.
 constexpr long kMaxPollMs = 1000;
+constexpr int kMaxEvents = 64;
+
+// Owns a file descriptor (the epoll instance, the wakeup eventfd).
+class FileDescriptor {
+ public:
+  FileDescriptor() = default;
+  explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
+  FileDescriptor(FileDescriptor&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FileDescriptor& operator=(FileDescriptor&& other) noexcept {
+    if (this != &other) reset(std::exchange(other.fd_, -1));
+    return *this;
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() { reset(); }
+  int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  void reset(int fd = -1) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 void global_init_once() {
   static std::once_flag flag;
@@ -186,7 +218,11 @@ struct Engine::State {
   RequestId next_id = 1;
   bool started = false;
   bool stopping = false;
-  MultiHandle multi;  // reset by the I/O thread once it has seen `stopping`
+  // Created by start_locked(); released by the I/O thread once it has seen `stopping`
+  // (after which nobody writes `wake_fd` any more).
+  MultiHandle multi;
+  FileDescriptor epoll_fd;
+  FileDescriptor wake_fd;
   std::thread::id io_thread_id;
 
   // Written under `mu` by the start; afterwards joined or detached under `join_mu`.
@@ -204,6 +240,7 @@ struct Engine::State {
   std::unordered_map<RequestId, std::unique_ptr<Transfer>> transfers;
   std::multimap<Clock::time_point, Timer> timers;  // equal keys stay in FIFO order
   std::vector<EasyHandle> free_easy;
+  std::optional<Clock::time_point> curl_deadline;  // set by on_timer
 
   bool inherited() const noexcept {
     const pid_t owner = owner_pid.load(std::memory_order_acquire);
@@ -214,17 +251,32 @@ struct Engine::State {
   bool start_locked(const std::shared_ptr<State>& self) {
     if (started) return true;
     global_init_once();
+    FileDescriptor ep(::epoll_create1(EPOLL_CLOEXEC));
+    FileDescriptor wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!ep || !wake) return false;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake.get();
+    if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, wake.get(), &ev) != 0) return false;
     MultiHandle m(curl_multi_init());
     if (!m) return false;
+    curl_multi_setopt(m.get(), CURLMOPT_SOCKETFUNCTION, &State::on_socket);
+    curl_multi_setopt(m.get(), CURLMOPT_SOCKETDATA, static_cast<void*>(this));
+    curl_multi_setopt(m.get(), CURLMOPT_TIMERFUNCTION, &State::on_timer);
+    curl_multi_setopt(m.get(), CURLMOPT_TIMERDATA, static_cast<void*>(this));
     curl_multi_setopt(m.get(), CURLMOPT_MAX_TOTAL_CONNECTIONS, options.max_connections);
     curl_multi_setopt(m.get(), CURLMOPT_MAX_HOST_CONNECTIONS, options.max_host_connections);
     // Bound the idle keep-alive cache by the same limit.
     curl_multi_setopt(m.get(), CURLMOPT_MAXCONNECTS, std::max(1L, options.max_connections));
     multi = std::move(m);
+    epoll_fd = std::move(ep);
+    wake_fd = std::move(wake);
     try {
       thread = std::make_unique<std::thread>([self] { self->run(); });
     } catch (...) {
       multi.reset();
+      epoll_fd.reset();
+      wake_fd.reset();
       return false;
     }
     io_thread_id = thread->get_id();
@@ -238,7 +290,14 @@ struct Engine::State {
     const bool was_empty = commands.empty();
     commands.push_back(std::move(c));
     // A non-empty queue has already been signalled since the thread last drained it.
-    if (was_empty) curl_multi_wakeup(multi.get());
+    if (was_empty) wake_locked();
+  }
+
+  // Caller holds `mu`; the thread is started and has not seen `stopping` yet.
+  void wake_locked() {
+    const std::uint64_t one = 1;
+    // Fails only with EAGAIN when the counter is saturated: then it is readable anyway.
+    [[maybe_unused]] ssize_t n = ::write(wake_fd.get(), &one, sizeof one);
   }
 
   // ---------------- I/O thread ----------------
@@ -257,10 +316,11 @@ struct Engine::State {
         batch.clear();
         if (stop) break;
         fire_due_timers();
-        int running = 0;
-        curl_multi_perform(multi.get(), &running);
-        collect_finished();
-        curl_multi_poll(multi.get(), nullptr, 0, static_cast<int>(poll_timeout_ms()), nullptr);
+        if (curl_deadline && *curl_deadline <= Clock::now()) {
+          curl_deadline.reset();
+          socket_action(CURL_SOCKET_TIMEOUT, 0);
+        }
+        wait_and_dispatch(static_cast<int>(poll_timeout_ms()));
       }
     } catch (...) {
       // Out of memory or similar: stop taking work and fail everything below.
@@ -274,11 +334,70 @@ struct Engine::State {
     }
     cancel_everything();
     MultiHandle m;
+    FileDescriptor ep;
+    FileDescriptor wake;
     {
       std::lock_guard<std::mutex> lk(mu);
       // Submits that raced with the stop were completed on their callers' threads;
       // callbacks run above only saw `stopping` too. Nothing can be queued any more.
       m = std::move(multi);
+      ep = std::move(epoll_fd);
+      wake = std::move(wake_fd);
+    }
+    m.reset();  // closes pooled connections; their sockets leave the epoll set with them
+  }
+
+  // libcurl tells us which sockets to watch for what. Level-triggered epoll, so a
+  // socket curl did not fully drain is reported again.
+  static int on_socket(CURL*, curl_socket_t fd, int what, void* userp, void*) {
+    auto* self = static_cast<State*>(userp);
+    const int ep = self->epoll_fd.get();
+    if (what == CURL_POLL_REMOVE) {
+      // May fail when curl already closed the socket (closing removes it): fine.
+      ::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+      return 0;
+    }
+    epoll_event ev{};
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+      ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    return 0;
+  }
+
+  // libcurl asks to be called back (socket_action with CURL_SOCKET_TIMEOUT) after
+  // timeout_ms; -1 cancels. Calling libcurl from here is not allowed, so only record it.
+  static int on_timer(CURLM*, long timeout_ms, void* userp) {
+    auto* self = static_cast<State*>(userp);
+    if (timeout_ms < 0)
+      self->curl_deadline.reset();
+    else
+      self->curl_deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    return 0;
+  }
+
+  void socket_action(curl_socket_t fd, int flags) {
+    int running = 0;
+    curl_multi_socket_action(multi.get(), fd, flags, &running);
+    collect_finished();
+  }
+
+  void wait_and_dispatch(int timeout_ms) {
+    epoll_event events[kMaxEvents];
+    const int n = ::epoll_wait(epoll_fd.get(), events, kMaxEvents, timeout_ms);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd.get()) {
+        std::uint64_t count = 0;
+        [[maybe_unused]] ssize_t r = ::read(fd, &count, sizeof count);
+        continue;
+      }
+      const std::uint32_t ev = events[i].events;
+      int flags = 0;
+      if (ev & EPOLLIN) flags |= CURL_CSELECT_IN;
+      if (ev & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+      if (ev & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+      socket_action(fd, flags);
     }
   }
 
@@ -340,8 +459,11 @@ struct Engine::State {
   }
 
   long poll_timeout_ms() const {
-    if (timers.empty()) return kMaxPollMs;
-    const auto wait = timers.begin()->first - Clock::now();
+    std::optional<Clock::time_point> next = curl_deadline;
+    if (!timers.empty() && (!next || timers.begin()->first < *next))
+      next = timers.begin()->first;
+    if (!next) return kMaxPollMs;
+    const auto wait = *next - Clock::now();
     // Round up so the loop never wakes just before a timer is due and spins.
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
     return std::clamp<long>(static_cast<long>(ms), 0, kMaxPollMs);
@@ -593,7 +715,7 @@ void Engine::shutdown() {
     std::lock_guard<std::mutex> lk(s.mu);
     if (!s.stopping) {
       s.stopping = true;
-      if (s.started) curl_multi_wakeup(s.multi.get());
+      if (s.started) s.wake_locked();
     }
     if (!s.started) return;
     on_io_thread = std::this_thread::get_id() == s.io_thread_id;
