@@ -304,6 +304,7 @@ struct Engine::State {
 
   void run() {
     std::vector<Command> batch;
+    std::size_t next = 0;  // first command of `batch` not yet applied
     try {
       for (;;) {
         bool stop = false;
@@ -312,8 +313,9 @@ struct Engine::State {
           batch.swap(commands);
           stop = stopping;
         }
-        for (auto& c : batch) apply(std::move(c), stop);
+        for (next = 0; next < batch.size(); ++next) apply(std::move(batch[next]), stop);
         batch.clear();
+        next = 0;
         if (stop) break;
         fire_due_timers();
         if (curl_deadline && *curl_deadline <= Clock::now()) {
@@ -324,13 +326,18 @@ struct Engine::State {
       }
     } catch (...) {
       // Out of memory or similar: stop taking work and fail everything below.
+      // The command being applied when it threw is lost; the rest are completed.
+      std::vector<Command> rest;
+      if (next < batch.size())
+        rest.assign(std::make_move_iterator(batch.begin() + static_cast<long>(next) + 1),
+                    std::make_move_iterator(batch.end()));
       {
         std::lock_guard<std::mutex> lk(mu);
         stopping = true;
-        batch.clear();
-        batch.swap(commands);
+        for (auto& c : commands) rest.push_back(std::move(c));
+        commands.clear();
       }
-      for (auto& c : batch) apply(std::move(c), true);
+      for (auto& c : rest) apply(std::move(c), true);
     }
     cancel_everything();
     MultiHandle m;

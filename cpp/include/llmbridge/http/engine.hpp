@@ -38,7 +38,8 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Thread-safe, also from inside a Callback. The transfer starts delay_ms after this
-  // call (0 = now). Starts the I/O thread on first use. After shutdown() (or in a
+  // call (0 = now). Response::elapsed_ms counts from the hand-off to libcurl (after the
+  // delay); for a request cancelled before it started, from this call. Starts the I/O thread on first use. After shutdown() (or in a
   // forked child of the process that started the thread) the callback runs at once,
   // on the calling thread, with kCancelled. The callback runs exactly once.
   RequestId submit(Request request, Callback on_done, long delay_ms = 0);
