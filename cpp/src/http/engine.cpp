@@ -1,0 +1,748 @@
+// The transfer engine: callers push commands onto a mutex-protected queue and wake the
+// I/O thread through an eventfd; the I/O thread owns the multi handle, every easy
+// handle and every pending request. It drives libcurl with curl_multi_socket_action
+// from an epoll loop (the shape of curl's multi-event.c / hiperfifo.c): libcurl 7.88's
+// curl_multi_perform walks every transfer on each call, socket_action only the ones
+// whose socket is ready. The only libcurl call made off that thread is creating the
+// multi handle, before the thread exists.
+#include "llmbridge/http/engine.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <optional>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "llmbridge/http/curl_handles.hpp"
+
+namespace llmbridge::http {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Idle easy handles kept for reuse; more than this are cleaned up when they finish.
+constexpr std::size_t kMaxFreeEasyHandles = 256;
+// Upper bound on one epoll_wait; wakeups and timers normally end it much sooner.
+constexpr long kMaxPollMs = 1000;
+constexpr int kMaxEvents = 64;
+
+// Owns a file descriptor (the epoll instance, the wakeup eventfd).
+class FileDescriptor {
+ public:
+  FileDescriptor() = default;
+  explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
+  FileDescriptor(FileDescriptor&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FileDescriptor& operator=(FileDescriptor&& other) noexcept {
+    if (this != &other) reset(std::exchange(other.fd_, -1));
+    return *this;
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() { reset(); }
+  int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  void reset(int fd = -1) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+void global_init_once() {
+  static std::once_flag flag;
+  std::call_once(flag, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+void invoke(Callback& on_done, Response&& response) noexcept {
+  if (!on_done) return;
+  try {
+    on_done(std::move(response));
+  } catch (...) {
+    // Nobody to report to on the I/O thread; the engine must keep running.
+  }
+}
+
+Response error_response(TransportError error, std::string message, Clock::time_point since) {
+  Response r;
+  r.error = error;
+  r.error_message = std::move(message);
+  r.elapsed_ms = ms_since(since);
+  return r;
+}
+
+TransportError classify(CURLcode code) {
+  switch (code) {
+    case CURLE_OK:
+      return TransportError::kNone;
+    case CURLE_OPERATION_TIMEDOUT:
+      return TransportError::kTimeout;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2_STREAM:
+      return TransportError::kConnect;
+    case CURLE_FILESIZE_EXCEEDED:
+      return TransportError::kTooLarge;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_USE_SSL_FAILED:
+      return TransportError::kTls;
+    default:
+      return TransportError::kOther;
+  }
+}
+
+bool has_line_break(std::string_view s) {
+  return s.find_first_of("\r\n") != std::string_view::npos;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
+                        s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// One request: waiting for its delay, or handed to curl (`easy` set).
+struct Transfer {
+  RequestId id = 0;
+  Request request;
+  Callback on_done;
+  Clock::time_point accepted;  // when submit() took it
+  Clock::time_point started;   // when it was handed to curl
+  EasyHandle easy;
+  HeaderList header_lines;
+  Response response;
+  bool too_large = false;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const std::size_t n = size * count;
+  // body.size() never exceeds the limit, so the subtraction cannot wrap.
+  if (n > t->request.max_response_bytes - t->response.body.size()) {
+    t->too_large = true;
+    return 0;  // makes curl abort with CURLE_WRITE_ERROR
+  }
+  t->response.body.append(data, n);
+  return n;
+}
+
+// curl hands over one complete header line per call, including every block it
+// receives (1xx interim responses, then the final one). A status line starts a new
+// block, so only the last block survives.
+std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const std::size_t n = size * count;
+  std::string_view line(data, n);
+  auto& headers = t->response.headers;
+  if (line.substr(0, 5) == "HTTP/") {
+    headers.clear();
+    return n;
+  }
+  if (trim(line).empty()) return n;
+  if ((line.front() == ' ' || line.front() == '\t') && !headers.empty()) {
+    // Obsolete line folding: continues the previous header's value.
+    headers.back().value.append(" ").append(trim(line));
+    return n;
+  }
+  const auto colon = line.find(':');
+  if (colon == std::string_view::npos) return n;
+  Header h;
+  h.name.assign(trim(line.substr(0, colon)));
+  for (char& c : h.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  h.value.assign(trim(line.substr(colon + 1)));
+  headers.push_back(std::move(h));
+  return n;
+}
+
+}  // namespace
+
+struct Engine::State {
+  explicit State(EngineOptions o) : options(std::move(o)) {}
+
+  const EngineOptions options;
+
+  // ---- Shared between callers and the I/O thread; guarded by `mu`. ----
+  struct Command {
+    enum class Kind { kSubmit, kCancel, kPost } kind = Kind::kSubmit;
+    RequestId id = 0;
+    Request request;
+    Callback on_done;
+    std::function<void()> fn;
+    Clock::time_point accepted;
+    Clock::time_point due;
+  };
+  mutable std::mutex mu;
+  std::vector<Command> commands;
+  RequestId next_id = 1;
+  bool started = false;
+  bool stopping = false;
+  // Created by start_locked(); released by the I/O thread once it has seen `stopping`
+  // (after which nobody writes `wake_fd` any more).
+  MultiHandle multi;
+  FileDescriptor epoll_fd;
+  FileDescriptor wake_fd;
+  std::thread::id io_thread_id;
+
+  // Written under `mu` by the start; afterwards joined or detached under `join_mu`.
+  std::mutex join_mu;
+  std::unique_ptr<std::thread> thread;
+
+  std::atomic<std::size_t> pending{0};
+  std::atomic<pid_t> owner_pid{0};  // process that started the I/O thread; 0 = not started
+
+  // ---- Owned by the I/O thread only. ----
+  struct Timer {
+    RequestId id = 0;  // != 0: start this transfer; == 0: run `fn`
+    std::function<void()> fn;
+  };
+  std::unordered_map<RequestId, std::unique_ptr<Transfer>> transfers;
+  std::multimap<Clock::time_point, Timer> timers;  // equal keys stay in FIFO order
+  std::vector<EasyHandle> free_easy;
+  std::optional<Clock::time_point> curl_deadline;  // set by on_timer
+
+  bool inherited() const noexcept {
+    const pid_t owner = owner_pid.load(std::memory_order_acquire);
+    return owner != 0 && owner != getpid();
+  }
+
+  // Caller holds `mu`. False when the multi handle or the thread cannot be created.
+  bool start_locked(const std::shared_ptr<State>& self) {
+    if (started) return true;
+    global_init_once();
+    FileDescriptor ep(::epoll_create1(EPOLL_CLOEXEC));
+    FileDescriptor wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!ep || !wake) return false;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake.get();
+    if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, wake.get(), &ev) != 0) return false;
+    MultiHandle m(curl_multi_init());
+    if (!m) return false;
+    curl_multi_setopt(m.get(), CURLMOPT_SOCKETFUNCTION, &State::on_socket);
+    curl_multi_setopt(m.get(), CURLMOPT_SOCKETDATA, static_cast<void*>(this));
+    curl_multi_setopt(m.get(), CURLMOPT_TIMERFUNCTION, &State::on_timer);
+    curl_multi_setopt(m.get(), CURLMOPT_TIMERDATA, static_cast<void*>(this));
+    curl_multi_setopt(m.get(), CURLMOPT_MAX_TOTAL_CONNECTIONS, options.max_connections);
+    curl_multi_setopt(m.get(), CURLMOPT_MAX_HOST_CONNECTIONS, options.max_host_connections);
+    // Bound the idle keep-alive cache by the same limit.
+    curl_multi_setopt(m.get(), CURLMOPT_MAXCONNECTS, std::max(1L, options.max_connections));
+    multi = std::move(m);
+    epoll_fd = std::move(ep);
+    wake_fd = std::move(wake);
+    try {
+      thread = std::make_unique<std::thread>([self] { self->run(); });
+    } catch (...) {
+      multi.reset();
+      epoll_fd.reset();
+      wake_fd.reset();
+      return false;
+    }
+    io_thread_id = thread->get_id();
+    owner_pid.store(getpid(), std::memory_order_release);
+    started = true;
+    return true;
+  }
+
+  // Caller holds `mu`, the thread is started and not stopping.
+  void enqueue_locked(Command&& c) {
+    const bool was_empty = commands.empty();
+    commands.push_back(std::move(c));
+    // A non-empty queue has already been signalled since the thread last drained it.
+    if (was_empty) wake_locked();
+  }
+
+  // Caller holds `mu`; the thread is started and has not seen `stopping` yet.
+  void wake_locked() {
+    const std::uint64_t one = 1;
+    // Fails only with EAGAIN when the counter is saturated: then it is readable anyway.
+    [[maybe_unused]] ssize_t n = ::write(wake_fd.get(), &one, sizeof one);
+  }
+
+  // ---------------- I/O thread ----------------
+
+  void run() {
+    std::vector<Command> batch;
+    std::size_t next = 0;  // first command of `batch` not yet applied
+    try {
+      for (;;) {
+        bool stop = false;
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          batch.swap(commands);
+          stop = stopping;
+        }
+        for (next = 0; next < batch.size(); ++next) apply(std::move(batch[next]), stop);
+        batch.clear();
+        next = 0;
+        if (stop) break;
+        fire_due_timers();
+        if (curl_deadline && *curl_deadline <= Clock::now()) {
+          curl_deadline.reset();
+          socket_action(CURL_SOCKET_TIMEOUT, 0);
+        }
+        wait_and_dispatch(static_cast<int>(poll_timeout_ms()));
+      }
+    } catch (...) {
+      // Out of memory or similar: stop taking work and fail everything below.
+      // The command being applied when it threw is lost; the rest are completed.
+      std::vector<Command> rest;
+      if (next < batch.size())
+        rest.assign(std::make_move_iterator(batch.begin() + static_cast<long>(next) + 1),
+                    std::make_move_iterator(batch.end()));
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        stopping = true;
+        for (auto& c : commands) rest.push_back(std::move(c));
+        commands.clear();
+      }
+      for (auto& c : rest) apply(std::move(c), true);
+    }
+    cancel_everything();
+    MultiHandle m;
+    FileDescriptor ep;
+    FileDescriptor wake;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      // Submits that raced with the stop were completed on their callers' threads;
+      // callbacks run above only saw `stopping` too. Nothing can be queued any more.
+      m = std::move(multi);
+      ep = std::move(epoll_fd);
+      wake = std::move(wake_fd);
+    }
+    m.reset();  // closes pooled connections; their sockets leave the epoll set with them
+  }
+
+  // libcurl tells us which sockets to watch for what. Level-triggered epoll, so a
+  // socket curl did not fully drain is reported again.
+  static int on_socket(CURL*, curl_socket_t fd, int what, void* userp, void*) {
+    auto* self = static_cast<State*>(userp);
+    const int ep = self->epoll_fd.get();
+    if (what == CURL_POLL_REMOVE) {
+      // May fail when curl already closed the socket (closing removes it): fine.
+      ::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+      return 0;
+    }
+    epoll_event ev{};
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+      ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    return 0;
+  }
+
+  // libcurl asks to be called back (socket_action with CURL_SOCKET_TIMEOUT) after
+  // timeout_ms; -1 cancels. Calling libcurl from here is not allowed, so only record it.
+  static int on_timer(CURLM*, long timeout_ms, void* userp) {
+    auto* self = static_cast<State*>(userp);
+    if (timeout_ms < 0)
+      self->curl_deadline.reset();
+    else
+      self->curl_deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    return 0;
+  }
+
+  void socket_action(curl_socket_t fd, int flags) {
+    int running = 0;
+    curl_multi_socket_action(multi.get(), fd, flags, &running);
+    collect_finished();
+  }
+
+  void wait_and_dispatch(int timeout_ms) {
+    epoll_event events[kMaxEvents];
+    const int n = ::epoll_wait(epoll_fd.get(), events, kMaxEvents, timeout_ms);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd.get()) {
+        std::uint64_t count = 0;
+        [[maybe_unused]] ssize_t r = ::read(fd, &count, sizeof count);
+        continue;
+      }
+      const std::uint32_t ev = events[i].events;
+      int flags = 0;
+      if (ev & EPOLLIN) flags |= CURL_CSELECT_IN;
+      if (ev & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+      if (ev & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+      socket_action(fd, flags);
+    }
+  }
+
+  void apply(Command&& c, bool stop) {
+    switch (c.kind) {
+      case Command::Kind::kSubmit: {
+        if (stop) {
+          pending.fetch_sub(1);
+          Response r = error_response(TransportError::kCancelled, "engine shut down", c.accepted);
+          invoke(c.on_done, std::move(r));
+          return;
+        }
+        auto t = std::make_unique<Transfer>();
+        t->id = c.id;
+        t->request = std::move(c.request);
+        t->on_done = std::move(c.on_done);
+        t->accepted = c.accepted;
+        Transfer& ref = *t;
+        transfers.emplace(c.id, std::move(t));
+        if (c.due <= Clock::now())
+          start(ref);
+        else
+          timers.emplace(c.due, Timer{c.id, {}});
+        return;
+      }
+      case Command::Kind::kCancel: {
+        auto it = transfers.find(c.id);
+        if (it == transfers.end()) return;
+        std::unique_ptr<Transfer> t = std::move(it->second);
+        transfers.erase(it);
+        Response r = error_response(TransportError::kCancelled, "cancelled",
+                                    t->easy ? t->started : t->accepted);
+        detach_easy(*t);
+        deliver(std::move(t), std::move(r));
+        return;
+      }
+      case Command::Kind::kPost:
+        if (!stop) timers.emplace(c.due, Timer{0, std::move(c.fn)});
+        return;
+    }
+  }
+
+  void fire_due_timers() {
+    const auto now = Clock::now();
+    while (!timers.empty() && timers.begin()->first <= now) {
+      Timer timer = std::move(timers.extract(timers.begin()).mapped());
+      if (timer.id != 0) {
+        auto it = transfers.find(timer.id);
+        // Gone (cancelled) or already started: nothing to do.
+        if (it != transfers.end() && !it->second->easy) start(*it->second);
+      } else if (timer.fn) {
+        try {
+          timer.fn();
+        } catch (...) {
+          // Same policy as callbacks: the loop must survive.
+        }
+      }
+    }
+  }
+
+  long poll_timeout_ms() const {
+    std::optional<Clock::time_point> next = curl_deadline;
+    if (!timers.empty() && (!next || timers.begin()->first < *next))
+      next = timers.begin()->first;
+    if (!next) return kMaxPollMs;
+    const auto wait = *next - Clock::now();
+    // Round up so the loop never wakes just before a timer is due and spins.
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+    return std::clamp<long>(static_cast<long>(ms), 0, kMaxPollMs);
+  }
+
+  EasyHandle take_easy() {
+    if (!free_easy.empty()) {
+      EasyHandle e = std::move(free_easy.back());
+      free_easy.pop_back();
+      return e;
+    }
+    return EasyHandle(curl_easy_init());
+  }
+
+  void recycle(EasyHandle easy) {
+    if (!easy) return;
+    curl_easy_reset(easy.get());
+    if (free_easy.size() < kMaxFreeEasyHandles) free_easy.push_back(std::move(easy));
+  }
+
+  // Takes a running transfer's handle out of curl and back to the free list.
+  void detach_easy(Transfer& t) {
+    if (!t.easy) return;
+    curl_multi_remove_handle(multi.get(), t.easy.get());
+    recycle(std::move(t.easy));
+  }
+
+  CURLcode configure(Transfer& t) {
+    CURL* e = t.easy.get();
+    const Request& req = t.request;
+    CURLcode rc = CURLE_OK;
+    auto set = [&](CURLoption opt, auto value) {
+      if (rc == CURLE_OK) rc = curl_easy_setopt(e, opt, value);
+    };
+    set(CURLOPT_URL, req.url.c_str());
+    set(CURLOPT_PROTOCOLS_STR, "http,https");
+    set(CURLOPT_PRIVATE, static_cast<void*>(&t));
+    set(CURLOPT_NOSIGNAL, 1L);
+    set(CURLOPT_TCP_NODELAY, 1L);
+    set(CURLOPT_TCP_KEEPALIVE, 1L);
+    set(CURLOPT_CONNECTTIMEOUT_MS, req.connect_timeout_ms);
+    set(CURLOPT_TIMEOUT_MS, req.timeout_ms);
+    set(CURLOPT_ERRORBUFFER, t.error_buffer);
+    set(CURLOPT_WRITEFUNCTION, &on_body);
+    set(CURLOPT_WRITEDATA, static_cast<void*>(&t));
+    set(CURLOPT_HEADERFUNCTION, &on_header);
+    set(CURLOPT_HEADERDATA, static_cast<void*>(&t));
+    // Refuses early when the server announces a Content-Length over the limit.
+    constexpr auto kOffMax = static_cast<std::size_t>(std::numeric_limits<curl_off_t>::max());
+    set(CURLOPT_MAXFILESIZE_LARGE,
+        static_cast<curl_off_t>(std::min(req.max_response_bytes, kOffMax)));
+    set(CURLOPT_USERAGENT, options.user_agent.c_str());
+    set(CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
+    set(CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
+    if (!options.ca_file.empty()) set(CURLOPT_CAINFO, options.ca_file.c_str());
+#if LIBCURL_VERSION_NUM >= 0x075700
+    // Do not wait for a threaded DNS lookup when a transfer is aborted (never hang).
+    set(CURLOPT_QUICK_EXIT, 1L);
+#endif
+    if (req.method == "GET") {
+      set(CURLOPT_HTTPGET, 1L);
+    } else if (req.method == "HEAD") {
+      set(CURLOPT_NOBODY, 1L);
+    } else {
+      // POST and anything else with a body; curl keeps a pointer to request.body,
+      // which lives in this Transfer until it completes.
+      set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+      set(CURLOPT_POSTFIELDS, req.body.c_str());
+      if (req.method != "POST") set(CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    }
+    set(CURLOPT_HTTPHEADER, t.header_lines.get());
+    return rc;
+  }
+
+  // Builds the header list; an empty string on success, else why it failed (the
+  // message never quotes a header value: it may be a credential).
+  std::string build_headers(Transfer& t) {
+    t.header_lines.clear();
+    for (const auto& h : t.request.headers) {
+      if (h.name.empty() || has_line_break(h.name) || has_line_break(h.value) ||
+          h.name.find(':') != std::string::npos)
+        return "invalid request header name or value (empty name, ':' or line break)";
+      // "Name:" would make curl drop the header; "Name;" sends it with an empty value.
+      const std::string line = h.value.empty() ? h.name + ";" : h.name + ": " + h.value;
+      if (!t.header_lines.append(line)) return "out of memory building headers";
+    }
+    if (!t.header_lines.append("Expect:")) return "out of memory building headers";
+    return {};
+  }
+
+  void start(Transfer& t) {
+    t.started = Clock::now();
+    std::string problem = build_headers(t);
+    if (problem.empty()) {
+      t.easy = take_easy();
+      if (!t.easy) {
+        problem = "curl_easy_init failed";
+      } else if (CURLcode rc = configure(t); rc != CURLE_OK) {
+        problem = std::string("could not configure transfer: ") + curl_easy_strerror(rc);
+        recycle(std::move(t.easy));
+      } else if (CURLMcode mc = curl_multi_add_handle(multi.get(), t.easy.get());
+                 mc != CURLM_OK) {
+        problem = std::string("could not start transfer: ") + curl_multi_strerror(mc);
+        recycle(std::move(t.easy));
+      }
+    }
+    if (problem.empty()) return;
+    Response r = error_response(TransportError::kOther, std::move(problem), t.started);
+    auto node = transfers.extract(t.id);  // `t` is owned by the node from here on
+    deliver(std::move(node.mapped()), std::move(r));
+  }
+
+  void collect_finished() {
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi.get(), &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      // `msg` dies with curl_multi_remove_handle: copy what we need first.
+      CURL* easy = msg->easy_handle;
+      const CURLcode code = msg->data.result;
+      char* priv = nullptr;
+      curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+      auto* raw = reinterpret_cast<Transfer*>(priv);
+      auto node = transfers.extract(raw->id);
+      std::unique_ptr<Transfer> t = std::move(node.mapped());
+      finish(std::move(t), code);
+    }
+  }
+
+  void finish(std::unique_ptr<Transfer> t, CURLcode code) {
+    Response r = std::move(t->response);
+    long status = 0;
+    curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &status);
+    r.status = status;
+    r.error = t->too_large ? TransportError::kTooLarge : classify(code);
+    if (r.error == TransportError::kTooLarge) {
+      r.error_message = "response body exceeded max_response_bytes (" +
+                        std::to_string(t->request.max_response_bytes) + " bytes)";
+    } else if (r.error != TransportError::kNone) {
+      r.error_message = curl_easy_strerror(code);
+      if (t->error_buffer[0] != '\0') r.error_message.append(": ").append(t->error_buffer);
+    }
+    r.elapsed_ms = ms_since(t->started);
+    detach_easy(*t);
+    deliver(std::move(t), std::move(r));
+  }
+
+  void deliver(std::unique_ptr<Transfer> t, Response&& r) {
+    Callback on_done = std::move(t->on_done);
+    t.reset();  // release the request body etc. before running user code
+    pending.fetch_sub(1);
+    invoke(on_done, std::move(r));
+  }
+
+  void cancel_everything() {
+    std::vector<std::unique_ptr<Transfer>> all;
+    all.reserve(transfers.size());
+    for (auto& entry : transfers) all.push_back(std::move(entry.second));
+    transfers.clear();
+    timers.clear();  // posted functions are dropped, not run
+    for (auto& t : all) detach_easy(*t);
+    for (auto& t : all) {
+      Response r = error_response(TransportError::kCancelled, "engine shut down", t->accepted);
+      deliver(std::move(t), std::move(r));
+    }
+    free_easy.clear();
+  }
+};
+
+Engine::Engine(EngineOptions options) : state_(std::make_shared<State>(std::move(options))) {}
+
+Engine::~Engine() {
+  if (!state_) return;
+  if (state_->inherited()) {
+    abandon();
+    return;
+  }
+  shutdown();
+  // Destroyed from inside one of its own callbacks: shutdown() could not join, so let
+  // the thread finish on its own; it holds its own reference to the state.
+  std::lock_guard<std::mutex> lk(state_->join_mu);
+  if (state_->thread && state_->thread->joinable()) state_->thread->detach();
+}
+
+RequestId Engine::submit(Request request, Callback on_done, long delay_ms) {
+  const auto accepted = Clock::now();
+  if (!state_ || state_->inherited()) {
+    invoke(on_done, error_response(TransportError::kCancelled,
+                                   "engine shut down (or inherited across fork)", accepted));
+    return 0;
+  }
+  State& s = *state_;
+  std::unique_lock<std::mutex> lk(s.mu);
+  const RequestId id = s.next_id++;
+  if (s.stopping || !s.start_locked(state_)) {
+    const bool stopped = s.stopping;
+    lk.unlock();
+    invoke(on_done, stopped ? error_response(TransportError::kCancelled, "engine shut down",
+                                             accepted)
+                            : error_response(TransportError::kOther,
+                                             "could not start the engine's I/O thread",
+                                             accepted));
+    return id;
+  }
+  State::Command c;
+  c.kind = State::Command::Kind::kSubmit;
+  c.id = id;
+  c.request = std::move(request);
+  c.on_done = std::move(on_done);
+  c.accepted = accepted;
+  c.due = accepted + std::chrono::milliseconds(std::max(0L, delay_ms));
+  s.pending.fetch_add(1);
+  s.enqueue_locked(std::move(c));
+  return id;
+}
+
+void Engine::cancel(RequestId id) {
+  if (!state_ || state_->inherited()) return;
+  State& s = *state_;
+  std::lock_guard<std::mutex> lk(s.mu);
+  // Not started: nothing was ever submitted. Stopping: shutdown cancels everything.
+  if (!s.started || s.stopping || id == 0 || id >= s.next_id) return;
+  State::Command c;
+  c.kind = State::Command::Kind::kCancel;
+  c.id = id;
+  s.enqueue_locked(std::move(c));
+}
+
+void Engine::post(std::function<void()> fn, long delay_ms) {
+  if (!state_ || state_->inherited() || !fn) return;
+  State& s = *state_;
+  std::lock_guard<std::mutex> lk(s.mu);
+  if (s.stopping || !s.start_locked(state_)) return;
+  State::Command c;
+  c.kind = State::Command::Kind::kPost;
+  c.fn = std::move(fn);
+  c.due = Clock::now() + std::chrono::milliseconds(std::max(0L, delay_ms));
+  s.enqueue_locked(std::move(c));
+}
+
+void Engine::shutdown() {
+  if (!state_) return;
+  if (state_->inherited()) {
+    abandon();
+    return;
+  }
+  State& s = *state_;
+  bool on_io_thread = false;
+  {
+    std::lock_guard<std::mutex> lk(s.mu);
+    if (!s.stopping) {
+      s.stopping = true;
+      if (s.started) s.wake_locked();
+    }
+    if (!s.started) return;
+    on_io_thread = std::this_thread::get_id() == s.io_thread_id;
+  }
+  // The I/O thread cannot join itself; it leaves its loop after the current callback.
+  if (on_io_thread) return;
+  std::lock_guard<std::mutex> lk(s.join_mu);
+  if (s.thread && s.thread->joinable()) s.thread->join();
+}
+
+std::size_t Engine::in_flight() const {
+  if (!state_ || state_->inherited()) return 0;
+  return state_->pending.load();
+}
+
+void Engine::abandon() noexcept {
+  if (!state_) return;
+  // A forked child has only this thread: the I/O thread, and any lock it held at the
+  // fork, do not exist here. Touch nothing; leak the state on purpose.
+  static_cast<void>(new std::shared_ptr<State>(std::move(state_)));
+}
+
+}  // namespace llmbridge::http
