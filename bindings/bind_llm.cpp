@@ -133,8 +133,14 @@ py::list validate_config(const std::string& provider, py::handle cfg) {
 
 // ---- attempts ----
 
-py::object opt_str(const std::string& s) { return s.empty() ? py::none() : py::str(s); }
-py::object opt_int(int v, int missing) { return v == missing ? py::none() : py::int_(v); }
+py::object opt_str(const std::string& s) {
+  if (s.empty()) return py::none();
+  return py::str(s);
+}
+py::object opt_int(int v, int missing) {
+  if (v == missing) return py::none();
+  return py::int_(v);
+}
 
 // Field order matches llmbridge._client.ExtractionAttempt._FIELDS.
 py::tuple attempt_to_tuple(llm::Attempt& a) {

@@ -20,12 +20,21 @@ from ._text import (
     repair_report,
     strip_markdown_fences,
 )
+from ._client import ExtractionAttempt, OllamaClient, OpenAICompatibleClient, VLLMClient
+from .config import OllamaConfig, OpenAIConfig, VLLMConfig
 from .errors import ConfigError, JSONRepairError, LLMBridgeError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "ExtractionAttempt",
+    "OllamaClient",
+    "OllamaConfig",
+    "OpenAICompatibleClient",
+    "OpenAIConfig",
+    "VLLMClient",
+    "VLLMConfig",
     "JSONRepairError",
     "LLMBridgeError",
     "Repair",
