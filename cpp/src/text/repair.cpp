@@ -465,8 +465,9 @@ class Repairer {
     const Kind want = c == '}' ? Kind::kObject : Kind::kArray;
     if (f.kind != want) {
       if ((want == Kind::kObject ? open_objects_ : open_arrays_) == 0) {
-        note(RepairKind::kBracketFixed);  // a stray closer: drop it
-        ++p_;
+        note(RepairKind::kBracketFixed);
+        if (f.kind != Kind::kRoot) close_top(false);  // `{"a": 2]`: the wrong closer
+        ++p_;                                          // at the root: a stray closer
         return;
       }
       // Close what was left open inside the container this closer belongs to.
