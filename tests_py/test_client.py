@@ -505,7 +505,8 @@ def test_500_is_retried_exactly_max_retries_times_with_growing_gaps(
     gaps = [b.received_at - a.received_at for a, b in zip(reqs, reqs[1:])]
     for n, gap in enumerate(gaps):
         nominal = base * mult**n
-        assert 0.75 * nominal - 0.005 <= gap <= nominal + 0.1, (n, gap, gaps)
+        # Jitter keeps each wait in [0.75, 1] x nominal; the slack above is scheduling.
+        assert 0.75 * nominal - 0.005 <= gap <= nominal + 0.25, (n, gap, gaps)
     assert gaps == sorted(gaps), gaps
 
 
@@ -520,7 +521,7 @@ def test_backoff_is_capped_by_retry_max_delay(server: MockLLMServer) -> None:
     reqs = generation_requests(server)
     gaps = [b.received_at - a.received_at for a, b in zip(reqs, reqs[1:])]
     # base*10**2 = 4 s uncapped; the cap keeps every gap near 0.06 s.
-    assert max(gaps) < 0.06 + 0.1, gaps
+    assert max(gaps) < 0.06 + 0.25, gaps
 
 
 def test_max_retries_zero_means_one_try(server: MockLLMServer) -> None:
@@ -823,6 +824,29 @@ def test_one_client_across_event_loops(server: MockLLMServer) -> None:
         assert call(client, PROMPTS).success
 
 
+def test_one_client_shared_by_event_loops_in_threads(server: MockLLMServer) -> None:
+    server.responder = lambda r: Reply.json({"m": r.prompt.rsplit("M=", 1)[1]}, delay=0.01)
+    results: dict[int, list[ExtractionAttempt]] = {}
+
+    def worker(client: Any, k: int) -> None:
+        async def main() -> list[ExtractionAttempt]:
+            return await asyncio.gather(
+                *(client.call_llm({"user": f"M={k}-{i}"}) for i in range(50))
+            )
+
+        results[k] = asyncio.run(main())
+
+    with make_client(server) as client:
+        threads = [threading.Thread(target=worker, args=(client, k)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    assert sorted(results) == [0, 1, 2, 3]
+    for k, attempts in results.items():
+        assert [a.data for a in attempts] == [{"m": f"{k}-{i}"} for i in range(50)]
+
+
 # ------------------------------------------------------------------------ sync twin
 
 
@@ -1069,7 +1093,7 @@ def test_async_calls_really_run_concurrently(server: MockLLMServer) -> None:
         results = asyncio.run(main(client))
         elapsed = time.monotonic() - started
     assert all(r.success for r in results)
-    assert elapsed < 1.0, elapsed  # serial would be 4.8 s
+    assert elapsed < 1.5, elapsed  # serial would be 4.8 s
 
 
 # -------------------------------------------------------------------- known bugs
