@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
-
 import llmbridge
+import pytest
 from llmbridge import (
     ConfigError,
     ExtractionAttempt,
@@ -415,9 +414,7 @@ def test_invalid_json_then_valid_succeeds_on_retry(server: MockLLMServer) -> Non
         pytest.param(Reply.text("  \n "), id="blank-content"),
     ],
 )
-def test_empty_model_response_is_retried_then_returned(
-    server: MockLLMServer, reply: Reply
-) -> None:
+def test_empty_model_response_is_retried_then_returned(server: MockLLMServer, reply: Reply) -> None:
     server.set_default(reply)
     with make_client(server, max_retries=2) as client:
         attempt = call(client, PROMPTS)
@@ -456,9 +453,23 @@ def test_attempt_to_dict_has_every_contract_field(server: MockLLMServer) -> None
         attempt = call(client, PROMPTS)
     d = attempt.to_dict()
     assert set(d) == {
-        "success", "data", "raw_response", "error", "retryable", "status_code", "attempts",
-        "latency_ms", "provider", "model", "finish_reason", "truncated", "repaired",
-        "prompt_tokens", "completion_tokens", "request_id", "auth_refused",
+        "success",
+        "data",
+        "raw_response",
+        "error",
+        "retryable",
+        "status_code",
+        "attempts",
+        "latency_ms",
+        "provider",
+        "model",
+        "finish_reason",
+        "truncated",
+        "repaired",
+        "prompt_tokens",
+        "completion_tokens",
+        "request_id",
+        "auth_refused",
     }
     assert d["success"] is True and d["data"] == {"ok": True}
     json.dumps(d)  # JSON-serialisable when data is
@@ -513,7 +524,10 @@ def test_500_is_retried_exactly_max_retries_times_with_growing_gaps(
 def test_backoff_is_capped_by_retry_max_delay(server: MockLLMServer) -> None:
     server.set_default(Reply.error(502))
     with make_client(
-        server, max_retries=3, retry_base_delay=0.04, retry_backoff_multiplier=10.0,
+        server,
+        max_retries=3,
+        retry_base_delay=0.04,
+        retry_backoff_multiplier=10.0,
         retry_max_delay=0.06,
     ) as client:
         attempt = call(client, PROMPTS)
@@ -612,7 +626,10 @@ def test_refused_connection_is_connection_error() -> None:
 
 @pytest.mark.parametrize(
     "reply",
-    [pytest.param(Reply(reset=True), id="reset"), pytest.param(Reply(truncate_body=True), id="cut")],
+    [
+        pytest.param(Reply(reset=True), id="reset"),
+        pytest.param(Reply(truncate_body=True), id="cut"),
+    ],
 )
 def test_reset_and_truncated_body_are_connection_errors(
     server: MockLLMServer, reply: Reply
@@ -1030,9 +1047,7 @@ def test_vllm_empty_model_lets_the_server_choose(server: MockLLMServer) -> None:
     ("keep_alive", "sent"),
     [("5m", "5m"), ("300", 300), ("-1", -1), ("1.5", 1.5), ("", None)],
 )
-def test_ollama_keep_alive_and_num_ctx(
-    server: MockLLMServer, keep_alive: str, sent: Any
-) -> None:
+def test_ollama_keep_alive_and_num_ctx(server: MockLLMServer, keep_alive: str, sent: Any) -> None:
     with make_client(server, OllamaClient, keep_alive=keep_alive, num_ctx=8192) as client:
         assert client.call_llm_sync(PROMPTS).success
     body = server.last_request.json

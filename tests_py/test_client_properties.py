@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from llmbridge import OllamaClient, VLLMClient, _native
 from llmbridge.testing import MockLLMServer, Reply
 
@@ -90,17 +89,53 @@ def test_status_classification_is_exhaustively_the_contract() -> None:
 
 
 ERROR_STATUSES = sorted(
-    {400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 415, 418, 421, 422,
-     423, 424, 425, 426, 428, 429, 431, 451, 499, 500, 501, 502, 503, 504, 505, 507, 508, 511,
-     520, 529, 599}
+    {
+        400,
+        401,
+        402,
+        403,
+        404,
+        405,
+        406,
+        407,
+        408,
+        409,
+        410,
+        411,
+        412,
+        413,
+        415,
+        418,
+        421,
+        422,
+        423,
+        424,
+        425,
+        426,
+        428,
+        429,
+        431,
+        451,
+        499,
+        500,
+        501,
+        502,
+        503,
+        504,
+        505,
+        507,
+        508,
+        511,
+        520,
+        529,
+        599,
+    }
 )
 
 
 @settings(PROFILE, max_examples=30)
 @given(status=st.sampled_from(ERROR_STATUSES))
-def test_client_reports_every_error_status(
-    server: MockLLMServer, vllm: Any, status: int
-) -> None:
+def test_client_reports_every_error_status(server: MockLLMServer, vllm: Any, status: int) -> None:
     server.reset()
     server.set_default(Reply.error(status))
     attempt = vllm.call_llm_sync({"system": "s", "user": "u"})
@@ -118,8 +153,26 @@ def test_client_reports_every_error_status(
 
 # Text with the characters that break naive escaping or templating.
 _tricky = st.sampled_from(
-    ['"', "'", "\\", "\n", "\r\n", "\t", "\x00", "\x1f", "\u2028", "é", "日本", "🦀",
-     PLACEHOLDER, "{", "}", "{document}", "%s", "</think>"]
+    [
+        '"',
+        "'",
+        "\\",
+        "\n",
+        "\r\n",
+        "\t",
+        "\x00",
+        "\x1f",
+        "\u2028",
+        "é",
+        "日本",
+        "🦀",
+        PLACEHOLDER,
+        "{",
+        "}",
+        "{document}",
+        "%s",
+        "</think>",
+    ]
 )
 _chunk = st.one_of(st.text(max_size=12), _tricky)
 text = st.lists(_chunk, max_size=6).map("".join)
