@@ -1161,3 +1161,29 @@ def test_close_during_backoff_counts_only_sent_tries(server: MockLLMServer) -> N
     assert attempt.error == "cancelled"
     assert len(generation_requests(server)) == 1
     assert attempt.attempts == 1
+
+
+def test_stale_pooled_connection_is_replaced_transparently() -> None:
+    # The server restarts between calls, so the pooled keep-alive connection is dead;
+    # the next call must open a new one without reporting an error or spending a retry.
+    first = MockLLMServer().start()
+    port = first.port
+    client = VLLMClient(base_url=first.url, model="m", max_retries=0, timeout=5.0)
+    try:
+        assert client.call_llm_sync(PROMPTS).success
+        first.stop()
+        with MockLLMServer(port=port) as second:
+            attempt = client.call_llm_sync(PROMPTS)
+            assert attempt.success, attempt
+            assert attempt.attempts == 1
+            assert second.connections_accepted == 1
+    finally:
+        client.close()
+        first.stop()
+
+
+def test_ollama_timeout(server: MockLLMServer) -> None:
+    server.set_default(Reply(delay=1.0))
+    with make_client(server, OllamaClient, timeout=0.2, max_retries=0) as client:
+        attempt = client.call_llm_sync(PROMPTS)
+    assert (attempt.error, attempt.retryable, attempt.attempts) == ("timeout", True, 1)
