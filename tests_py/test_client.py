@@ -1113,12 +1113,6 @@ def test_async_calls_really_run_concurrently(server: MockLLMServer) -> None:
 
 # -------------------------------------------------------------------- known bugs
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a json_schema holding a valid JSON integer outside int64/uint64 is "
-    "rejected with ValueError 'schema_json is not valid JSON' (simdjson range check)",
-)
 def test_schema_with_big_integer_is_sent(server: MockLLMServer) -> None:
     schema = {"type": "integer", "maximum": 2**64}
     with make_client(server) as client:
@@ -1126,12 +1120,6 @@ def test_schema_with_big_integer_is_sent(server: MockLLMServer) -> None:
     assert attempt.success
     assert server.last_request.json["response_format"]["json_schema"]["schema"] == schema
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: valid JSON content with a number simdjson cannot hold (e.g. 2**64, 1e400) "
-    "comes back with repaired=True",
-)
 def test_valid_json_with_big_number_is_not_repaired(server: MockLLMServer) -> None:
     content = '{"big": 123456789012345678901234567890}'
     server.enqueue(Reply.text(content))
@@ -1141,12 +1129,6 @@ def test_valid_json_with_big_number_is_not_repaired(server: MockLLMServer) -> No
     assert attempt.data == {"big": 123456789012345678901234567890}
     assert attempt.repaired is False
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: close() during a retry backoff counts the retry that was never sent: "
-    "attempts == 2 while the server received 1 request",
-)
 def test_close_during_backoff_counts_only_sent_tries(server: MockLLMServer) -> None:
     server.set_default(Reply.error(503, retry_after=3))
 

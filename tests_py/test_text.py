@@ -6,8 +6,8 @@ Every case also checks the invariants that hold for any input: the output parses
 with json.loads and with the library's own validator, repairing is idempotent,
 repair_report agrees with repair_json, and every reported position lies in the input.
 
-Known bugs are kept as strict xfails that assert the documented policy; see the
-``reason`` of each.
+Bugs these tests found are fixed; their tests stay (test_regression_*) so they stay
+fixed.
 """
 
 from __future__ import annotations
@@ -542,7 +542,7 @@ def test_unfenced_text_is_unchanged(text: str) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Known bugs: strict xfails that assert the documented policy
+# Regressions: bugs these tests found, fixed; the tests keep them fixed
 # --------------------------------------------------------------------------------------
 
 ARRAY_STRING_LOOKAHEAD = [
@@ -561,15 +561,8 @@ ARRAY_STRING_LOOKAHEAD = [
     ('["x" 1]', ["x", 1]),
 ]
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: in arrays, the end-of-string look-ahead only accepts a quote, bracket, "
-    "digit, '-' or lower-case t/f/n after the closing quote (and comma), so the string "
-    "swallows the rest of the array",
-)
 @pytest.mark.parametrize(("text", "expected"), ARRAY_STRING_LOOKAHEAD)
-def test_bug_string_element_swallows_following_elements(text: str, expected: Any) -> None:
+def test_regression_string_element_swallows_following_elements(text: str, expected: Any) -> None:
     assert json.loads(llmbridge.repair_json(text)) == expected
 
 
@@ -578,34 +571,16 @@ OBJECT_COMMENT_AFTER_STRING = [
     ('{"a": "x", # c\n "b": 1}', {"a": "x", "b": 1}),
 ]
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a comment between a string value and the next member is taken into the "
-    "string (the quote look-ahead skips // and /* */ but not '#')",
-)
 @pytest.mark.parametrize(("text", "expected"), OBJECT_COMMENT_AFTER_STRING)
-def test_bug_comment_after_string_value(text: str, expected: Any) -> None:
+def test_regression_comment_after_string_value(text: str, expected: Any) -> None:
     assert json.loads(llmbridge.repair_json(text)) == expected
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: 10001 nested arrays pass the simdjson fast path (parser depth is "
-    "kMaxDepth + 1) although the limit is 10000 levels",
-)
 @pytest.mark.parametrize("fn", ["repair_json", "loads", "repair_report"])
-def test_bug_10001_nested_arrays_are_accepted(fn: str) -> None:
+def test_regression_10001_nested_arrays_are_accepted(fn: str) -> None:
     text = "[" * 10001 + "]" * 10001
     with pytest.raises(JSONRepairError, match="nesting|deep"):
         getattr(llmbridge, fn)(text)
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: repair positions are offsets into the UTF-8-sanitised copy (each bad "
-    "byte grew to 3 bytes), not into the input",
-)
 @pytest.mark.parametrize(
     ("blob", "kind", "where"),
     [
@@ -614,37 +589,24 @@ def test_bug_10001_nested_arrays_are_accepted(fn: str) -> None:
         (b'\xc3{"x": 1,}', "comma_removed", 9),
     ],
 )
-def test_bug_positions_after_invalid_utf8(blob: bytes, kind: str, where: int) -> None:
+def test_regression_positions_after_invalid_utf8(blob: bytes, kind: str, where: int) -> None:
     report = llmbridge.repair_report(blob)
     positions = [r.position for r in report.repairs if r.kind == kind]
     assert positions == [where]
     assert all(r.position <= len(blob) for r in report.repairs)
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: valid JSON that simdjson refuses (integers beyond 64 bits, lone "
-    "surrogate escapes, 1e999) is reported changed=True and is copied",
-)
 @pytest.mark.parametrize(
     "text", ["[123456789012345678901234567890]", '{"a": -99999999999999999999}', '"\\ud800"']
 )
-def test_bug_valid_json_beyond_simdjson_reported_changed(text: str) -> None:
+def test_regression_valid_json_beyond_simdjson_reported_changed(text: str) -> None:
     json.loads(text)  # valid JSON
     assert llmbridge.is_valid_json(text)
     report = llmbridge.repair_report(text)
     assert report.changed is False
     assert llmbridge.repair_json(text) is text
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a number overflowing a double (1e999) is emitted as is: the output is "
-    "not valid for llmbridge.is_valid_json and loads gives inf (policy: never a "
-    "non-finite value, never invalid JSON)",
-)
 @pytest.mark.parametrize("text", ['{"a": 1e999,}', "[-1e400, 1,]", "[1e1_000,]"])
-def test_bug_overflowing_number(text: str) -> None:
+def test_regression_overflowing_number(text: str) -> None:
     out = llmbridge.repair_json(text)
     assert llmbridge.is_valid_json(out), out
     assert all(v is None or math.isfinite(v) for v in _numbers(llmbridge.loads(text)))
@@ -657,61 +619,29 @@ def _numbers(value: Any) -> list[Any]:
         return [n for v in value for n in _numbers(v)]
     return [value] if isinstance(value, float) else []
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a mismatched closer that ends the document ({\"a\": 2]) is dropped as "
-    "stray and the container is then closed at end of input, so truncated=True "
-    "although nothing was cut off",
-)
 @pytest.mark.parametrize("text", ['{"a": 2]', "[1, 2}", '{"a": [1, 2]]', '["a", "b"}', '{"a": "x")'])
-def test_bug_mismatched_closer_reported_truncated(text: str) -> None:
+def test_regression_mismatched_closer_reported_truncated(text: str) -> None:
     report = llmbridge.repair_report(text)
     json.loads(report.json)
     assert report.truncated is False
     assert "container_closed" not in report.kinds
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: prose on the opening fence line ('Result: ```json') is not seen as a "
-    "fence; the closing fence is taken as an opener of an empty block and repair fails",
-)
 @pytest.mark.parametrize(
     ("text", "expected"),
     [('Result: ```json\n{"a": 1}\n```', {"a": 1}), ("Result: ```json\n[1]\n```", [1])],
 )
-def test_bug_prose_on_fence_line(text: str, expected: Any) -> None:
+def test_regression_prose_on_fence_line(text: str, expected: Any) -> None:
     assert llmbridge.loads(text) == expected
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a root tuple whose first element is a tuple is not located "
-    "(plausible_start does not accept '(' after '(')",
-)
-def test_bug_nested_root_tuple() -> None:
+def test_regression_nested_root_tuple() -> None:
     assert llmbridge.loads("((1, 2), (3, 4))") == [[1, 2], [3, 4]]
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the text changed but repair_report lists no repair (root comma, ')' "
-    "closing '[', '\\'' escape, NUL byte dropped, 1e999)",
-)
 @pytest.mark.parametrize("text", ["1,", "[1, 2)", '{"a": "it\\\'s"}', '{"a":\x001}'])
-def test_bug_changed_without_repairs(text: str) -> None:
+def test_regression_changed_without_repairs(text: str) -> None:
     report = llmbridge.repair_report(text)
     assert report.changed
     assert report.repairs != ()
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: when the closing fence line is followed by one final newline, "
-    "first_block's 'not closed' sentinel (next == size) fires and the content keeps "
-    "the newline before the closing fence",
-)
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -720,5 +650,5 @@ def test_bug_changed_without_repairs(text: str) -> None:
         ("a\n```py\nprint(1)\n```\n", "print(1)"),
     ],
 )
-def test_bug_fence_followed_by_final_newline(text: str, expected: str) -> None:
+def test_regression_fence_followed_by_final_newline(text: str, expected: str) -> None:
     assert llmbridge.strip_markdown_fences(text) == expected

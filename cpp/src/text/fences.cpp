@@ -104,7 +104,10 @@ std::size_t fence_after_prose(std::string_view t, std::size_t pos, std::size_t l
                       t[j] == '-' || t[j] == '+' || t[j] == '.'))
       ++j;
     while (j < le && is_space(t[j])) ++j;
-    if (j == le) return i;
+    // An opener ends its line and follows white space or a colon ("Result: ```json");
+    // a run glued to text ("}```") closes a block instead.
+    const bool after_gap = i > pos && (t[i - 1] == ' ' || t[i - 1] == '\t' || t[i - 1] == ':');
+    if (j == le && le < t.size() && after_gap) return i;
     i += run->length - 1;
   }
   return le;

@@ -62,7 +62,7 @@ bool is_valid_json(std::string_view input) noexcept {
   // simdjson refuses a few valid documents (integers beyond 64 bits, lone surrogate
   // escapes): the repairer decides those, valid meaning "nothing to repair".
   if (err != simdjson::NUMBER_ERROR && err != simdjson::NUMBER_OUT_OF_RANGE &&
-      err != simdjson::STRING_ERROR)
+      err != simdjson::STRING_ERROR && err != simdjson::DEPTH_ERROR)
     return false;
   try {
     RepairOptions opts;
@@ -1118,7 +1118,8 @@ bool plausible_start(const char* p, const char* end) {
 const char* locate(const char* p, const char* end) {
   p = skip_space(p, end);
   if (p >= end) return nullptr;
-  if (*p == '{' || *p == '[' || *p == '"') return p;
+  if (*p == '{' || *p == '[' || *p == '"' || *p == '\'') return p;
+  if (const int b = e280(p, end); is_smart_double(b) || is_smart_single(b)) return p;
   if (*p == '(' && plausible_start(p, end)) return p;  // a Python tuple
   static constexpr std::string_view kThinkOpen = "<think>", kThinkClose = "</think>";
   if (std::string_view(p, std::size_t(end - p)).substr(0, kThinkOpen.size()) == kThinkOpen) {
@@ -1130,16 +1131,19 @@ const char* locate(const char* p, const char* end) {
     }
   }
   const char* first = p;
-  for (const char* q = p; q < end; ++q) {
-    const void* hit = nullptr;
-    {
-      const char* a = static_cast<const char*>(std::memchr(q, '{', std::size_t(end - q)));
-      const char* b = static_cast<const char*>(std::memchr(q, '[', std::size_t(end - q)));
-      hit = a && b ? (a < b ? a : b) : (a ? a : b);
-    }
-    if (!hit) break;
-    q = static_cast<const char*>(hit);
+  // Next '{' and next '[' at or after q, each searched again only once passed, so the
+  // whole scan is linear however many braces the prose holds.
+  auto next = [end](const char* from, char c) {
+    const void* hit = std::memchr(from, c, std::size_t(end - from));
+    return hit ? static_cast<const char*>(hit) : end;
+  };
+  const char* brace = next(p, '{');
+  const char* bracket = next(p, '[');
+  while (brace < end || bracket < end) {
+    const char* q = brace < bracket ? brace : bracket;
     if (plausible_start(q, end)) return q;
+    if (q == brace) brace = next(q + 1, '{');
+    else bracket = next(q + 1, '[');
   }
   // No object or array: a lone scalar such as 'text', True or 42.
   const uchar c = uchar(*first);
@@ -1229,11 +1233,9 @@ bool looks_like_value_start(std::string_view v) {
 
 RepairResult repair_json(std::string_view input, const RepairOptions& options) {
   RepairResult res;
-  simdjson::error_code fast = simdjson::EMPTY;
   if (looks_like_value_start(input)) {
     simdjson::dom::element root;
-    fast = thread_parser().parse(input, root);
-    if (fast == simdjson::SUCCESS) {
+    if (thread_parser().parse(input, root) == simdjson::SUCCESS) {
       res.ok = true;
       res.unchanged = true;
       return res;
@@ -1257,6 +1259,7 @@ RepairResult repair_json(std::string_view input, const RepairOptions& options) {
   const char* base = work.data();
   auto finish_positions = [&] {
     if (replaced.empty()) return;
+    if (!options.collect_repairs) return;
     for (auto& r : res.repairs) r.position = original_position(replaced, r.position);
     res.error_position = original_position(replaced, res.error_position);
     res.repairs.insert(res.repairs.begin(),
@@ -1268,7 +1271,8 @@ RepairResult repair_json(std::string_view input, const RepairOptions& options) {
   if (fenced && looks_like_value_start(body) && is_valid_json(body)) {
     res.ok = true;
     res.json.assign(body.data(), body.size());
-    res.repairs.push_back({RepairKind::kFenceStripped, std::size_t(body.data() - base)});
+    if (options.collect_repairs)
+      res.repairs.push_back({RepairKind::kFenceStripped, std::size_t(body.data() - base)});
     finish_positions();
     return res;
   }
@@ -1299,8 +1303,10 @@ RepairResult repair_json(std::string_view input, const RepairOptions& options) {
   res.truncated = r.truncated();
   // Valid JSON that simdjson refuses (integers beyond 64 bits, lone surrogate escapes)
   // went through the repairer untouched: it is unchanged.
-  if (replaced.empty() && !fenced && !prose && r.repair_count() == 0 && !res.truncated &&
-      fast != simdjson::DEPTH_ERROR) {
+  bool json_space_only = true;  // before the value: NBSP and friends are not JSON space
+  for (const char* q = base; q < start; ++q) json_space_only &= is_ws(uchar(*q));
+  if (replaced.empty() && !fenced && !prose && json_space_only && r.repair_count() == 0 &&
+      !res.truncated) {
     res.unchanged = true;
     res.json.clear();
   }

@@ -23,6 +23,7 @@ class JsonParser {
 
  private:
   simdjson::dom::parser parser_;
+  simdjson::dom::parser deep_;  // one level of slack, for documents at the limit
   std::string buffer_;
 };
 
