@@ -127,7 +127,7 @@ def _get(resolved: Any, key: str) -> Any:
 
 def _route(requested: Optional[str], app_config: AppConfig, *, warn: bool) -> ProviderSpec:
     """None / "" mean "the configured provider" (app_config.llm_provider, default ollama)."""
-    if requested is None or not str(requested).strip():
+    if requested is None or not _native.normalized_provider_name(str(requested)):
         requested = app_config.llm_provider
     normalised, provider, known = _native.route_provider(str(requested), list(registered_providers()))
     if not known and warn:
