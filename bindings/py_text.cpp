@@ -42,32 +42,57 @@ py::object TextInput::as_str() const {
   return utf8_to_str(view_);
 }
 
+namespace {
+
+bool is_ascii(const char* p, std::size_t n) noexcept {
+  std::uint64_t acc = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    acc |= w;
+  }
+  for (; i < n; ++i) acc |= static_cast<unsigned char>(p[i]);
+  return (acc & 0x8080808080808080ull) == 0;
+}
+
+// A str from UTF-8 bytes; pure-ASCII text (most keys and values) skips the decoder.
+PyObject* make_str(const char* p, std::size_t n) {
+  if (is_ascii(p, n)) {
+    PyObject* o = PyUnicode_New(Py_ssize_t(n), 127);
+    if (o) std::memcpy(PyUnicode_1BYTE_DATA(o), p, n);
+    return o;
+  }
+  return PyUnicode_DecodeUTF8(p, Py_ssize_t(n), "surrogatepass");
+}
+
+}  // namespace
+
 py::object utf8_to_str(std::string_view s) {
-  PyObject* r = PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "surrogatepass");
+  PyObject* r = make_str(s.data(), s.size());
   if (!r) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(r);
 }
 
 namespace {
 
-// Keys repeat across the objects of an array: a small direct-mapped cache of
-// recently built key strings saves most of their decoding and memory.
+// Keys repeat across objects and across calls: a small direct-mapped cache of key
+// strings, one per thread (only touched with the GIL held). Its references are
+// deliberately never released: at thread or process exit the interpreter may be gone.
 class KeyCache {
  public:
-  ~KeyCache() {
-    for (auto& e : slots_) Py_XDECREF(e.obj);
-  }
   PyObject* get(std::string_view k) {
-    if (k.size() > 32) return PyUnicode_DecodeUTF8(k.data(), Py_ssize_t(k.size()), "surrogatepass");
-    std::size_t h = k.size() * 0x9E3779B1u;
-    for (char c : k) h = (h ^ static_cast<unsigned char>(c)) * 0x01000193u;
+    if (k.size() > kMaxKey) return make_str(k.data(), k.size());
+    std::uint32_t h = 2166136261u ^ std::uint32_t(k.size());
+    for (char c : k) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
     Slot& s = slots_[h & (kSlots - 1)];
     if (s.obj && s.len == k.size() && std::memcmp(s.bytes, k.data(), k.size()) == 0) {
       Py_INCREF(s.obj);
       return s.obj;
     }
-    PyObject* o = PyUnicode_DecodeUTF8(k.data(), Py_ssize_t(k.size()), "surrogatepass");
+    PyObject* o = make_str(k.data(), k.size());
     if (!o) return nullptr;
+    PyUnicode_InternInPlace(&o);  // also caches the hash for dict insertion
     Py_XDECREF(s.obj);
     s.obj = o;
     s.len = k.size();
@@ -77,14 +102,20 @@ class KeyCache {
   }
 
  private:
-  static constexpr std::size_t kSlots = 256;
+  static constexpr std::size_t kSlots = 1024;
+  static constexpr std::size_t kMaxKey = 40;
   struct Slot {
     PyObject* obj = nullptr;
     std::size_t len = 0;
-    char bytes[32];
+    char bytes[kMaxKey];
   };
   Slot slots_[kSlots];
 };
+
+KeyCache& thread_key_cache() {
+  thread_local KeyCache* cache = new KeyCache();  // never freed: see above
+  return *cache;
+}
 
 PyObject* build(simdjson::dom::element e, KeyCache& keys) {
   using simdjson::dom::element_type;
@@ -127,7 +158,7 @@ PyObject* build(simdjson::dom::element e, KeyCache& keys) {
     }
     case element_type::STRING: {
       std::string_view s(e);
-      return PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "surrogatepass");
+      return make_str(s.data(), s.size());
     }
     case element_type::INT64:
       return PyLong_FromLongLong(int64_t(e));
@@ -148,8 +179,7 @@ PyObject* build(simdjson::dom::element e, KeyCache& keys) {
 }  // namespace
 
 py::object build_object(simdjson::dom::element root) {
-  KeyCache keys;
-  PyObject* o = build(root, keys);
+  PyObject* o = build(root, thread_key_cache());
   if (!o) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(o);
 }

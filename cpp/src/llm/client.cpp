@@ -53,6 +53,7 @@ struct Client::Call {
   Done done;
   Clock::time_point started;
   int tries = 0;
+  Clock::time_point send_at;  // when the current try leaves (after its backoff delay)
   http::RequestId http_id = 0;
   bool cancelled = false;  // guarded by Client::mu_
   std::string model;       // the model this call was sent with
@@ -137,6 +138,7 @@ std::uint64_t Client::start(const ChatCall& chat, Done done) {
 }
 
 void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
+  call->send_at = Clock::now() + std::chrono::milliseconds(delay_ms);
   // The engine may run the callback synchronously (after shutdown), so no lock is
   // held across submit().
   const http::RequestId id = engine_->submit(
@@ -152,7 +154,9 @@ void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
 }
 
 void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& response) {
-  ++call->tries;
+  // A try cancelled while it still waited out its backoff never left: not a try.
+  if (!(response.error == http::TransportError::kCancelled && Clock::now() < call->send_at))
+    ++call->tries;
   Attempt a = parse(response, call->model);
   bool cancelled;
   {

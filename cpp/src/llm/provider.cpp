@@ -4,6 +4,8 @@
 
 #include <simdjson.h>
 
+#include "llmbridge/text/repair.hpp"
+
 #include <charconv>
 #include <climits>
 #include <cmath>
@@ -211,19 +213,15 @@ std::string render_user_prompt(std::string_view user, std::string_view document)
 }
 
 std::optional<std::string> check_chat_call(const ChatCall& call) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
+  // text::is_valid_json reuses the thread's parser (no allocation per call) and accepts
+  // the valid JSON simdjson refuses (integers beyond 64 bits).
   if (std::string_view schema = trim(call.schema_json); !schema.empty()) {
-    simdjson::padded_string padded(schema);
-    if (auto err = parser.parse(padded).get(doc); err != simdjson::SUCCESS)
-      return "schema_json is not valid JSON (" + std::string(simdjson::error_message(err)) + ")";
-    if (doc.type() != simdjson::dom::element_type::OBJECT) return "schema_json must be a JSON object";
+    if (!text::is_valid_json(schema)) return std::string("schema_json is not valid JSON");
+    if (schema.front() != '{') return std::string("schema_json must be a JSON object");
   }
   if (std::string_view messages = trim(call.prompts.messages_json); !messages.empty()) {
-    simdjson::padded_string padded(messages);
-    if (auto err = parser.parse(padded).get(doc); err != simdjson::SUCCESS)
-      return "messages_json is not valid JSON (" + std::string(simdjson::error_message(err)) + ")";
-    if (doc.type() != simdjson::dom::element_type::ARRAY) return "messages_json must be a JSON array";
+    if (!text::is_valid_json(messages)) return std::string("messages_json is not valid JSON");
+    if (messages.front() != '[') return std::string("messages_json must be a JSON array");
   }
   return std::nullopt;
 }

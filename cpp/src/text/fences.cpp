@@ -92,14 +92,37 @@ std::optional<Span> surrounding_block(std::string_view t) noexcept {
   return Span{content_begin, content_end};
 }
 
+// A fence run inside [pos, le) followed only by an info string ("json", "" ...) up to
+// the end of the line: an opening fence with prose before it. Returns le if none.
+std::size_t fence_after_prose(std::string_view t, std::size_t pos, std::size_t le) noexcept {
+  for (std::size_t i = pos; i + 3 <= le; ++i) {
+    if (t[i] != '`' && t[i] != '~') continue;
+    auto run = fence_at(t, i);
+    if (!run) continue;
+    std::size_t j = i + run->length;
+    while (j < le && (std::isalnum(static_cast<unsigned char>(t[j])) || t[j] == '_' ||
+                      t[j] == '-' || t[j] == '+' || t[j] == '.'))
+      ++j;
+    while (j < le && is_space(t[j])) ++j;
+    if (j == le) return i;
+    i += run->length - 1;
+  }
+  return le;
+}
+
 // Rule 2: the first fenced block holding JSON, else the first block.
 std::optional<Span> first_block(std::string_view t) noexcept {
   std::optional<Span> first;
   std::size_t pos = 0;
   while (pos < t.size()) {
     const std::size_t le = line_end(t, pos);
-    const std::size_t ind = skip_indent(t, pos, le);
+    std::size_t ind = skip_indent(t, pos, le);
     auto open = fence_at(t, ind);
+    if (!open) {
+      // Prose before the fence on its line: "Result: ```json".
+      ind = fence_after_prose(t, pos, le);
+      if (ind < le) open = fence_at(t, ind);
+    }
     if (!open) {
       pos = le + 1;
       continue;
@@ -115,6 +138,7 @@ std::optional<Span> first_block(std::string_view t) noexcept {
     if (content_begin > t.size()) content_begin = t.size();
     std::size_t content_end = t.size();
     std::size_t next = t.size();
+    bool closed = false;
     // Same-line close (```{...}```).
     if (content_begin <= le) {
       std::size_t r = le;
@@ -124,20 +148,22 @@ std::optional<Span> first_block(std::string_view t) noexcept {
       if (r - rb >= 3) {
         content_end = rb;
         next = le + 1;
+        closed = true;
       }
     }
-    if (next == t.size()) {
+    if (!closed) {
       std::size_t q = le + 1;
       while (q < t.size()) {
         const std::size_t qe = line_end(t, q);
         if (is_closer(t, q, qe, *open)) {
           content_end = q > content_begin ? q - 1 : content_begin;
           next = qe + 1;
+          closed = true;
           break;
         }
         q = qe + 1;
       }
-      if (next == t.size()) {
+      if (!closed) {
         // Never closed by a fence line: a fence glued to the JSON's end (}```),
         // else the answer was cut off and the block runs to the end.
         std::size_t r = t.size();

@@ -12,11 +12,11 @@ simdjson::error_code JsonParser::parse(std::string_view json, simdjson::dom::ele
   if (buffer_.size() < need) buffer_.resize(need < 4096 ? 4096 : need + need / 4);
   std::memcpy(buffer_.data(), json.data(), json.size());
   std::memset(buffer_.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
-  if (parser_.max_depth() < kMaxDepth + 1 || parser_.capacity() < json.size()) {
-    // allocate() keeps the capacity for later documents; depth kMaxDepth + 1 lets a
-    // document of exactly kMaxDepth nested containers through.
+  if (parser_.max_depth() < kMaxDepth || parser_.capacity() < json.size()) {
+    // allocate() keeps the capacity for later documents; a document of kMaxDepth
+    // nested containers passes, one more level does not.
     const std::size_t cap = json.size() > parser_.capacity() ? json.size() : parser_.capacity();
-    if (auto err = parser_.allocate(cap < 4096 ? 4096 : cap, kMaxDepth + 1)) return err;
+    if (auto err = parser_.allocate(cap < 4096 ? 4096 : cap, kMaxDepth)) return err;
   }
   return parser_.parse(buffer_.data(), json.size(), false).get(root);
 }

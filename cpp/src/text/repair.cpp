@@ -14,6 +14,8 @@
 #include <simdjson.h>
 
 #include <array>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "llmbridge/text/fences.hpp"
@@ -55,7 +57,21 @@ const char* to_string(RepairKind kind) noexcept {
 
 bool is_valid_json(std::string_view input) noexcept {
   simdjson::dom::element root;
-  return thread_parser().parse(input, root) == simdjson::SUCCESS;
+  const simdjson::error_code err = thread_parser().parse(input, root);
+  if (err == simdjson::SUCCESS) return true;
+  // simdjson refuses a few valid documents (integers beyond 64 bits, lone surrogate
+  // escapes): the repairer decides those, valid meaning "nothing to repair".
+  if (err != simdjson::NUMBER_ERROR && err != simdjson::NUMBER_OUT_OF_RANGE &&
+      err != simdjson::STRING_ERROR)
+    return false;
+  try {
+    RepairOptions opts;
+    opts.collect_repairs = false;
+    RepairResult r = repair_json(input, opts);
+    return r.ok && r.unchanged;
+  } catch (...) {
+    return false;
+  }
 }
 
 namespace {
@@ -203,6 +219,7 @@ struct Frame {
   std::uint32_t count = 0;
   std::uint32_t paren_skips = 0;  // ')' still owed by unwrapped calls like NumberLong(
   std::size_t open_pos = 0;
+  char opener = 0;  // '{', '[' or '(' as written
 };
 
 class Repairer {
@@ -251,6 +268,7 @@ class Repairer {
           break;
         case '=':
           if (f.kind == Kind::kObject && f.st == St::kColon) {
+            note(RepairKind::kColonInserted);
             colon();
           } else {
             garbage();
@@ -288,11 +306,13 @@ class Repairer {
   }
 
   bool truncated() const noexcept { return truncated_; }
+  std::size_t repair_count() const noexcept { return repair_count_; }
 
  private:
   std::size_t pos(const char* p) const noexcept { return std::size_t(p - base_); }
   void note(RepairKind k) { note_at(k, p_); }
   void note_at(RepairKind k, const char* p) {
+    ++repair_count_;
     if (opts_.collect_repairs) res_.repairs.push_back(Repair{k, pos(p)});
   }
   bool fail(const char* p, std::string why) {
@@ -330,9 +350,11 @@ class Repairer {
       } else if (c >= 0x80) {
         const int n = unicode_space(p_, end_);
         if (!n) return;
+        note(RepairKind::kGarbageSkipped);  // NBSP, BOM, zero-width space ...
         p_ += n;
       } else if (c == 0) {
-        ++p_;  // NUL bytes outside strings carry nothing
+        note(RepairKind::kGarbageSkipped);  // NUL bytes outside strings carry nothing
+        ++p_;
       } else {
         return;
       }
@@ -348,7 +370,8 @@ class Repairer {
   enum class AfterRoot { kConsumed, kValue, kStop };
   AfterRoot after_root(uchar c) {
     if (c == ',' || c == ';' || c == '}' || c == ']' || c == ')') {
-      if (c == '}' || c == ']' || c == ')') note(RepairKind::kBracketFixed);
+      note(c == ',' ? RepairKind::kCommaRemoved
+                    : c == ';' ? RepairKind::kGarbageSkipped : RepairKind::kBracketFixed);
       ++p_;
       return AfterRoot::kConsumed;
     }
@@ -425,6 +448,7 @@ class Repairer {
     if (*p_ == '(') note(RepairKind::kBracketFixed);
     Frame f{kind};
     f.open_pos = pos(p_);
+    f.opener = *p_;
     stack_.push_back(f);
     (kind == Kind::kObject ? open_objects_ : open_arrays_)++;
     ++p_;
@@ -476,6 +500,9 @@ class Repairer {
         close_top(false);
       }
     }
+    // `[1, 2)` or `(1, 2]`: right container, other spelling.
+    if (want == Kind::kArray && (c == ')') != (stack_.back().opener == '('))
+      note(RepairKind::kBracketFixed);
     close_top(false);
     ++p_;
   }
@@ -549,7 +576,7 @@ class Repairer {
       if (d == '"' || d == '\'' || d == '}' || d == ']' || d == '{' || d == '[') return true;
       const int b = e280(u, lim);
       if (is_smart_double(b) || is_smart_single(b)) return true;
-      if (ctx == Ctx::kArrayValue) return is_digit(d) || d == '-' || is_literal_word(u, lim);
+      if (ctx == Ctx::kArrayValue) return starts_array_element(u, lim);
       return ident_then_colon(u, lim);
     }
     if (newline) {
@@ -557,9 +584,10 @@ class Repairer {
       if (ctx == Ctx::kObjectValue) return ident_then_colon(t, lim);
       return c == '{' || c == '[' || c == '-' || is_digit(c) || is_literal_word(t, lim);
     }
-    // `{"a": "x" "b": 1}` / `["a" "b"]`: a comma is missing before the next element.
-    if (c == '"' && spaced)
-      return ctx == Ctx::kArrayValue || string_then_colon(t, lim);
+    // `{"a": "x" "b": 1}` / `["a" "b"]` / `["x" 1]`: a comma is missing before the next element.
+    if (spaced && ctx == Ctx::kArrayValue)
+      return c == '"' || c == '{' || c == '[' || c == '-' || is_digit(c);
+    if (c == '"' && spaced) return string_then_colon(t, lim);
     return false;
   }
   bool string_then_colon(const char* t, const char* lim) const {
@@ -576,7 +604,7 @@ class Repairer {
       if (is_ws(c)) {
         if (newline && c == '\n') *newline = true;
         ++t;
-      } else if (c == '/' && t + 1 < lim && t[1] == '/') {
+      } else if ((c == '/' && t + 1 < lim && t[1] == '/') || c == '#') {
         while (t < lim && *t != '\n') ++t;
       } else if (c == '/' && t + 1 < lim && t[1] == '*') {
         t += 2;
@@ -587,6 +615,19 @@ class Repairer {
       }
     }
     return t;
+  }
+  // After `"...",` in an array: does what follows start the next element (rather than
+  // more prose of a string with an inner quote)?
+  bool starts_array_element(const char* u, const char* lim) const {
+    const uchar d = uchar(*u);
+    if (is_digit(d) || d == '-' || d == '+' || d == '.' || d == '(') return true;
+    if (e280(u, lim) == 0xA6) return true;  // …
+    if (!is_ident_start(u, lim)) return false;
+    const char* w = u;
+    while (w < lim && is_ident_byte(w, lim)) ++w;
+    bool mapped, nonfinite;
+    if (literal_for(std::string_view(u, std::size_t(w - u)), &mapped, &nonfinite)) return true;
+    return w < lim && *w == '(';  // ObjectId("...")
   }
   bool ident_then_colon(const char* u, const char* lim) const {
     if (u >= lim || !is_ident_start(u, lim)) return false;
@@ -690,6 +731,7 @@ class Repairer {
         return;
       case '\'':
         dst.push_back('\'');
+        note(RepairKind::kEscapeFixed);
         p_ += 2;
         return;
       case 'u': {
@@ -850,6 +892,18 @@ class Repairer {
     return true;
   }
 
+  // 1e999 and friends: a float beyond the double range (json.loads would give inf).
+  // Integers stay exact whatever their size.
+  static bool overflows_double(const std::string& num) {
+    const std::size_t e = num.find_first_of("eE");
+    const std::size_t dot = num.find('.');
+    if (e == std::string::npos && dot == std::string::npos) return false;
+    // Cheap filter: only long mantissas or 3-digit exponents can overflow.
+    const std::size_t mant = (e == std::string::npos ? num.size() : e);
+    if (mant < 300 && (e == std::string::npos || num.size() - e < 4)) return false;
+    return std::isinf(std::strtod(num.c_str(), nullptr));
+  }
+
   void number_token() {
     const char* s = p_;
     // "..." placeholders
@@ -879,6 +933,14 @@ class Repairer {
       }
     }
     bool changed = false;
+    if (normalise_number(tok, at_eof, num_, &changed) && !key_pos && overflows_double(num_)) {
+      place();
+      out_ += "null";
+      note(RepairKind::kNonFiniteNulled);
+      p_ = t;
+      value_done();
+      return;
+    }
     if (normalise_number(tok, at_eof, num_, &changed)) {
       if (place() == Place::kKey) {
         key_.clear();
@@ -1004,6 +1066,7 @@ class Repairer {
   std::size_t root_count_ = 0;
   bool wrapped_ = false;
   bool truncated_ = false;
+  std::size_t repair_count_ = 0;
   bool failed_ = false;
   bool last_is_string_ = false;
   std::size_t last_element_begin_ = 0;
@@ -1041,7 +1104,7 @@ bool plausible_start(const char* p, const char* end) {
     t = skip_space(t, lim);
     return t < lim && *t == ':';
   }
-  if (c == '{' || c == '[' || c == ']' || c == ')') return true;
+  if (c == '{' || c == '[' || c == '(' || c == ']' || c == ')') return true;
   if (is_digit(c) || c == '-') {
     // [1] or [12] in prose is a citation, not an array.
     const char* u = t;
@@ -1088,10 +1151,18 @@ const char* locate(const char* p, const char* end) {
 }
 
 // Replaces invalid UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF) with U+FFFD.
-std::string sanitize_utf8(std::string_view in, std::size_t* first_bad) {
+// Where each U+FFFD stands in the sanitised copy and what it replaced, so positions
+// can be reported in the caller's input.
+struct Replacement {
+  std::size_t sanitized;  // offset of the U+FFFD in the copy
+  std::size_t original;   // offset of the bad bytes in the input
+  std::size_t length;     // how many input bytes it replaced
+};
+
+// Replaces invalid UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF) with U+FFFD.
+std::string sanitize_utf8(std::string_view in, std::vector<Replacement>& map) {
   std::string out;
   out.reserve(in.size() + 16);
-  *first_bad = std::string::npos;
   const auto* s = reinterpret_cast<const unsigned char*>(in.data());
   const std::size_t n = in.size();
   std::size_t i = 0;
@@ -1125,12 +1196,25 @@ std::string sanitize_utf8(std::string_view in, std::size_t* first_bad) {
     if (len && k == len) {
       out.append(in.data() + i, len);
     } else {
-      if (*first_bad == std::string::npos) *first_bad = i;
+      map.push_back({out.size(), i, k});
       out += "\xEF\xBF\xBD";
     }
     i += k;
   }
   return out;
+}
+
+std::size_t original_position(const std::vector<Replacement>& map, std::size_t pos) {
+  // The last replacement at or before pos decides the shift.
+  std::size_t lo = 0, hi = map.size();
+  while (lo < hi) {
+    const std::size_t mid = (lo + hi) / 2;
+    if (map[mid].sanitized <= pos) lo = mid + 1; else hi = mid;
+  }
+  if (lo == 0) return pos;
+  const Replacement& r = map[lo - 1];
+  if (pos < r.sanitized + 3) return r.original;
+  return r.original + r.length + (pos - r.sanitized - 3);
 }
 
 bool looks_like_value_start(std::string_view v) {
@@ -1145,10 +1229,15 @@ bool looks_like_value_start(std::string_view v) {
 
 RepairResult repair_json(std::string_view input, const RepairOptions& options) {
   RepairResult res;
-  if (looks_like_value_start(input) && is_valid_json(input)) {
-    res.ok = true;
-    res.unchanged = true;
-    return res;
+  simdjson::error_code fast = simdjson::EMPTY;
+  if (looks_like_value_start(input)) {
+    simdjson::dom::element root;
+    fast = thread_parser().parse(input, root);
+    if (fast == simdjson::SUCCESS) {
+      res.ok = true;
+      res.unchanged = true;
+      return res;
+    }
   }
   const char* ib = input.data();
   const char* ie = ib + input.size();
@@ -1159,22 +1248,28 @@ RepairResult repair_json(std::string_view input, const RepairOptions& options) {
   }
 
   std::string sanitized;
+  std::vector<Replacement> replaced;
   std::string_view work = input;
-  std::size_t bad = std::string::npos;
   if (!simdjson::validate_utf8(input.data(), input.size())) {
-    sanitized = sanitize_utf8(input, &bad);
+    sanitized = sanitize_utf8(input, replaced);
     work = sanitized;
   }
   const char* base = work.data();
-  const char* wend = base + work.size();
+  auto finish_positions = [&] {
+    if (replaced.empty()) return;
+    for (auto& r : res.repairs) r.position = original_position(replaced, r.position);
+    res.error_position = original_position(replaced, res.error_position);
+    res.repairs.insert(res.repairs.begin(),
+                       Repair{RepairKind::kInvalidUtf8Replaced, replaced.front().original});
+  };
 
   std::string_view body = strip_markdown_fences(work);
   const bool fenced = body.data() != work.data() || body.size() != work.size();
   if (fenced && looks_like_value_start(body) && is_valid_json(body)) {
     res.ok = true;
     res.json.assign(body.data(), body.size());
-    if (bad != std::string::npos) res.repairs.push_back({RepairKind::kInvalidUtf8Replaced, bad});
     res.repairs.push_back({RepairKind::kFenceStripped, std::size_t(body.data() - base)});
+    finish_positions();
     return res;
   }
   const char* bb = body.data();
@@ -1185,23 +1280,31 @@ RepairResult repair_json(std::string_view input, const RepairOptions& options) {
     res.error_position = std::size_t((first < be ? first : bb) - base);
     res.error = first < be ? "no JSON value found (the text holds no object, array or literal)"
                            : "no JSON value found (the fenced block is empty)";
+    finish_positions();
     return res;
   }
+  const bool prose = skip_space(bb, be) != start;
   if (options.collect_repairs) {
-    if (bad != std::string::npos) res.repairs.push_back({RepairKind::kInvalidUtf8Replaced, bad});
     if (fenced) res.repairs.push_back({RepairKind::kFenceStripped, std::size_t(bb - base)});
-    if (skip_space(bb, be) != start)
-      res.repairs.push_back({RepairKind::kProseSkipped, std::size_t(bb - base)});
+    if (prose) res.repairs.push_back({RepairKind::kProseSkipped, std::size_t(bb - base)});
   }
-  (void)wend;
   Repairer r(base, start, be, options, res);
   if (!r.run()) {
     res.ok = false;
     res.json.clear();
+    finish_positions();
     return res;
   }
   res.ok = true;
   res.truncated = r.truncated();
+  // Valid JSON that simdjson refuses (integers beyond 64 bits, lone surrogate escapes)
+  // went through the repairer untouched: it is unchanged.
+  if (replaced.empty() && !fenced && !prose && r.repair_count() == 0 && !res.truncated &&
+      fast != simdjson::DEPTH_ERROR) {
+    res.unchanged = true;
+    res.json.clear();
+  }
+  finish_positions();
   return res;
 }
 
