@@ -8,13 +8,19 @@ import pickle
 import re
 from pathlib import Path
 
+import llmbridge
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import llmbridge
-from llmbridge import AppConfig, ConfigError, OllamaConfig, OpenAIConfig, VLLMConfig, load_config
-from llmbridge import _native
+from llmbridge import (
+    AppConfig,
+    ConfigError,
+    OllamaConfig,
+    OpenAIConfig,
+    VLLMConfig,
+    _native,
+    load_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIABLES = [name for name, *_ in _native.env_variables()]
@@ -132,7 +138,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("variable,value,allowed", BAD)
-def test_bad_value_names_variable_value_and_allowed(variable: str, value: str, allowed: str) -> None:
+def test_bad_value_names_variable_value_and_allowed(variable: str, value: str,
+                                                    allowed: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config({variable: value})
     message = str(info.value)
@@ -142,7 +149,8 @@ def test_bad_value_names_variable_value_and_allowed(variable: str, value: str, a
 
 
 def test_issue_example_message() -> None:
-    with pytest.raises(ConfigError, match=re.escape("VLLM_TIMEOUT='abc': must be a number of seconds > 0")):
+    expected = "VLLM_TIMEOUT='abc': must be a number of seconds > 0"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
         load_config({"VLLM_TIMEOUT": "abc"})
 
 
@@ -151,7 +159,8 @@ def test_every_bad_variable_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(env)
     reported = {p[0] for p in info.value.problems}
-    assert reported == {variable for variable, _, _ in BAD} - {"OLLAMA_HOST"}  # BASE_URL wins over HOST
+    # OLLAMA_BASE_URL wins over OLLAMA_HOST, which is then not read
+    assert reported == {variable for variable, _, _ in BAD} - {"OLLAMA_HOST"}
     assert str(info.value).startswith(f"{len(reported)} invalid environment variables: ")
 
 

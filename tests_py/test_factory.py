@@ -10,11 +10,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import llmbridge
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import llmbridge
 from llmbridge import (
     AppConfig,
     ClientHolder,
@@ -108,8 +107,12 @@ def test_app_config_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch)
         client.close()
 
 
-@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(["ollama", "vllm", "openai", "", None, "VLLM", " Ollama "]) | st.text(max_size=12))
+NAMES = st.sampled_from(["ollama", "vllm", "openai", "", None, "VLLM", " Ollama "])
+
+
+@settings(deadline=None, max_examples=150,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=NAMES | st.text(max_size=12))
 def test_routing_property(name: Optional[str], caplog: pytest.LogCaptureFixture) -> None:
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="llmbridge.factory"):
@@ -384,7 +387,8 @@ def test_a_sync_call_in_flight_survives_a_switch(counting_vllm: Any) -> None:
         holder = ClientHolder(app)
         old = holder.client
         results: list[Any] = []
-        worker = threading.Thread(target=lambda: results.append(old.call_llm_sync(PROMPTS, None, "d")))
+        worker = threading.Thread(
+            target=lambda: results.append(old.call_llm_sync(PROMPTS, None, "d")))
         worker.start()
         assert server.wait_for_requests(1)
         assert holder.refresh(Resolved("ollama")) is True

@@ -10,9 +10,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 import llmbridge
+import pytest
 from llmbridge import (
     AppConfig,
     ClientHolder,
@@ -65,7 +64,8 @@ def test_vllm_healthy_logs_info(caplog: pytest.LogCaptureFixture) -> None:
             assert asyncio.run(check_vllm_health(server.url, timeout=2.0)) is True
         assert server.requests[0].method == "GET"
         assert server.requests[0].path == "/v1/models"
-    assert records(caplog, "llmbridge.vllm", logging.INFO) == [f"vllm: healthy at {server.url} (2 models)"]
+    expected = f"vllm: healthy at {server.url} (2 models)"
+    assert records(caplog, "llmbridge.vllm", logging.INFO) == [expected]
 
 
 def test_vllm_unreachable_logs_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -209,6 +209,16 @@ def test_auto_pick_sync() -> None:
         assert server.requests[-1].json["model"] == "sync-model"
 
 
+def test_auto_pick_can_be_turned_off() -> None:
+    with MockLLMServer() as server:
+        with VLLMClient(base_url=server.url) as client:
+            client.auto_pick_model = False
+            assert client.call_llm_sync(PROMPTS, None, "x").success
+            assert asyncio.run(client.call_llm(PROMPTS, None, "y")).success
+        assert model_list_requests(server) == 0
+        assert "model" not in server.last_request.json
+
+
 def test_a_configured_model_never_lists() -> None:
     with MockLLMServer() as server:
         with VLLMClient(base_url=server.url, model="given") as client:
@@ -246,8 +256,8 @@ def test_no_api_key_in_any_log_record(caplog: pytest.LogCaptureFixture) -> None:
                 client.call_llm_sync(PROMPTS, None, "x")  # vllm: auto-pick
         check_vllm_health_sync(dead, 1.0, api_key=key)
         check_ollama_health_sync(server.url, 1.0, api_key=key)
-        llmbridge.build_llm_client_checked_sync("vllm", app.replace(vllm=app.vllm.replace(base_url=dead)),
-                                                timeout=1.0).close()
+        dead_vllm = app.replace(vllm=app.vllm.replace(base_url=dead))
+        llmbridge.build_llm_client_checked_sync("vllm", dead_vllm, timeout=1.0).close()
         holder = ClientHolder(app)
         holder.client  # noqa: B018
         holder.refresh({"model_provider": "vllm", "model_name": "m", "variant_id": "v"})

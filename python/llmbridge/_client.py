@@ -214,6 +214,9 @@ class _BaseClient:
     health_ttl: float = 5.0
     #: Answers slower than this (seconds) make health() "degraded".
     health_slow_threshold: float = 2.0
+    #: With an empty model, use the first model the server lists (looked up once, on the
+    #: first call). False: send requests without a model (vLLM then picks its own).
+    auto_pick_model: bool = True
     # _MODEL_READY once the model is known; until then call_llm checks, once, whether it
     # must pick one. A class default, so __init__ and the hot path stay as they were.
     _model_state: int = _MODEL_UNCHECKED
@@ -262,7 +265,7 @@ class _BaseClient:
         with lock:
             if self._model_state == _MODEL_READY:
                 return
-            if not self._native.current_model:
+            if self.auto_pick_model and not self._native.current_model:
                 log = logging.getLogger(f"llmbridge.{self.provider}")
                 timeout = min(float(self.config.timeout), 10.0)
                 _, models, _, reason, _ = self._native.check_health(timeout)
@@ -277,7 +280,7 @@ class _BaseClient:
             self._model_state = _MODEL_READY
 
     async def _pick_model_async(self) -> None:
-        if not self._native.current_model:
+        if self.auto_pick_model and not self._native.current_model:
             await asyncio.get_running_loop().run_in_executor(None, self._pick_model)
         else:
             self._model_state = _MODEL_READY
@@ -368,7 +371,7 @@ class _BaseClient:
         if self._native.closed:
             raise LLMBridgeError(f"{type(self).__name__} is closed")
         if self._model_state != _MODEL_READY:
-            if self._native.current_model:
+            if self._native.current_model or not self.auto_pick_model:
                 self._model_state = _MODEL_READY
             else:
                 self._pick_model()

@@ -65,7 +65,7 @@ def load_config(environ: Optional[Mapping[str, str]] = None) -> AppConfig:
     fields, problems = _native.load_app_config(env)
     if problems:
         count = len(problems)
-        head = "1 invalid environment variable" if count == 1 else f"{count} invalid environment variables"
+        head = f"{count} invalid environment variable" + ("" if count == 1 else "s")
         error = ConfigError(head + ": " + "; ".join(message for *_, message in problems))
         error.problems = list(problems)  # type: ignore[attr-defined]
         raise error

@@ -129,7 +129,9 @@ def _route(requested: Optional[str], app_config: AppConfig, *, warn: bool) -> Pr
     """None / "" mean "the configured provider" (app_config.llm_provider, default ollama)."""
     if requested is None or not _native.normalized_provider_name(str(requested)):
         requested = app_config.llm_provider
-    normalised, provider, known = _native.route_provider(str(requested), list(registered_providers()))
+    normalised, provider, known = _native.route_provider(
+        str(requested), list(registered_providers())
+    )
     if not known and warn:
         logger.warning("factory: unknown provider %r; using %s", normalised, provider)
     return _spec(provider)
@@ -174,7 +176,8 @@ def _plan(provider_or_resolved: Any, app_config: AppConfig) -> tuple[ProviderSpe
     return spec, _base(spec, app_config)
 
 
-def build_llm_client(provider_or_resolved: Any = None, app_config: Optional[AppConfig] = None) -> Any:
+def build_llm_client(provider_or_resolved: Any = None,
+                     app_config: Optional[AppConfig] = None) -> Any:
     """Build the client for a provider name or a resolved variant.
 
     ``"vllm"`` -> VLLMClient(app_config.vllm), ``"ollama"`` -> OllamaClient,
@@ -301,8 +304,9 @@ class ClientHolder:
         if old is None:
             logger.info("factory: using %s (model %r, variant %r)", key[0], key[1], variant)
             return False
+        old_provider, old_model = (old_key[0], old_key[1]) if old_key else ("?", "")
         logger.info("factory: switching LLM client %s -> %s (model %r -> %r, variant %r)",
-                    old_key[0] if old_key else "?", key[0], old_key[1] if old_key else "", key[1], variant)
+                    old_provider, key[0], old_model, key[1], variant)
         _retire(old)
         return True
 
