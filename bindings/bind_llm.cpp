@@ -266,7 +266,28 @@ void bind_llm(py::module_& m) {
       .def_property_readonly("closed", &llm::Client::closed)
       .def_property_readonly("in_flight", &llm::Client::in_flight)
       .def_property_readonly("provider", &llm::Client::provider)
-      .def_property_readonly("model", &llm::Client::model);
+      .def_property_readonly("model", &llm::Client::model)
+      .def("set_model", &llm::Client::set_model, py::arg("model"),
+           "Model for calls started from now on (thread-safe); calls in flight keep theirs.")
+      .def_property_readonly("current_model", &llm::Client::current_model)
+      .def("close_when_idle", &llm::Client::close_when_idle, py::call_guard<py::gil_scoped_release>(),
+           "close() as soon as no call is in flight; in-flight calls finish normally.")
+      .def_property_readonly("closing_when_idle", &llm::Client::closing_when_idle)
+      .def(
+          "check_health",
+          [](llm::Client& c, double timeout, double slow_threshold_ms) {
+            llm::HealthOptions options;
+            options.slow_threshold_ms = slow_threshold_ms;
+            llm::HealthReport h;
+            {
+              // Blocks on the client's engine; only C++ state is touched meanwhile.
+              py::gil_scoped_release release;
+              h = c.check_health(timeout, options);
+            }
+            return py::make_tuple(llm::to_string(h.status), h.models, h.latency_ms, h.reason, h.model);
+          },
+          py::arg("timeout"), py::arg("slow_threshold_ms") = llm::kDefaultSlowThresholdMs,
+          "Blocking health check through this client's engine: (status, models, latency_ms, reason, model).");
 }
 
 }  // namespace llmbridge::bindings

@@ -7,5 +7,6 @@ namespace llmbridge::bindings {
 
 void bind_text(pybind11::module_& m);
 void bind_llm(pybind11::module_& m);
+void bind_config(pybind11::module_& m);
 
 }  // namespace llmbridge::bindings

@@ -21,12 +21,51 @@ from ._text import (
     strip_markdown_fences,
 )
 from ._client import ExtractionAttempt, OllamaClient, OpenAICompatibleClient, VLLMClient
+from ._env import AppConfig, load_config
+from ._factory import (
+    ClientHolder,
+    ProviderSpec,
+    build_config_from_resolved,
+    build_llm_client,
+    build_llm_client_checked,
+    build_llm_client_checked_sync,
+    register_provider,
+    registered_providers,
+    unregister_provider,
+)
+from ._health import (
+    HealthReport,
+    check_ollama_health,
+    check_ollama_health_sync,
+    check_vllm_health,
+    check_vllm_health_sync,
+    health,
+    health_sync,
+)
 from .config import OllamaConfig, OpenAIConfig, VLLMConfig
 from .errors import ConfigError, JSONRepairError, LLMBridgeError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AppConfig",
+    "ClientHolder",
+    "HealthReport",
+    "ProviderSpec",
+    "build_config_from_resolved",
+    "build_llm_client",
+    "build_llm_client_checked",
+    "build_llm_client_checked_sync",
+    "check_ollama_health",
+    "check_ollama_health_sync",
+    "check_vllm_health",
+    "check_vllm_health_sync",
+    "health",
+    "health_sync",
+    "load_config",
+    "register_provider",
+    "registered_providers",
+    "unregister_provider",
     "ConfigError",
     "ExtractionAttempt",
     "OllamaClient",

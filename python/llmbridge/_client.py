@@ -12,12 +12,16 @@ import asyncio
 import atexit
 import itertools
 import json
+import logging
 import os
+import threading
+import time
 import weakref
 from collections.abc import Generator, Mapping
 from typing import Any, ClassVar, Optional
 
 from . import _native
+from ._health import HealthReport, log_report
 from .config import OllamaConfig, OpenAIConfig, VLLMConfig, _ProviderConfig
 from .errors import LLMBridgeError
 
@@ -199,9 +203,24 @@ def _call_args(prompts: Any, json_schema: Any, document_text: Any) -> tuple[str,
     return system, user, messages_json, schema_json, document_text, "extraction"
 
 
+_MODEL_UNCHECKED = 0
+_MODEL_READY = 1
+
+
 class _BaseClient:
     provider: ClassVar[str] = ""
     _config_type: ClassVar[type[_ProviderConfig]] = _ProviderConfig
+    #: Seconds a health() result is reused; set per client (``client.health_ttl = 30``).
+    health_ttl: float = 5.0
+    #: Answers slower than this (seconds) make health() "degraded".
+    health_slow_threshold: float = 2.0
+    #: With an empty model, use the first model the server lists (looked up once, on the
+    #: first call). False: send requests without a model (vLLM then picks its own).
+    auto_pick_model: bool = True
+    # _MODEL_READY once the model is known; until then call_llm checks, once, whether it
+    # must pick one. A class default, so __init__ and the hot path stay as they were.
+    _model_state: int = _MODEL_UNCHECKED
+    _health_cache: Optional[tuple[float, HealthReport]] = None
 
     def __init__(
         self,
@@ -234,7 +253,78 @@ class _BaseClient:
 
     @property
     def model(self) -> str:
-        return self.config.model
+        """The model calls use: the configured one, or the one picked from the server's
+        list when none was configured (after the first call)."""
+        return self._native.current_model
+
+    # ---- model auto-pick (an empty model: use the first one the server lists) ----
+
+    def _pick_model(self) -> None:
+        """Blocking; runs at most once per client, only when the model is empty."""
+        lock = self.__dict__.setdefault("_pick_lock", threading.Lock())
+        with lock:
+            if self._model_state == _MODEL_READY:
+                return
+            if self.auto_pick_model and not self._native.current_model:
+                log = logging.getLogger(f"llmbridge.{self.provider}")
+                timeout = min(float(self.config.timeout), 10.0)
+                _, models, _, reason, _ = self._native.check_health(timeout)
+                if models:
+                    self._native.set_model(models[0])
+                    log.info("%s: no model configured; using %r, the first model the server lists",
+                             self.provider, models[0])
+                else:
+                    log.warning("%s: no model configured and the server lists none (%s); "
+                                "sending requests without a model", self.provider,
+                                reason or "empty list")
+            self._model_state = _MODEL_READY
+
+    async def _pick_model_async(self) -> None:
+        if self.auto_pick_model and not self._native.current_model:
+            await asyncio.get_running_loop().run_in_executor(None, self._pick_model)
+        else:
+            self._model_state = _MODEL_READY
+
+    # ---- health ----
+
+    def _cached_health(self, force: bool) -> Optional[HealthReport]:
+        cached = self._health_cache
+        if force or cached is None or time.monotonic() - cached[0] >= self.health_ttl:
+            return None
+        return cached[1]
+
+    def _fresh_health(self, timeout: Optional[float]) -> HealthReport:
+        if timeout is None:
+            timeout = min(float(self.config.timeout), 10.0)
+        fields = self._native.check_health(float(timeout), self.health_slow_threshold * 1000.0)
+        report = HealthReport._from_native(fields, self.provider, self.config.base_url)
+        previous = self._health_cache
+        if previous is None or previous[1].status != report.status:
+            log_report(report)  # logged when the status changes, not on every poll
+        self._health_cache = (time.monotonic(), report)
+        return report
+
+    async def health(self, *, force: bool = False, timeout: Optional[float] = None) -> HealthReport:
+        """The server's health for this client's model (GET /v1/models or /api/tags through
+        the client's own connections). Cached for ``health_ttl`` seconds; ``force=True``
+        checks now. Never raises for network problems: they make it "unhealthy"."""
+        cached = self._cached_health(force)
+        if cached is not None:
+            return cached
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._fresh_health, timeout)
+
+    def health_sync(self, *, force: bool = False, timeout: Optional[float] = None) -> HealthReport:
+        """Blocking twin of :meth:`health`."""
+        cached = self._cached_health(force)
+        if cached is not None:
+            return cached
+        return self._fresh_health(timeout)
+
+    def close_when_idle(self) -> None:
+        """Close as soon as no call is in flight (now, when none is). Calls in flight
+        finish normally; used by ClientHolder when it switches clients."""
+        self._native.close_when_idle()
 
     @property
     def closed(self) -> bool:
@@ -251,6 +341,8 @@ class _BaseClient:
         args = _call_args(prompts, json_schema, document_text)
         if self._native.closed:
             raise LLMBridgeError(f"{type(self).__name__} is closed")
+        if self._model_state != _MODEL_READY:
+            await self._pick_model_async()
         loop = asyncio.get_running_loop()
         bridge = _bridge(loop)
         token = next(_tokens)
@@ -278,6 +370,11 @@ class _BaseClient:
         args = _call_args(prompts, json_schema, document_text)
         if self._native.closed:
             raise LLMBridgeError(f"{type(self).__name__} is closed")
+        if self._model_state != _MODEL_READY:
+            if self._native.current_model or not self.auto_pick_model:
+                self._model_state = _MODEL_READY
+            else:
+                self._pick_model()
         return ExtractionAttempt._from_native(self._native.call_sync(*args))
 
     def close(self) -> _Closed:

@@ -56,6 +56,7 @@ struct Client::Call {
   Clock::time_point send_at;  // when the current try leaves (after its backoff delay)
   http::RequestId http_id = 0;
   bool cancelled = false;  // guarded by Client::mu_
+  std::string model;       // the model this call was sent with
 };
 
 Client::Client(ProviderKind kind, std::string provider, config::ProviderConfig base,
@@ -65,6 +66,7 @@ Client::Client(ProviderKind kind, std::string provider, config::ProviderConfig b
       model_(base.model),
       policy_(RetryPolicy::from_config(base)),
       options_(std::move(options)),
+      active_model_(base.model),
       engine_(std::make_unique<http::Engine>(engine_options(options_))) {}
 
 Client::Client(const config::VLLMConfig& config, ClientOptions options)
@@ -84,24 +86,37 @@ Client::Client(const config::OllamaConfig& config, ClientOptions options)
 
 Client::~Client() { close(); }
 
-http::Request Client::build(const ChatCall& call, const std::string& request_id) const {
-  http::Request r = kind_ == ProviderKind::kOllama ? build_ollama_request(ollama_, call, request_id)
-                                                   : build_openai_request(openai_, call, request_id);
+http::Request Client::build(const ChatCall& call, const std::string& request_id,
+                            const std::string& model) const {
+  http::Request r;
+  if (model == model_) {  // the common case: no copy of the config
+    r = kind_ == ProviderKind::kOllama ? build_ollama_request(ollama_, call, request_id)
+                                       : build_openai_request(openai_, call, request_id);
+  } else if (kind_ == ProviderKind::kOllama) {
+    config::OllamaConfig c = ollama_;
+    c.model = model;
+    r = build_ollama_request(c, call, request_id);
+  } else {
+    config::OpenAICompatibleConfig c = openai_;
+    c.model = model;
+    r = build_openai_request(c, call, request_id);
+  }
   r.max_response_bytes = options_.max_response_bytes;
   return r;
 }
 
-Attempt Client::parse(const http::Response& response) const {
+Attempt Client::parse(const http::Response& response, const std::string& model) const {
   return kind_ == ProviderKind::kOllama
-             ? parse_ollama_response(response, model_, options_.max_response_bytes)
-             : parse_openai_response(response, provider_, model_, options_.max_response_bytes);
+             ? parse_ollama_response(response, model, options_.max_response_bytes)
+             : parse_openai_response(response, provider_, model, options_.max_response_bytes);
 }
 
 std::uint64_t Client::start(const ChatCall& chat, Done done) {
   auto call = std::make_shared<Call>();
   call->id = next_id_.fetch_add(1);
   call->request_id = new_request_id();
-  call->request = build(chat, call->request_id);  // throws on bad input, before any I/O
+  call->model = current_model();
+  call->request = build(chat, call->request_id, call->model);  // throws on bad input, before any I/O
   call->done = std::move(done);
   call->started = Clock::now();
   {
@@ -113,7 +128,7 @@ std::uint64_t Client::start(const ChatCall& chat, Done done) {
     }
   }
   if (call->cancelled) {
-    Attempt a = cancelled_attempt(provider_, model_);
+    Attempt a = cancelled_attempt(provider_, call->model);
     a.request_id = call->request_id;
     call->done(std::move(a));
     return call->id;
@@ -142,14 +157,14 @@ void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& res
   // A try cancelled while it still waited out its backoff never left: not a try.
   if (!(response.error == http::TransportError::kCancelled && Clock::now() < call->send_at))
     ++call->tries;
-  Attempt a = parse(response);
+  Attempt a = parse(response, call->model);
   bool cancelled;
   {
     std::lock_guard<std::mutex> lock(mu_);
     cancelled = call->cancelled;
   }
   if (cancelled && a.error != kErrorCancelled && !a.success) {
-    a = cancelled_attempt(provider_, model_);
+    a = cancelled_attempt(provider_, call->model);
   }
   const int retries_done = call->tries - 1;
   if (!cancelled && !closed_.load() && policy_.should_retry(a, retries_done)) {
@@ -166,13 +181,17 @@ void Client::finish(const std::shared_ptr<Call>& call, Attempt&& a) {
       std::chrono::duration<double, std::milli>(Clock::now() - call->started).count();
   if (a.request_id.empty()) a.request_id = call->request_id;
   if (a.provider.empty()) a.provider = provider_;
-  if (a.model.empty()) a.model = model_;
+  if (a.model.empty()) a.model = call->model;
+  bool close_now;
   {
     std::lock_guard<std::mutex> lock(mu_);
     calls_.erase(call->id);
+    close_now = close_when_idle_ && calls_.empty();
   }
   Done done = std::move(call->done);
   if (done) done(std::move(a));
+  // On the I/O thread, engine shutdown only marks the stop; ~Engine joins the thread.
+  if (close_now) close();
 }
 
 void Client::cancel(std::uint64_t call_id) {
@@ -207,6 +226,36 @@ void Client::abandon_after_fork() noexcept {
   engine_ = std::make_unique<http::Engine>(engine_options(options_));
   std::lock_guard<std::mutex> lock(mu_);
   calls_.clear();
+}
+
+void Client::set_model(std::string model) {
+  std::lock_guard<std::mutex> lock(mu_);
+  active_model_ = std::move(model);
+}
+
+std::string Client::current_model() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return active_model_;
+}
+
+void Client::close_when_idle() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    close_when_idle_ = true;
+    if (!calls_.empty()) return;  // the last finish() closes
+  }
+  close();
+}
+
+bool Client::closing_when_idle() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return close_when_idle_;
+}
+
+HealthReport Client::check_health(double timeout_s, const HealthOptions& options) {
+  const config::ProviderConfig& base =
+      kind_ == ProviderKind::kOllama ? static_cast<const config::ProviderConfig&>(ollama_) : openai_;
+  return llm::check_health(*engine_, provider_, base.base_url, current_model(), base.api_key, timeout_s, options);
 }
 
 std::size_t Client::in_flight() const {

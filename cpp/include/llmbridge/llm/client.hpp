@@ -14,6 +14,7 @@
 #include "llmbridge/config/provider_config.hpp"
 #include "llmbridge/http/engine.hpp"
 #include "llmbridge/llm/attempt.hpp"
+#include "llmbridge/llm/health.hpp"
 #include "llmbridge/llm/provider.hpp"
 #include "llmbridge/llm/retry.hpp"
 
@@ -58,12 +59,31 @@ class Client {
   const std::string& model() const noexcept { return model_; }
   std::size_t in_flight() const;
 
+  // Thread-safe. The model of calls started from now on (calls in flight keep theirs);
+  // model() still returns the configured one. Used to fill in an empty vLLM model with
+  // the one the server lists.
+  void set_model(std::string model);
+  // Thread-safe: the model calls use now (configured, or the last set_model()).
+  std::string current_model() const;
+
+  // Thread-safe: close() as soon as no call is in flight (now, when none is). Calls may
+  // still be started meanwhile; each keeps the client open until it finishes. When the
+  // last one finishes, close() runs on the I/O thread right after its completion
+  // callback, so that call's result is delivered normally.
+  void close_when_idle();
+  bool closing_when_idle() const;
+
+  // Blocking: lists the server's models through this client's engine (same
+  // connections, TLS settings and key) and evaluates them for current_model().
+  // Must not be called from the engine's I/O thread (a completion callback).
+  HealthReport check_health(double timeout_s, const HealthOptions& options = {});
+
  private:
   struct Call;
   Client(ProviderKind kind, std::string provider, config::ProviderConfig base,
          ClientOptions options);
-  http::Request build(const ChatCall& call, const std::string& request_id) const;
-  Attempt parse(const http::Response& response) const;
+  http::Request build(const ChatCall& call, const std::string& request_id, const std::string& model) const;
+  Attempt parse(const http::Response& response, const std::string& model) const;
   void send(const std::shared_ptr<Call>& call, long delay_ms);
   void on_response(const std::shared_ptr<Call>& call, http::Response&& response);
   void finish(const std::shared_ptr<Call>& call, Attempt&& attempt);
@@ -80,6 +100,8 @@ class Client {
   std::unordered_map<std::uint64_t, std::shared_ptr<Call>> calls_;
   std::atomic<std::uint64_t> next_id_{1};
   std::atomic<bool> closed_{false};
+  std::string active_model_;   // guarded by mu_; what set_model() set (starts as model_)
+  bool close_when_idle_ = false;  // guarded by mu_
   std::unique_ptr<http::Engine> engine_;
 };
 

@@ -1,0 +1,112 @@
+// Bindings for environment loading, provider routing and health checks: conversion
+// and GIL handling only; the rules live in cpp/src/config/env.cpp and llm/health.cpp.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bindings.hpp"
+#include "llmbridge/config/env.hpp"
+#include "llmbridge/llm/health.hpp"
+
+namespace py = pybind11;
+
+namespace llmbridge::bindings {
+namespace {
+
+py::dict base_fields(const config::ProviderConfig& c) {
+  py::dict d;
+  d["base_url"] = c.base_url;
+  d["model"] = c.model;
+  d["timeout"] = c.timeout;
+  d["max_retries"] = c.max_retries;
+  d["retry_base_delay"] = c.retry_base_delay;
+  d["retry_max_delay"] = c.retry_max_delay;
+  d["retry_backoff_multiplier"] = c.retry_backoff_multiplier;
+  d["max_tokens"] = c.max_tokens;
+  d["temperature"] = c.temperature;
+  d["api_key"] = c.api_key.empty() ? py::object(py::none()) : py::object(py::str(c.api_key));
+  d["connect_timeout"] = c.connect_timeout;
+  return d;
+}
+
+py::dict compat_fields(const config::OpenAICompatibleConfig& c) {
+  py::dict d = base_fields(c);
+  d["text_model"] = c.text_model;
+  d["vision_model"] = c.vision_model;
+  d["embedding_model"] = c.embedding_model;
+  d["embedding_dimensions"] = c.embedding_dimensions;
+  return d;
+}
+
+py::tuple problem_tuple(const config::EnvProblem& p) {
+  return py::make_tuple(p.variable, p.value, p.allowed, p.message());
+}
+
+// (fields or None, [(variable, value, allowed, message)])
+py::tuple load_app_config(const std::map<std::string, std::string>& env) {
+  config::AppConfigResult r = config::load_app_config(env);
+  py::list problems;
+  for (const auto& p : r.problems) problems.append(problem_tuple(p));
+  if (!r.config) return py::make_tuple(py::none(), problems);
+  const config::AppConfig& c = *r.config;
+  py::dict fields;
+  fields["vllm"] = compat_fields(c.vllm);
+  fields["openai"] = compat_fields(c.openai);
+  py::dict ollama = base_fields(c.ollama);
+  ollama["num_ctx"] = c.ollama.num_ctx;
+  ollama["keep_alive"] = c.ollama.keep_alive;
+  fields["ollama"] = ollama;
+  fields["llm_provider"] = c.llm_provider;
+  fields["embedding_provider"] = c.embedding_provider;
+  return py::make_tuple(fields, problems);
+}
+
+py::list env_variables() {
+  py::list out;
+  for (const auto& v : config::env_variables())
+    out.append(py::make_tuple(std::string(v.name), std::string(v.default_value), std::string(v.allowed),
+                              std::string(v.meaning)));
+  return out;
+}
+
+py::tuple route_provider(const std::string& requested, const std::vector<std::string>& known) {
+  config::ProviderRoute r = config::route_provider(requested, known);
+  return py::make_tuple(r.requested, r.provider, r.known);
+}
+
+py::tuple check_health(const std::string& provider, const std::string& base_url, const std::string& model,
+                       const std::string& api_key, double timeout, double slow_threshold_ms) {
+  llm::HealthOptions options;
+  options.slow_threshold_ms = slow_threshold_ms;
+  llm::HealthReport h;
+  {
+    // Pure C++ on copies of the arguments; the engine's thread never touches Python.
+    py::gil_scoped_release release;
+    h = llm::check_health(provider, base_url, model, api_key, timeout, options);
+  }
+  return py::make_tuple(llm::to_string(h.status), h.models, h.latency_ms, h.reason, h.model);
+}
+
+}  // namespace
+
+void bind_config(py::module_& m) {
+  m.def("load_app_config", &load_app_config, py::arg("environ"),
+        "Parse the environment: (fields by provider, or None; [(variable, value, allowed, message)]).");
+  m.def("env_variables", &env_variables,
+        "The documented variables: [(name, default, allowed, meaning)].");
+  m.def("ollama_host_to_base_url", &config::ollama_host_to_base_url, py::arg("host"),
+        "OLLAMA_HOST as Ollama reads it, as a base URL; None when it cannot be one.");
+  m.def("builtin_providers", &config::builtin_providers, "Provider names built into the factory.");
+  m.def("normalized_provider_name", &config::normalized_provider_name, py::arg("name"),
+        "Trimmed, lower-case provider name.");
+  m.def("route_provider", &route_provider, py::arg("requested"), py::arg("known"),
+        "The factory's decision: (normalised request, provider to build, whether it was known).");
+  m.def("check_health", &check_health, py::arg("provider"), py::arg("base_url"), py::arg("model"),
+        py::arg("api_key"), py::arg("timeout"), py::arg("slow_threshold_ms") = llm::kDefaultSlowThresholdMs,
+        "Blocking health check (GIL released): (status, models, latency_ms, reason, model).");
+}
+
+}  // namespace llmbridge::bindings

@@ -1,0 +1,172 @@
+// Health checks: list the models (GET /v1/models or /api/tags), then judge the answer.
+#include "llmbridge/llm/health.hpp"
+
+#include <simdjson.h>
+
+#include <cmath>
+#include <future>
+#include <memory>
+
+#include "llmbridge/config/provider_config.hpp"
+#include "llmbridge/llm/errors.hpp"
+#include "llmbridge/llm/provider.hpp"
+
+namespace llmbridge::llm {
+namespace {
+
+std::string format_ms(double ms) { return std::to_string(static_cast<long long>(std::llround(ms))) + " ms"; }
+
+void add_unique(std::vector<std::string>& out, std::string_view name) {
+  if (name.empty()) return;
+  for (const auto& m : out)
+    if (m == name) return;
+  out.emplace_back(name);
+}
+
+// "llama3.1" -> "llama3.1:latest"; names with a tag are kept.
+std::string with_default_tag(std::string_view name) {
+  // A ':' after the last '/' is a tag ("host:5000/ns/model" has a registry port, not a tag).
+  const auto slash = name.rfind('/');
+  const auto colon = name.rfind(':');
+  if (colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash))
+    return std::string(name);
+  return std::string(name) + ":latest";
+}
+
+std::string join_models(const std::vector<std::string>& models) {
+  constexpr std::size_t kShown = 5;
+  std::string out;
+  for (std::size_t i = 0; i < models.size() && i < kShown; ++i) {
+    if (i) out += ", ";
+    out += models[i];
+  }
+  if (models.size() > kShown) out += ", ... (" + std::to_string(models.size()) + " in all)";
+  return out;
+}
+
+}  // namespace
+
+const char* to_string(HealthStatus status) noexcept {
+  switch (status) {
+    case HealthStatus::kHealthy: return "healthy";
+    case HealthStatus::kDegraded: return "degraded";
+    case HealthStatus::kUnhealthy: return "unhealthy";
+  }
+  return "unhealthy";
+}
+
+ModelList parse_models(std::string_view provider, const http::Response& response) {
+  ModelList list;
+  if (response.error != http::TransportError::kNone) {
+    list.error = classify_transport_error(response.error, response.error_message,
+                                          http::Request{}.max_response_bytes)
+                     .error;
+    return list;
+  }
+  if (response.status < 200 || response.status >= 300) {
+    list.error = response.status == 0 ? connection_error("no HTTP response") : http_error(int(response.status));
+    return list;
+  }
+  const bool ollama = provider == kProviderOllama;
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(response.body);
+  simdjson::dom::element doc;
+  simdjson::dom::object root;
+  if (parser.parse(padded).get(doc) != simdjson::SUCCESS || doc.get(root) != simdjson::SUCCESS) {
+    list.error = invalid_json_error("the model list is not a JSON object");
+    return list;
+  }
+  simdjson::dom::array entries;
+  const char* key = ollama ? "models" : "data";
+  if (root[key].get(entries) != simdjson::SUCCESS) {
+    list.error = invalid_json_error(std::string("the model list has no \"") + key + "\" array");
+    return list;
+  }
+  for (simdjson::dom::element entry : entries) {
+    std::string_view name;
+    if (ollama) {
+      if (entry["name"].get(name) == simdjson::SUCCESS) add_unique(list.models, name);
+      if (entry["model"].get(name) == simdjson::SUCCESS) add_unique(list.models, name);
+    } else if (entry["id"].get(name) == simdjson::SUCCESS) {
+      add_unique(list.models, name);
+    }
+  }
+  list.ok = true;
+  return list;
+}
+
+http::Request models_request(std::string_view provider, std::string_view base_url, std::string_view api_key,
+                             double timeout_s) {
+  http::Request r;
+  r.method = "GET";
+  r.url = config::normalized_base_url(base_url) + (provider == kProviderOllama ? "/api/tags" : "/v1/models");
+  r.headers.push_back({"Accept", "application/json"});
+  if (!api_key.empty()) r.headers.push_back({"Authorization", "Bearer " + std::string(api_key)});
+  const long ms = std::isfinite(timeout_s) && timeout_s > 0 ? long(timeout_s * 1000.0 + 0.5) : 10000;
+  r.timeout_ms = ms > 0 ? ms : 1;
+  r.connect_timeout_ms = r.timeout_ms;
+  return r;
+}
+
+bool model_matches(std::string_view provider, std::string_view configured, std::string_view served) {
+  if (configured == served) return true;
+  if (provider != kProviderOllama) return false;
+  return with_default_tag(configured) == with_default_tag(served);
+}
+
+HealthReport evaluate_health(std::string_view provider, std::string_view model, const http::Response& response,
+                             const HealthOptions& options) {
+  HealthReport report;
+  report.latency_ms = response.elapsed_ms;
+  report.model = std::string(model);
+  ModelList list = parse_models(provider, response);
+  if (!list.ok) {
+    report.status = HealthStatus::kUnhealthy;
+    report.reason = list.error;
+    return report;
+  }
+  report.models = std::move(list.models);
+  report.status = HealthStatus::kHealthy;
+  if (model.empty()) {
+    if (report.models.empty()) {
+      report.status = HealthStatus::kDegraded;
+      report.reason = "the server lists no models";
+    } else {
+      report.model = report.models.front();
+    }
+  } else {
+    bool served = false;
+    for (const auto& m : report.models)
+      if (model_matches(provider, model, m)) served = true;
+    if (!served) {
+      report.status = HealthStatus::kDegraded;
+      report.reason = "model '" + std::string(model) + "' is not served" +
+                      (report.models.empty() ? std::string(" (the server lists no models)")
+                                             : " (served: " + join_models(report.models) + ")");
+    }
+  }
+  if (report.status == HealthStatus::kHealthy && report.latency_ms > options.slow_threshold_ms) {
+    report.status = HealthStatus::kDegraded;
+    report.reason = "slow: answered in " + format_ms(report.latency_ms) + " (threshold " +
+                    format_ms(options.slow_threshold_ms) + ")";
+  }
+  return report;
+}
+
+HealthReport check_health(http::Engine& engine, std::string_view provider, std::string_view base_url,
+                          std::string_view model, std::string_view api_key, double timeout_s,
+                          const HealthOptions& options) {
+  auto done = std::make_shared<std::promise<http::Response>>();
+  std::future<http::Response> response = done->get_future();
+  engine.submit(models_request(provider, base_url, api_key, timeout_s),
+                [done](http::Response&& r) { done->set_value(std::move(r)); });
+  return evaluate_health(provider, model, response.get(), options);
+}
+
+HealthReport check_health(std::string_view provider, std::string_view base_url, std::string_view model,
+                          std::string_view api_key, double timeout_s, const HealthOptions& options) {
+  http::Engine engine;
+  return check_health(engine, provider, base_url, model, api_key, timeout_s, options);
+}
+
+}  // namespace llmbridge::llm
