@@ -1035,8 +1035,18 @@ def test_package_exports() -> None:
 # ------------------------------------------------------------- more provider details
 
 
-def test_vllm_empty_model_lets_the_server_choose(server: MockLLMServer) -> None:
+def test_vllm_empty_model_picks_the_first_served_model(server: MockLLMServer) -> None:
     with make_client(server, model="") as client:
+        attempt = call(client, PROMPTS)
+        assert client.model == "mock-model"
+    assert attempt.success, attempt
+    assert server.last_request.json["model"] == "mock-model"
+    assert attempt.model == "mock-model"
+
+
+def test_vllm_empty_model_without_auto_pick_lets_the_server_choose(server: MockLLMServer) -> None:
+    with make_client(server, model="") as client:
+        client.auto_pick_model = False
         attempt = call(client, PROMPTS)
     assert attempt.success, attempt
     assert "model" not in server.last_request.json
