@@ -1179,3 +1179,19 @@ def test_ollama_timeout(server: MockLLMServer) -> None:
     with make_client(server, OllamaClient, timeout=0.2, max_retries=0) as client:
         attempt = client.call_llm_sync(PROMPTS)
     assert (attempt.error, attempt.retryable, attempt.attempts) == ("timeout", True, 1)
+
+
+def test_schema_mutated_in_place_is_sent_anew(server: MockLLMServer) -> None:
+    # The serialised schema is cached per dict object; a dict changed in place between
+    # calls must still be sent as it is now.
+    schema: dict[str, Any] = {"type": "object", "properties": {"a": {"type": "string"}}}
+    with make_client(server) as client:
+        call(client, PROMPTS, schema, "doc")
+        first = server.last_request.json["response_format"]["json_schema"]["schema"]
+        schema["properties"]["b"] = {"type": "integer"}
+        call(client, PROMPTS, schema, "doc")
+        second = server.last_request.json["response_format"]["json_schema"]["schema"]
+        call(client, PROMPTS, schema, "doc")
+        third = server.last_request.json["response_format"]["json_schema"]["schema"]
+    assert first == {"type": "object", "properties": {"a": {"type": "string"}}}
+    assert second == schema and third == schema

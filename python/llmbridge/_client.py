@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import copy
 import itertools
 import json
 import logging
@@ -100,16 +101,28 @@ class ExtractionAttempt:
         request_id: Optional[str] = None,
         auth_refused: bool = False,
     ) -> None:
-        values = locals()
-        for name in self._FIELDS:
-            object.__setattr__(self, name, values[name])
+        # Plain slot stores: this runs once per call, on the event loop's thread.
+        self.success = success
+        self.data = data
+        self.raw_response = raw_response
+        self.error = error
+        self.retryable = retryable
+        self.status_code = status_code
+        self.attempts = attempts
+        self.latency_ms = latency_ms
+        self.provider = provider
+        self.model = model
+        self.finish_reason = finish_reason
+        self.truncated = truncated
+        self.repaired = repaired
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.request_id = request_id
+        self.auth_refused = auth_refused
 
     @classmethod
     def _from_native(cls, fields: tuple[Any, ...]) -> ExtractionAttempt:
-        self = cls.__new__(cls)
-        for name, value in zip(cls._FIELDS, fields):
-            object.__setattr__(self, name, value)
-        return self
+        return cls(*fields)
 
     @property
     def ok(self) -> bool:
@@ -175,6 +188,26 @@ class _Closed:
         return iter(())
 
 
+# Workers pass the same schema dict on every call: its JSON text is cached, keyed by the
+# object, and reused only while the dict still equals the copy taken when it was
+# serialised (so a schema mutated in place is serialised again). Comparing costs a
+# fraction of json.dumps.
+_SCHEMA_CACHE_SIZE = 64
+_schema_cache: dict[int, tuple[Mapping[str, Any], Any, str]] = {}
+
+
+def _schema_text(schema: Mapping[str, Any]) -> str:
+    hit = _schema_cache.get(id(schema))
+    if hit is not None and hit[0] is schema and hit[1] == schema:
+        return hit[2]
+    text = json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+    if len(_schema_cache) >= _SCHEMA_CACHE_SIZE:
+        _schema_cache.clear()
+    # The entry holds the schema itself, so its id cannot be reused while cached.
+    _schema_cache[id(schema)] = (schema, copy.deepcopy(schema), text)
+    return text
+
+
 def _call_args(prompts: Any, json_schema: Any, document_text: Any) -> tuple[str, ...]:
     if not isinstance(prompts, Mapping):
         raise TypeError(f"prompts must be a mapping with 'system' and 'user', got {type(prompts).__name__}")
@@ -193,7 +226,7 @@ def _call_args(prompts: Any, json_schema: Any, document_text: Any) -> tuple[str,
     if json_schema is None:
         schema_json = ""
     elif isinstance(json_schema, Mapping):
-        schema_json = json.dumps(json_schema, ensure_ascii=False, separators=(",", ":"))
+        schema_json = _schema_text(json_schema)
     else:
         raise TypeError(f"json_schema must be a dict (JSON Schema) or None, got {type(json_schema).__name__}")
     if document_text is None:
