@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nginx_server import INSTALL_HINT, NginxServer, find_nginx  # noqa: E402
@@ -52,7 +52,8 @@ from nginx_server import INSTALL_HINT, NginxServer, find_nginx  # noqa: E402
 MODEL = "m"
 SYSTEM = "You extract invoice fields. Answer with JSON only."
 USER = "Extract the invoice number, the total, the currency, the line items and whether it is paid."
-DOCUMENT = "Invoice INV-2024-0042 from ACME GmbH. 2 x Widget A (12.50 EUR), 1 x Gadget B (99.00 EUR). Total 124.00 EUR. Paid."
+DOCUMENT = ("Invoice INV-2024-0042 from ACME GmbH. 2 x Widget A (12.50 EUR), "
+            "1 x Gadget B (99.00 EUR). Total 124.00 EUR. Paid.")
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -256,8 +257,9 @@ class Result:
     calls: int
     seconds: float
     cpu_seconds: float
-    loop_cpu_seconds: Optional[float]  # CPU on the event loop's thread (None for wrk)
+    loop_cpu_seconds: float | None  # CPU on the event loop's thread (None for wrk)
     server_cpu_seconds: float
+    other_load: float  # cores used by other processes on the machine meanwhile
     rss_kib: list[int] = field(default_factory=list)
 
     @property
@@ -269,7 +271,7 @@ class Result:
         return self.cpu_seconds / self.calls * 1e6
 
     @property
-    def loop_cpu_us(self) -> Optional[float]:
+    def loop_cpu_us(self) -> float | None:
         return None if self.loop_cpu_seconds is None else self.loop_cpu_seconds / self.calls * 1e6
 
     @property
@@ -284,11 +286,13 @@ def rss_kib() -> int:
     return resident_pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-async def drive(call: Callable[[], Any], total: int, concurrency: int,
-                every: int = 0, on_every: Optional[Callable[[], None]] = None) -> None:
-    """`total` calls from `concurrency` worker tasks; every result must be EXPECTED."""
+async def drive(call: Callable[[], Any], total: int, concurrency: int, max_seconds: float = 0.0,
+                every: int = 0, on_every: Callable[[], None] | None = None) -> int:
+    """Up to `total` calls from `concurrency` worker tasks, no new ones after `max_seconds`
+    (0: no limit); every result must be EXPECTED. Returns the calls made."""
     remaining = total
     done = 0
+    deadline = time.perf_counter() + max_seconds if max_seconds > 0 else float("inf")
 
     async def worker() -> None:
         nonlocal remaining, done
@@ -300,27 +304,42 @@ async def drive(call: Callable[[], Any], total: int, concurrency: int,
             done += 1
             if every and done % every == 0 and on_every is not None:
                 on_every()
+            # Checking the clock every 64 calls keeps it out of the per-call cost.
+            if done & 63 == 0 and time.perf_counter() > deadline:
+                remaining = 0
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine have used (Linux /proc/stat)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(cls: type[Client], base_url: str, concurrency: int, calls: int, warmup: int,
-                  server: NginxServer, rss_every: int = 0) -> Result:
+                  server: NginxServer, max_seconds: float = 0.0, rss_every: int = 0) -> Result:
     client = cls()
     await client.open(base_url, concurrency)
     try:
         await drive(client.call, warmup, concurrency)
         gc.collect()
         samples: list[int] = []
-        server0 = server.cpu_seconds()
+        server0, busy0 = server.cpu_seconds(), machine_busy_seconds()
         cpu0, loop0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
-        await drive(client.call, calls, concurrency, rss_every, lambda: samples.append(rss_kib()))
+        made = await drive(client.call, calls, concurrency, max_seconds, rss_every,
+                           lambda: samples.append(rss_kib()))
         t1, cpu1, loop1 = time.perf_counter(), time.process_time(), time.thread_time()
-        server1 = server.cpu_seconds()
+        server1, busy1 = server.cpu_seconds(), machine_busy_seconds()
     finally:
         await client.close()
-    return Result(cls.name, concurrency, calls, t1 - t0, cpu1 - cpu0, loop1 - loop0,
-                  server1 - server0, samples)
+    server_cpu = server1 - server0
+    other = max(0.0, (busy1 - busy0) - (cpu1 - cpu0) - server_cpu) / (t1 - t0)
+    return Result(cls.name, concurrency, made, t1 - t0, cpu1 - cpu0, loop1 - loop0,
+                  server_cpu, other, samples)
 
 
 WRK_LUA = """\
@@ -337,11 +356,11 @@ def run_wrk(wrk: str, url: str, concurrency: int, seconds: int, server: NginxSer
         with open(script, "w") as f:
             f.write(WRK_LUA.format(body=json.dumps(request_body())))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        server0 = server.cpu_seconds()
+        server0, busy0 = server.cpu_seconds(), machine_busy_seconds()
         proc = subprocess.run(
             [wrk, "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", script, url],
             capture_output=True, text=True, timeout=seconds + 60)
-        server1 = server.cpu_seconds()
+        server1, busy1 = server.cpu_seconds(), machine_busy_seconds()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -352,8 +371,10 @@ def run_wrk(wrk: str, url: str, concurrency: int, seconds: int, server: NginxSer
     scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[m.group(3)]
     # nginx is our child too but is not reaped yet, so RUSAGE_CHILDREN grew by wrk alone.
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Result("wrk", concurrency, int(m.group(1)), float(m.group(2)) * scale, cpu, None,
-                  server1 - server0)
+    wall = float(m.group(2)) * scale
+    # busy also covers wrk's start and exit, outside `wall`: a slight overestimate.
+    other = max(0.0, (busy1 - busy0) - cpu - (server1 - server0)) / wall
+    return Result("wrk", concurrency, int(m.group(1)), wall, cpu, None, server1 - server0, other)
 
 
 # ---- the report ----
@@ -419,23 +440,24 @@ def machine() -> list[tuple[str, str]]:
     ]
 
 
-def fmt(x: Optional[float], spec: str) -> str:
+def fmt(x: float | None, spec: str) -> str:
     return "" if x is None else format(x, spec)
 
 
-def report(results: list[Result], rss: Optional[Result], argv: list[str],
-           calls_by_c: dict[int, int], wrk_seconds: int) -> str:
+def report(results: list[Result], rss: Result | None, argv: list[str],
+           calls_by_c: dict[int, int], wrk_seconds: int, max_seconds: float) -> str:
     by = {(r.client, r.concurrency): r for r in results}
     levels = sorted({r.concurrency for r in results})
     order = [n for n in (*ALL_CLIENTS, "wrk") if any(r.client == n for r in results)]
     lines = ["Command: `" + " ".join(["python3", "bench/bench_client.py", *argv]) + "`", ""]
     lines += [f"- {k}: {v}" for k, v in machine()]
     lines += ["- calls per client: " + ", ".join(f"{calls_by_c[c]:,} at c={c}" for c in levels)
-              + f" (after a warm-up); wrk: {wrk_seconds} s per level", ""]
+              + f" after a warm-up, or as many as fit in {max_seconds:g} s; "
+              f"wrk: {wrk_seconds} s per level", ""]
     lines += [
-        "| client | in flight | req/s | CPU µs/call | of which loop thread | nginx µs/call "
-        "| vs httpx | % of wrk |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| client | in flight | calls | req/s | CPU µs/call | of which loop thread "
+        "| nginx µs/call | vs httpx | % of wrk | other load |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for c in levels:
         httpx_r, wrk_r = by.get(("httpx", c)), by.get(("wrk", c))
@@ -446,18 +468,21 @@ def report(results: list[Result], rss: Optional[Result], argv: list[str],
             vs_httpx = f"{r.rps / httpx_r.rps:.2f}×" if httpx_r else ""
             of_wrk = f"{100 * r.rps / wrk_r.rps:.0f} %" if wrk_r else ""
             lines.append(
-                f"| {name} | {c} | {r.rps:,.0f} | {r.cpu_us:,.0f} | {fmt(r.loop_cpu_us, ',.0f')} "
-                f"| {r.server_cpu_us:,.0f} | {vs_httpx} | {of_wrk} |")
+                f"| {name} | {c} | {r.calls:,} | {r.rps:,.0f} | {r.cpu_us:,.0f} "
+                f"| {fmt(r.loop_cpu_us, ',.0f')} | {r.server_cpu_us:,.1f} | {vs_httpx} | {of_wrk} "
+                f"| {r.other_load:.2f} |")
     lines.append("")
     lines.append("CPU µs/call is the client process's user + system time (all its threads) "
                  "over the calls; for wrk, wrk's own. \"of which loop thread\" is the part on "
                  "the thread running the asyncio loop; the rest ran on other threads "
-                 "(llmbridge's I/O thread).")
+                 "(llmbridge's I/O thread). nginx µs/call is the server's CPU over the same "
+                 "span. \"other load\" is the cores other processes on the machine used "
+                 "meanwhile (from /proc/stat): above ~0.2 the row's req/s is contended.")
     lines.append("")
 
     top = max(levels)
     lb = by.get(("llmbridge", top))
-    goals: list[tuple[str, str, Optional[bool]]] = []
+    goals: list[tuple[str, str, bool | None]] = []
     if lb is not None:
         lines.append(f"Ratios at {top} in flight:")
         lines.append("")
@@ -494,7 +519,8 @@ def report(results: list[Result], rss: Optional[Result], argv: list[str],
         lines.append(f"First {first / 1024:.1f} MiB, last {last / 1024:.1f} MiB: "
                      f"{growth / 1024:+.2f} MiB ({per_call:+.1f} bytes per call).")
         lines.append("")
-        goals.append(("RSS flat", f"{growth / 1024:+.2f} MiB over {rss.calls - step:,} calls", flat))
+        goals.append(("RSS flat", f"{growth / 1024:+.2f} MiB over {rss.calls - step:,} calls",
+                      flat))
     if goals:
         lines.append(f"Goals at {top} in flight:")
         lines.append("")
@@ -509,7 +535,7 @@ def report(results: list[Result], rss: Optional[Result], argv: list[str],
 # ---- main ----
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -519,8 +545,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                    help="comma-separated calls in flight (default 1,16,128)")
     p.add_argument("--clients", default=",".join([*ALL_CLIENTS, "wrk"]),
                    help="comma-separated subset of: " + ", ".join([*ALL_CLIENTS, "wrk"]))
+    p.add_argument("--max-seconds", type=float, default=20.0,
+                   help="stop a client's run after this long even if calls remain (default 20)")
     p.add_argument("--wrk-seconds", type=int, default=5, help="wrk duration per level (default 5)")
-    p.add_argument("--rss-calls", type=int, help="calls in the RSS run (default 100,000; quick 20,000)")
+    p.add_argument("--rss-calls", type=int,
+                   help="calls in the RSS run (default 100,000; quick 20,000)")
     args = p.parse_args(argv)
 
     levels = sorted({int(x) for x in args.concurrency.split(",") if x.strip()})
@@ -557,7 +586,7 @@ def main(argv: Optional[list[str]] = None) -> int:
               file=sys.stderr)
 
     results: list[Result] = []
-    rss: Optional[Result] = None
+    rss: Result | None = None
     with NginxServer(RESPONSE_BODY) as server:
         print(f"nginx on {server.url} (pid {server.proc.pid if server.proc else '?'})",
               file=sys.stderr)
@@ -565,7 +594,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             calls = calls_by_c[c]
             warmup = max(200 // scale, 2 * c)
             for cls in clients:
-                r = asyncio.run(measure(cls, server.url, c, calls, warmup, server))
+                r = asyncio.run(measure(cls, server.url, c, calls, warmup, server,
+                                        args.max_seconds))
                 results.append(r)
                 print(f"  {r.client:9} c={c:<4} {r.rps:9,.0f} req/s  {r.cpu_us:6,.0f} µs CPU/call"
                       f"  ({r.calls:,} calls in {r.seconds:.1f} s)", file=sys.stderr)
@@ -581,7 +611,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"  RSS run: {rss.calls:,} calls, {rss.rps:,.0f} req/s, samples (KiB) "
                   f"{rss.rss_kib}", file=sys.stderr)
 
-    text = report(results, rss, argv, calls_by_c, args.wrk_seconds)
+    text = report(results, rss, argv, calls_by_c, args.wrk_seconds, args.max_seconds)
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

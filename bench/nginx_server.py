@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 
@@ -33,7 +32,7 @@ INSTALL_HINT = (
 )
 
 
-def find_nginx() -> Optional[str]:
+def find_nginx() -> str | None:
     # Debian puts it in /usr/sbin, which is not on every user's PATH.
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin:/sbin")
 
@@ -67,13 +66,13 @@ def _die_with_parent() -> None:
 class NginxServer:
     """`with NginxServer(body) as srv:` serves `body` at `srv.url + "/v1/chat/completions"`."""
 
-    def __init__(self, body: bytes, nginx: Optional[str] = None) -> None:
+    def __init__(self, body: bytes, nginx: str | None = None) -> None:
         self.body = body
         self.nginx = nginx or find_nginx()
         if self.nginx is None:
             raise FileNotFoundError(INSTALL_HINT)
-        self.prefix: Optional[str] = None
-        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.prefix: str | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
     @property
