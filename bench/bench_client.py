@@ -483,13 +483,15 @@ def report(results: list[Result], rss: Result | None, argv: list[str],
     top = max(levels)
     lb = by.get(("llmbridge", top))
     goals: list[tuple[str, str, bool | None]] = []
+    peer_cpu_note = "which does not depend on what else runs on the machine"
     if lb is not None:
-        lines.append(f"Ratios at {top} in flight:")
+        lines.append(f"Ratios at {top} in flight (req/s; and CPU per call, {peer_cpu_note}):")
         lines.append("")
         for peer in ("httpx", "aiohttp", "openai", "wrk"):
             r = by.get((peer, top))
             if r is not None:
-                lines.append(f"- llmbridge / {peer}: {lb.rps / r.rps:.2f}×")
+                lines.append(f"- llmbridge / {peer}: {lb.rps / r.rps:.2f}× the req/s, "
+                             f"{r.cpu_us / lb.cpu_us:.2f}× less CPU per call")
         lines.append("")
 
         def ratio_goal(peer: str, need: float, label: str) -> None:
