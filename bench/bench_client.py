@@ -312,6 +312,23 @@ async def drive(call: Callable[[], Any], total: int, concurrency: int, max_secon
     return done
 
 
+def wait_quiet(limit_s: float, threshold: float = 0.25) -> float:
+    """Wait (up to `limit_s`) until other processes use under `threshold` cores.
+
+    For shared machines: call it between measurements, when this process and nginx are
+    idle, so whatever /proc/stat counts as busy is someone else. Returns the load seen last.
+    """
+    deadline = time.monotonic() + limit_s
+    while True:
+        busy0, own0, t0 = machine_busy_seconds(), time.process_time(), time.monotonic()
+        time.sleep(0.5)
+        load = ((machine_busy_seconds() - busy0) - (time.process_time() - own0)) / (
+            time.monotonic() - t0)
+        if load < threshold or time.monotonic() >= deadline:
+            return load
+        time.sleep(0.5)
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all processes on the machine have used (Linux /proc/stat)."""
     with open("/proc/stat") as f:
@@ -490,8 +507,8 @@ def report(results: list[Result], rss: Result | None, argv: list[str],
         for peer in ("httpx", "aiohttp", "openai", "wrk"):
             r = by.get((peer, top))
             if r is not None:
-                lines.append(f"- llmbridge / {peer}: {lb.rps / r.rps:.2f}× the req/s, "
-                             f"{r.cpu_us / lb.cpu_us:.2f}× less CPU per call")
+                lines.append(f"- llmbridge / {peer}: {lb.rps / r.rps:.2f}× the req/s; "
+                             f"{peer} spends {r.cpu_us / lb.cpu_us:.2f}× llmbridge's CPU per call")
         lines.append("")
 
         def ratio_goal(peer: str, need: float, label: str) -> None:
@@ -549,6 +566,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated subset of: " + ", ".join([*ALL_CLIENTS, "wrk"]))
     p.add_argument("--max-seconds", type=float, default=20.0,
                    help="stop a client's run after this long even if calls remain (default 20)")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="on a shared machine: before each measurement wait up to this long "
+                        "for other processes to use < 0.25 cores (default 0: do not wait)")
     p.add_argument("--wrk-seconds", type=int, default=5, help="wrk duration per level (default 5)")
     p.add_argument("--rss-calls", type=int,
                    help="calls in the RSS run (default 100,000; quick 20,000)")
@@ -596,17 +616,23 @@ def main(argv: list[str] | None = None) -> int:
             calls = calls_by_c[c]
             warmup = max(200 // scale, 2 * c)
             for cls in clients:
+                if args.wait_quiet:
+                    wait_quiet(args.wait_quiet)
                 r = asyncio.run(measure(cls, server.url, c, calls, warmup, server,
                                         args.max_seconds))
                 results.append(r)
                 print(f"  {r.client:9} c={c:<4} {r.rps:9,.0f} req/s  {r.cpu_us:6,.0f} µs CPU/call"
                       f"  ({r.calls:,} calls in {r.seconds:.1f} s)", file=sys.stderr)
             if wrk is not None:
+                if args.wait_quiet:
+                    wait_quiet(args.wait_quiet)
                 r = run_wrk(wrk, server.url + "/v1/chat/completions", c, args.wrk_seconds, server)
                 results.append(r)
                 print(f"  {'wrk':9} c={c:<4} {r.rps:9,.0f} req/s  {r.cpu_us:6,.0f} µs CPU/call",
                       file=sys.stderr)
         if any(cls is LLMBridgeClient for cls in clients):
+            if args.wait_quiet:
+                wait_quiet(args.wait_quiet)
             top = max(levels)
             rss = asyncio.run(measure(LLMBridgeClient, server.url, top, rss_calls,
                                       max(200, 2 * top), server, rss_every=rss_calls // 10))
