@@ -81,64 +81,108 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _repair_samples(out) -> None:
-    print("== 1. JSON repair on real-looking model answers ==", file=out)
+    print("== 1. JSON repair on real-looking model answers ==", file=sys.stderr)
     for title, text in SAMPLES:
         report = repair_report(text)
         kinds = ", ".join(sorted(report.kinds)) or "none (valid JSON)"
         cut = " [truncated]" if report.truncated else ""
-        print(f"- {title}{cut}\n    in:  {text!r}\n    out: {report.json}\n    repairs: {kinds}", file=out)
-    print(file=out)
+        print(f"- {title}{cut}\n    in:  {text!r}\n    out: {report.json}\n    repairs: {kinds}",
+              file=sys.stderr)
+    print(file=sys.stderr)
 
 
-async def _extractions(calls: int, concurrency: int, seed: int, out) -> int:
-    scenario = Scenario(seed)
-    results: list[ExtractionAttempt] = []
-    print(f"== 2. {calls} extractions against the bundled mock LLM server ==", file=out)
-    async with MockLLMServer() as server:
-        server.responder = scenario.reply
-        client = VLLMClient(base_url=server.url, model="mock-model", max_retries=2,
-                            retry_base_delay=0.02, retry_max_delay=0.2, timeout=5.0)
-        async with client:
-            sem = asyncio.Semaphore(concurrency)
-            done = 0
-            start = time.perf_counter()
+class _Progress:
+    """A progress bar on stderr: rich's when installed, else a plain one."""
 
-            async def one(i: int) -> None:
-                nonlocal done
-                async with sem:
-                    a = await client.call_llm(
-                        {"system": "Extract the invoice fields as JSON.",
-                         "user": "Document:\n{document_text}"},
-                        SCHEMA, f"Invoice text for doc-{i} ...")
-                results.append(a)
-                done += 1
-                if done % max(1, calls // 20) == 0 or done == calls:
-                    bar = "#" * (30 * done // calls)
-                    print(f"\r  [{bar:<30}] {done}/{calls}", end="", file=sys.stderr, flush=True)
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        try:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+            from rich.console import Console
+        except ImportError:
+            self._rich = None
+            return
+        self._rich = Progress("extracting", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                              console=Console(stderr=True), transient=False)
+        self._task = self._rich.add_task("extract", total=total)
 
-            await asyncio.gather(*(one(i) for i in range(calls)))
-            elapsed = time.perf_counter() - start
+    def __enter__(self) -> _Progress:
+        if self._rich is not None:
+            self._rich.__enter__()
+        return self
+
+    def advance(self) -> None:
+        self.done += 1
+        if self._rich is not None:
+            self._rich.update(self._task, advance=1)
+        elif self.done % max(1, self.total // 20) == 0 or self.done == self.total:
+            bar = "#" * (30 * self.done // self.total)
+            print(f"\r  [{bar:<30}] {self.done}/{self.total}", end="", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._rich is not None:
+            self._rich.__exit__(None, None, None)
+        else:
             print(file=sys.stderr)
-    injected = Counter(scenario.kind(i) for i in range(calls))
+
+
+def summarize(results: list[ExtractionAttempt], elapsed: float) -> list[tuple[str, object]]:
+    """The demo's summary rows, from the attempts alone."""
     ok = [a for a in results if a.success]
     errors = Counter((a.error or "").split(":")[0] for a in results if not a.success)
     lat = [a.latency_ms for a in results]
-    rows = [
-        ("calls", calls),
+    return [
+        ("calls", len(results)),
         ("successes", len(ok)),
         ("repaired", sum(a.repaired for a in ok)),
         ("truncated", sum(a.truncated for a in ok)),
         ("retries", sum(a.attempts - 1 for a in results)),
-        *((f"error {k}", v) for k, v in sorted(errors.items())),
-        ("latency p50 / p95 / p99 ms",
-         f"{_percentile(lat, 50):.1f} / {_percentile(lat, 95):.1f} / {_percentile(lat, 99):.1f}"),
-        ("calls/s", f"{calls / elapsed:.0f}"),
+        *((f"errors: {k}", v) for k, v in sorted(errors.items())),
+        ("latency p50 ms", f"{_percentile(lat, 50):.1f}"),
+        ("latency p95 ms", f"{_percentile(lat, 95):.1f}"),
+        ("latency p99 ms", f"{_percentile(lat, 99):.1f}"),
+        ("calls/s", f"{len(results) / elapsed:.0f}" if elapsed > 0 else "-"),
     ]
-    width = max(len(k) for k, _ in rows)
-    print("Summary", file=out)
-    for k, v in rows:
-        print(f"  {k:<{width}}  {v}", file=out)
-    print("Injected by the scenario: " + ", ".join(f"{k} {injected[k]}" for k, _ in KINDS), file=out)
+
+
+async def _extractions(calls: int, concurrency: int, seed: int, out) -> int:
+    from . import build_llm_client, load_config
+    from ._cli import _table
+
+    scenario = Scenario(seed)
+    results: list[ExtractionAttempt] = []
+    print(f"== 2. {calls} extractions against the bundled mock LLM server ==", file=sys.stderr)
+    async with MockLLMServer() as server:
+        server.responder = scenario.reply
+        # The worker's path: configuration, then the factory. The environment is not
+        # read: the demo always talks to its own mock server.
+        app = load_config({})
+        app = app.replace(llm_provider="vllm", vllm=app.vllm.replace(
+            base_url=server.url, model="mock-model", max_retries=2, retry_base_delay=0.02,
+            retry_max_delay=0.2, timeout=5.0))
+        client = build_llm_client("vllm", app)
+        async with client:
+            sem = asyncio.Semaphore(concurrency)
+            start = time.perf_counter()
+            with _Progress(calls) as progress:
+
+                async def one(i: int) -> None:
+                    async with sem:
+                        a = await client.call_llm(
+                            {"system": "Extract the invoice fields as JSON.",
+                             "user": "Document:\n{document_text}"},
+                            SCHEMA, f"Invoice text for doc-{i} ...")
+                    results.append(a)
+                    progress.advance()
+
+                await asyncio.gather(*(one(i) for i in range(calls)))
+            elapsed = time.perf_counter() - start
+    injected = Counter(scenario.kind(i) for i in range(calls))
+    _table("Summary", summarize(results, elapsed))
+    _table("Injected by the scenario", [(k, injected[k]) for k, _ in KINDS])
+    json.dump({"summary": dict(summarize(results, elapsed)), "injected": dict(injected)}, out)
+    out.write("\n")
     return 0
 
 
