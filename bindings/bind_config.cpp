@@ -10,36 +10,12 @@
 #include "bindings.hpp"
 #include "llmbridge/config/env.hpp"
 #include "llmbridge/llm/health.hpp"
+#include "py_config.hpp"
 
 namespace py = pybind11;
 
 namespace llmbridge::bindings {
 namespace {
-
-py::dict base_fields(const config::ProviderConfig& c) {
-  py::dict d;
-  d["base_url"] = c.base_url;
-  d["model"] = c.model;
-  d["timeout"] = c.timeout;
-  d["max_retries"] = c.max_retries;
-  d["retry_base_delay"] = c.retry_base_delay;
-  d["retry_max_delay"] = c.retry_max_delay;
-  d["retry_backoff_multiplier"] = c.retry_backoff_multiplier;
-  d["max_tokens"] = c.max_tokens;
-  d["temperature"] = c.temperature;
-  d["api_key"] = c.api_key.empty() ? py::object(py::none()) : py::object(py::str(c.api_key));
-  d["connect_timeout"] = c.connect_timeout;
-  return d;
-}
-
-py::dict compat_fields(const config::OpenAICompatibleConfig& c) {
-  py::dict d = base_fields(c);
-  d["text_model"] = c.text_model;
-  d["vision_model"] = c.vision_model;
-  d["embedding_model"] = c.embedding_model;
-  d["embedding_dimensions"] = c.embedding_dimensions;
-  return d;
-}
 
 py::tuple problem_tuple(const config::EnvProblem& p) {
   return py::make_tuple(p.variable, p.value, p.allowed, p.message());
@@ -53,12 +29,9 @@ py::tuple load_app_config(const std::map<std::string, std::string>& env) {
   if (!r.config) return py::make_tuple(py::none(), problems);
   const config::AppConfig& c = *r.config;
   py::dict fields;
-  fields["vllm"] = compat_fields(c.vllm);
-  fields["openai"] = compat_fields(c.openai);
-  py::dict ollama = base_fields(c.ollama);
-  ollama["num_ctx"] = c.ollama.num_ctx;
-  ollama["keep_alive"] = c.ollama.keep_alive;
-  fields["ollama"] = ollama;
+  fields["vllm"] = config_fields(c.vllm);
+  fields["openai"] = config_fields(c.openai);
+  fields["ollama"] = config_fields(c.ollama);
   fields["llm_provider"] = c.llm_provider;
   fields["embedding_provider"] = c.embedding_provider;
   return py::make_tuple(fields, problems);

@@ -12,6 +12,7 @@
 #include "llmbridge/llm/completion_queue.hpp"
 #include "llmbridge/llm/errors.hpp"
 #include "llmbridge/text/json_parse.hpp"
+#include "py_config.hpp"
 #include "py_text.hpp"
 
 namespace py = pybind11;
@@ -22,87 +23,14 @@ namespace {
 using config::OllamaConfig;
 using config::OpenAICompatibleConfig;
 using config::OpenAIConfig;
-using config::ProviderConfig;
 using config::VLLMConfig;
 
-// ---- configs: Python objects with attributes <-> C++ structs ----
-
-template <typename T>
-void read(py::handle obj, const char* name, T& out) {
-  if (!py::hasattr(obj, name)) return;
-  py::object v = obj.attr(name);
-  if (v.is_none()) return;
-  try {
-    out = v.cast<T>();
-  } catch (const py::cast_error&) {
-    throw py::type_error(std::string("config field '") + name + "' has the wrong type (" +
-                         std::string(py::str(py::type::of(v).attr("__name__"))) + ")");
-  }
-}
-
-void read_base(py::handle o, ProviderConfig& c) {
-  read(o, "base_url", c.base_url);
-  read(o, "model", c.model);
-  read(o, "timeout", c.timeout);
-  read(o, "max_retries", c.max_retries);
-  read(o, "retry_base_delay", c.retry_base_delay);
-  read(o, "retry_max_delay", c.retry_max_delay);
-  read(o, "retry_backoff_multiplier", c.retry_backoff_multiplier);
-  read(o, "max_tokens", c.max_tokens);
-  read(o, "temperature", c.temperature);
-  read(o, "api_key", c.api_key);
-  read(o, "connect_timeout", c.connect_timeout);
-}
-
-void read_openai(py::handle o, OpenAICompatibleConfig& c) {
-  read_base(o, c);
-  read(o, "text_model", c.text_model);
-  read(o, "vision_model", c.vision_model);
-  read(o, "embedding_model", c.embedding_model);
-  read(o, "embedding_dimensions", c.embedding_dimensions);
-}
-
-void read_ollama(py::handle o, OllamaConfig& c) {
-  read_base(o, c);
-  read(o, "num_ctx", c.num_ctx);
-  read(o, "keep_alive", c.keep_alive);
-}
-
-py::dict base_defaults(const ProviderConfig& c) {
-  py::dict d;
-  d["base_url"] = c.base_url;
-  d["model"] = c.model;
-  d["timeout"] = c.timeout;
-  d["max_retries"] = c.max_retries;
-  d["retry_base_delay"] = c.retry_base_delay;
-  d["retry_max_delay"] = c.retry_max_delay;
-  d["retry_backoff_multiplier"] = c.retry_backoff_multiplier;
-  d["max_tokens"] = c.max_tokens;
-  d["temperature"] = c.temperature;
-  d["api_key"] = c.api_key;
-  d["connect_timeout"] = c.connect_timeout;
-  return d;
-}
-
-py::dict openai_defaults(const OpenAICompatibleConfig& c) {
-  py::dict d = base_defaults(c);
-  d["text_model"] = c.text_model;
-  d["vision_model"] = c.vision_model;
-  d["embedding_model"] = c.embedding_model;
-  d["embedding_dimensions"] = c.embedding_dimensions;
-  return d;
-}
+// ---- configs ----
 
 py::dict config_defaults(const std::string& provider) {
-  if (provider == "vllm") return openai_defaults(VLLMConfig{});
-  if (provider == "openai") return openai_defaults(OpenAIConfig{});
-  if (provider == "ollama") {
-    OllamaConfig c;
-    py::dict d = base_defaults(c);
-    d["num_ctx"] = c.num_ctx;
-    d["keep_alive"] = c.keep_alive;
-    return d;
-  }
+  if (provider == "vllm") return config_fields(VLLMConfig{});
+  if (provider == "openai") return config_fields(OpenAIConfig{});
+  if (provider == "ollama") return config_fields(OllamaConfig{});
   throw py::value_error("unknown provider '" + provider + "' (expected vllm, openai or ollama)");
 }
 
@@ -115,17 +43,17 @@ py::list problems_to_list(const std::vector<config::ConfigProblem>& problems) {
 py::list validate_config(const std::string& provider, py::handle cfg) {
   if (provider == "vllm") {
     VLLMConfig c;
-    read_openai(cfg, c);
+    read_config(cfg, c);
     return problems_to_list(config::validate(c));
   }
   if (provider == "openai") {
     OpenAIConfig c;
-    read_openai(cfg, c);
+    read_config(cfg, c);
     return problems_to_list(config::validate(c));
   }
   if (provider == "ollama") {
     OllamaConfig c;
-    read_ollama(cfg, c);
+    read_config(cfg, c);
     return problems_to_list(config::validate(c));
   }
   throw py::value_error("unknown provider '" + provider + "' (expected vllm, openai or ollama)");
@@ -184,17 +112,17 @@ std::unique_ptr<llm::Client> make_client(const std::string& provider, py::handle
   o.max_response_bytes = max_response_bytes;
   if (provider == "vllm") {
     VLLMConfig c;
-    read_openai(cfg, c);
+    read_config(cfg, c);
     return std::make_unique<llm::Client>(c, o);
   }
   if (provider == "openai") {
     OpenAIConfig c;
-    read_openai(cfg, c);
+    read_config(cfg, c);
     return std::make_unique<llm::Client>(c, o);
   }
   if (provider == "ollama") {
     OllamaConfig c;
-    read_ollama(cfg, c);
+    read_config(cfg, c);
     return std::make_unique<llm::Client>(c, o);
   }
   throw py::value_error("unknown provider '" + provider + "' (expected vllm, openai or ollama)");

@@ -3,6 +3,7 @@
 // A leading <think> block and markdown fences are stripped here (cheap views into the
 // content), then text::repair_json does the rest: prose around the JSON, comments,
 // quotes, commas, cut-off containers. Errors report positions in the raw content.
+#include "strings.hpp"
 #include "llmbridge/llm/content.hpp"
 
 #include "llmbridge/llm/errors.hpp"
@@ -12,13 +13,8 @@
 namespace llmbridge::llm {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
+using detail::is_space;
+using detail::trim;
 
 }  // namespace
 

@@ -1,4 +1,5 @@
 // Error strings and classification shared by every provider.
+#include "strings.hpp"
 #include "llmbridge/llm/errors.hpp"
 
 #include <simdjson.h>
@@ -6,13 +7,8 @@
 namespace llmbridge::llm {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
+using detail::is_space;
+using detail::trim;
 
 // Cuts at most `limit` bytes without splitting a UTF-8 sequence.
 std::string clip(std::string_view s, std::size_t limit) {

@@ -1,5 +1,6 @@
 // Request building and response parsing for the OpenAI-compatible (vLLM, OpenAI) and
 // Ollama native chat APIs. Pure functions: no I/O, no clock except Retry-After dates.
+#include "strings.hpp"
 #include "llmbridge/llm/provider.hpp"
 
 #include <simdjson.h>
@@ -20,13 +21,8 @@
 namespace llmbridge::llm {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
+using detail::is_space;
+using detail::trim;
 
 long to_ms(double seconds, long fallback) {
   if (!std::isfinite(seconds) || seconds <= 0) return fallback;

@@ -904,6 +904,15 @@ class Repairer {
     return std::isinf(std::strtod(num.c_str(), nullptr));
   }
 
+  // An unquoted token [s, t) where a key belongs: quote it and expect the colon.
+  void token_as_key(const char* s, const char* t) {
+    key_.clear();
+    append_quoted(key_, s, t);
+    note(RepairKind::kKeyQuoted);
+    p_ = t;
+    key_done();
+  }
+
   void number_token() {
     const char* s = p_;
     // "..." placeholders
@@ -933,21 +942,13 @@ class Repairer {
       }
     }
     bool changed = false;
-    if (normalise_number(tok, at_eof, num_, &changed) && !key_pos && overflows_double(num_)) {
-      place();
-      out_ += "null";
-      note(RepairKind::kNonFiniteNulled);
-      p_ = t;
-      value_done();
-      return;
-    }
     if (normalise_number(tok, at_eof, num_, &changed)) {
-      if (place() == Place::kKey) {
-        key_.clear();
-        append_quoted(key_, s, t);
-        note(RepairKind::kKeyQuoted);
+      if (place() == Place::kKey) return token_as_key(s, t);
+      if (overflows_double(num_)) {
+        out_ += "null";
+        note(RepairKind::kNonFiniteNulled);
         p_ = t;
-        key_done();
+        value_done();
         return;
       }
       if (changed) note(RepairKind::kNumberNormalised);
@@ -965,14 +966,7 @@ class Repairer {
       return;
     }
     // 1/3, 2024-01-01, 0x1F, 1.2.3, UUIDs: keep the text as a string.
-    if (place() == Place::kKey) {
-      key_.clear();
-      append_quoted(key_, s, t);
-      note(RepairKind::kKeyQuoted);
-      p_ = t;
-      key_done();
-      return;
-    }
+    if (place() == Place::kKey) return token_as_key(s, t);
     append_quoted(out_, s, t);
     note(RepairKind::kStringQuoted);
     p_ = t;
@@ -988,12 +982,7 @@ class Repairer {
     const bool key_pos = f.kind == Kind::kObject && (f.st == St::kValue || f.st == St::kSep);
     if (key_pos) {
       place();
-      key_.clear();
-      append_quoted(key_, s, t);
-      note(RepairKind::kKeyQuoted);
-      p_ = t;
-      key_done();
-      return;
+      return token_as_key(s, t);
     }
     bool mapped = false, nonfinite = false;
     if (const char* lit = literal_for(w, &mapped, &nonfinite)) {
