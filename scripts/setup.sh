@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libcurl4-openssl-dev libsimdjson-dev catch2 g++ cmake; do
+for pkg in libcurl4-openssl-dev libsimdjson-dev catch2 g++ cmake openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
