@@ -169,6 +169,30 @@ class LLMBridgeClient(Client):
         await self.client.close()
 
 
+class LLMBridgeCallSoonClient(LLMBridgeClient):
+    """llmbridge with the other completion bridge: loop.call_soon_threadsafe per result,
+    the GIL taken on the I/O thread (design.md asks for both to be measured)."""
+
+    name = "llmbridge-callsoon"
+
+    async def call(self) -> Any:
+        from llmbridge._client import ExtractionAttempt, _call_args
+
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def done(fields: tuple[Any, ...]) -> None:
+            if not fut.done():
+                fut.set_result(ExtractionAttempt._from_native(fields))
+
+        self.client._native._submit_call_soon(loop.call_soon_threadsafe, done,
+                                              *_call_args(PROMPTS, SCHEMA, DOCUMENT))
+        attempt = await fut
+        if not attempt.success:
+            raise CallFailed(f"llmbridge: {attempt.error}")
+        return attempt.data
+
+
 class HttpxClient(Client):
     name = "httpx"
     module = "httpx"
@@ -244,7 +268,8 @@ class OpenAIClient(Client):
 
 
 ALL_CLIENTS: dict[str, type[Client]] = {
-    c.name: c for c in (LLMBridgeClient, HttpxClient, AiohttpClient, OpenAIClient)
+    c.name: c for c in (LLMBridgeClient, LLMBridgeCallSoonClient, HttpxClient, AiohttpClient,
+                        OpenAIClient)
 }
 
 # ---- measuring ----

@@ -171,6 +171,41 @@ void bind_llm(py::module_& m) {
           py::arg("messages_json"), py::arg("schema_json"), py::arg("document"),
           py::arg("schema_name"))
       .def(
+          "_submit_call_soon",
+          [](llm::Client& c, py::object call_soon_threadsafe, py::object callback,
+             std::string system, std::string user, std::string messages_json,
+             std::string schema_json, std::string document, std::string schema_name) {
+            // The alternative bridge, kept only so bench/bench_client.py can measure it
+            // against the eventfd queue: the I/O thread takes the GIL for every result
+            // and hands it to loop.call_soon_threadsafe. The Python objects it holds are
+            // released with the GIL held.
+            struct Target {
+              py::object call_soon, callback;
+              ~Target() {
+                py::gil_scoped_acquire gil;
+                call_soon = py::object();
+                callback = py::object();
+              }
+            };
+            auto target = std::make_shared<Target>();
+            target->call_soon = std::move(call_soon_threadsafe);
+            target->callback = std::move(callback);
+            return c.start(make_call(std::move(system), std::move(user), std::move(messages_json),
+                                     std::move(schema_json), std::move(document),
+                                     std::move(schema_name)),
+                           [target](llm::Attempt&& a) {
+                             py::gil_scoped_acquire gil;
+                             try {
+                               target->call_soon(target->callback, attempt_to_tuple(a));
+                             } catch (py::error_already_set& e) {
+                               e.discard_as_unraisable("llmbridge call_soon bridge");
+                             }
+                           });
+          },
+          py::arg("call_soon_threadsafe"), py::arg("callback"), py::arg("system"), py::arg("user"),
+          py::arg("messages_json"), py::arg("schema_json"), py::arg("document"),
+          py::arg("schema_name"))
+      .def(
           "call_sync",
           [](llm::Client& c, std::string system, std::string user, std::string messages_json,
              std::string schema_json, std::string document, std::string schema_name) {

@@ -62,6 +62,17 @@ class NativeClient:
         document: str,
         schema_name: str,
     ) -> int: ...
+    def _submit_call_soon(
+        self,
+        call_soon_threadsafe: Any,
+        callback: Any,
+        system: str,
+        user: str,
+        messages_json: str,
+        schema_json: str,
+        document: str,
+        schema_name: str,
+    ) -> int: ...
     def call_sync(
         self,
         system: str,
