@@ -13,6 +13,11 @@
 
 #include <simdjson.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdlib>
@@ -99,6 +104,44 @@ struct Tables {
 };
 const Tables kTables;
 
+// The first byte in [p, end) that ends a run of plain "..." string content: a quote,
+// a backslash or a control character. SSE2 checks 16 bytes at a time (every x86-64
+// has it); elsewhere the table loop does the work.
+inline const char* scan_dq(const char* p, const char* end) noexcept {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i slash = _mm_set1_epi8('\\');
+  const __m128i ctl = _mm_set1_epi8(0x1F);
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i hit = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+        _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));  // v <= 0x1F, unsigned
+    const int mask = _mm_movemask_epi8(hit);
+    if (mask) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  while (p < end && !kTables.dq[uchar(*p)]) ++p;
+  return p;
+}
+
+// The first byte in [p, end) that is not a space (indentation runs in pretty JSON).
+inline const char* skip_spaces(const char* p, const char* end) noexcept {
+  if (p < end && *p != ' ') return p;  // the common single space after , or :
+#if defined(__SSE2__)
+  const __m128i space = _mm_set1_epi8(' ');
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const int mask = ~_mm_movemask_epi8(_mm_cmpeq_epi8(v, space)) & 0xFFFF;
+    if (mask) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  while (p < end && *p == ' ') ++p;
+  return p;
+}
+
 // Typographic quotes and other 3-byte marks that start with 0xE2 0x80.
 inline int e280(const char* p, const char* end) noexcept {
   if (end - p < 3 || uchar(p[0]) != 0xE2 || uchar(p[1]) != 0x80) return -1;
@@ -164,7 +207,60 @@ const char* literal_prefix(std::string_view w) noexcept {
   return nullptr;
 }
 
-void append_escaped_control(std::string& dst, uchar c) {
+// The repairer's output: append-only writes with the capacity check inlined (a
+// std::string append is an out-of-line call, and the repairer makes one per token).
+class TextBuffer {
+ public:
+  void reserve(std::size_t n) { if (n > s_.size()) s_.resize(n); }
+  std::size_t size() const noexcept { return len_; }
+  void clear() noexcept { len_ = 0; }
+  void resize(std::size_t n) noexcept { if (n < len_) len_ = n; }  // shrink only
+  void push_back(char c) {
+    if (len_ == s_.size()) grow(1);
+    s_[len_++] = c;
+  }
+  void append(const char* p, std::size_t n) {
+    if (s_.size() - len_ < n) grow(n);
+    std::memcpy(&s_[len_], p, n);
+    len_ += n;
+  }
+  template <std::size_t N>
+  TextBuffer& operator+=(const char (&lit)[N]) {
+    append(lit, N - 1);
+    return *this;
+  }
+  TextBuffer& operator+=(const std::string& t) {
+    append(t.data(), t.size());
+    return *this;
+  }
+  TextBuffer& operator+=(const TextBuffer& t) {
+    append(t.s_.data(), t.len_);
+    return *this;
+  }
+  void append_cstr(const char* z) { append(z, std::strlen(z)); }
+  std::string substr(std::size_t pos) const { return s_.substr(pos, len_ - pos); }
+  void assign(const std::string& t) {
+    len_ = 0;
+    append(t.data(), t.size());
+  }
+  void push_front(char c) {  // once per document at most (wrapping concatenated values)
+    push_back(c);
+    std::memmove(&s_[1], &s_[0], len_ - 1);
+    s_[0] = c;
+  }
+  std::string take() {
+    s_.resize(len_);
+    len_ = 0;
+    return std::move(s_);
+  }
+
+ private:
+  void grow(std::size_t n) { s_.resize(std::max(len_ + n, s_.size() * 2 + 64)); }
+  std::string s_;
+  std::size_t len_ = 0;
+};
+
+void append_escaped_control(TextBuffer& dst, uchar c) {
   static const char kHex[] = "0123456789abcdef";
   switch (c) {
     case '\n': dst += "\\n"; return;
@@ -180,7 +276,7 @@ void append_escaped_control(std::string& dst, uchar c) {
 }
 
 // Quotes raw text as a JSON string.
-void append_quoted(std::string& dst, const char* s, const char* e) {
+void append_quoted(TextBuffer& dst, const char* s, const char* e) {
   dst.push_back('"');
   for (const char* p = s; p < e; ++p) {
     const uchar c = uchar(*p);
@@ -226,7 +322,7 @@ class Repairer {
  public:
   Repairer(const char* base, const char* begin, const char* end, const RepairOptions& opts,
            RepairResult& res)
-      : base_(base), p_(begin), end_(end), opts_(opts), res_(res), out_(res.json) {
+      : base_(base), p_(begin), end_(end), opts_(opts), res_(res) {
     out_.reserve(std::size_t(end - begin) + 16);
     stack_.reserve(16);
     stack_.push_back(Frame{Kind::kRoot});
@@ -330,7 +426,9 @@ class Repairer {
   void skip_ws() {
     while (p_ < end_) {
       const uchar c = uchar(*p_);
-      if (is_ws(c)) {
+      if (c == ' ') {
+        p_ = skip_spaces(p_ + 1, end_);
+      } else if (is_ws(c)) {
         ++p_;
       } else if (c == '/' && end_ - p_ >= 2 && p_[1] == '/') {
         note(RepairKind::kCommentRemoved);
@@ -377,7 +475,7 @@ class Repairer {
     }
     if (c == '{' || c == '[') {
       if (!wrapped_) {
-        out_.insert(out_.begin(), '[');
+        out_.push_front('[');
         wrapped_ = true;
         note(RepairKind::kValuesConcatenated);
       }
@@ -538,7 +636,7 @@ class Repairer {
       --f.count;
       note(RepairKind::kBracketFixed);
       close_top(false);
-      key_ = std::move(key);
+      key_.assign(key);
       stack_.back().st = St::kMember;
     } else {
       note(RepairKind::kGarbageSkipped);
@@ -647,7 +745,7 @@ class Repairer {
 
   enum class Quote : std::uint8_t { kDouble, kSingle, kSmartDouble, kSmartSingle };
 
-  void read_string(std::string& dst, Ctx ctx) {
+  void read_string(TextBuffer& dst, Ctx ctx) {
     Quote q;
     if (*p_ == '"') {
       q = Quote::kDouble;
@@ -665,7 +763,11 @@ class Repairer {
     dst.push_back('"');
     for (;;) {
       const char* s = p_;
-      while (p_ < end_ && !table[uchar(*p_)]) ++p_;
+      if (q == Quote::kDouble) {
+        p_ = scan_dq(p_, end_);
+      } else {
+        while (p_ < end_ && !table[uchar(*p_)]) ++p_;
+      }
       dst.append(s, std::size_t(p_ - s));
       if (p_ >= end_) {
         dst.push_back('"');
@@ -717,7 +819,7 @@ class Repairer {
     }
   }
 
-  void escape(std::string& dst) {
+  void escape(TextBuffer& dst) {
     if (end_ - p_ < 2) {  // a lone backslash at the very end: cut off
       p_ = end_;
       truncated_ = true;
@@ -810,7 +912,7 @@ class Repairer {
   // Parses a relaxed number; writes JSON into `norm`. Returns false if `tok` is not
   // a number. `*changed` says whether the spelling differed from valid JSON.
   static bool normalise_number(std::string_view tok, bool at_eof, std::string& norm,
-                               bool* changed) {
+                               bool* changed, bool* maybe_huge) {
     std::size_t i = 0;
     const std::size_t n = tok.size();
     bool neg = false;
@@ -849,9 +951,11 @@ class Repairer {
     if (!any) return false;
     std::string exp;
     char exp_sign = 0;
+    char exp_char = 'e';
     bool has_exp = false;
     if (i < n && (tok[i] == 'e' || tok[i] == 'E')) {
       has_exp = true;
+      exp_char = tok[i];
       ++i;
       if (i < n && (tok[i] == '+' || tok[i] == '-')) exp_sign = tok[i++];
       bool dummy = any;
@@ -860,6 +964,8 @@ class Repairer {
       if (exp.empty() && !(at_eof && i == n)) return false;
     }
     if (i != n) return false;
+    // Only a float with a 3-digit exponent or a very long mantissa can overflow a double.
+    *maybe_huge = (has_dot || has_exp) && (exp.size() >= 3 || digits.size() + frac.size() > 300);
     // Build the JSON spelling.
     norm.clear();
     if (neg) norm.push_back('-');
@@ -884,7 +990,7 @@ class Repairer {
       if (exp.empty()) {
         *changed = true;  // 1e cut off: drop the exponent
       } else {
-        norm.push_back(tok[tok.find_first_of("eE")]);
+        norm.push_back(exp_char);
         if (exp_sign) norm.push_back(exp_sign);
         norm += exp;
       }
@@ -895,12 +1001,6 @@ class Repairer {
   // 1e999 and friends: a float beyond the double range (json.loads would give inf).
   // Integers stay exact whatever their size.
   static bool overflows_double(const std::string& num) {
-    const std::size_t e = num.find_first_of("eE");
-    const std::size_t dot = num.find('.');
-    if (e == std::string::npos && dot == std::string::npos) return false;
-    // Cheap filter: only long mantissas or 3-digit exponents can overflow.
-    const std::size_t mant = (e == std::string::npos ? num.size() : e);
-    if (mant < 300 && (e == std::string::npos || num.size() - e < 4)) return false;
     return std::isinf(std::strtod(num.c_str(), nullptr));
   }
 
@@ -941,10 +1041,10 @@ class Repairer {
         return;
       }
     }
-    bool changed = false;
-    if (normalise_number(tok, at_eof, num_, &changed)) {
+    bool changed = false, maybe_huge = false;
+    if (normalise_number(tok, at_eof, num_, &changed, &maybe_huge)) {
       if (place() == Place::kKey) return token_as_key(s, t);
-      if (overflows_double(num_)) {
+      if (maybe_huge && overflows_double(num_)) {
         out_ += "null";
         note(RepairKind::kNonFiniteNulled);
         p_ = t;
@@ -987,7 +1087,7 @@ class Repairer {
     bool mapped = false, nonfinite = false;
     if (const char* lit = literal_for(w, &mapped, &nonfinite)) {
       place();
-      out_ += lit;
+      out_.append_cstr(lit);
       if (nonfinite) {
         note(RepairKind::kNonFiniteNulled);
       } else if (mapped) {
@@ -1000,7 +1100,7 @@ class Repairer {
     if (t == end_) {
       if (const char* lit = literal_prefix(w)) {
         place();
-        out_ += lit;
+        out_.append_cstr(lit);
         note(RepairKind::kLiteralCompleted);
         truncated_ = true;
         p_ = t;
@@ -1038,6 +1138,7 @@ class Repairer {
       return fail(end_, "no JSON value found");
     }
     if (wrapped_) out_.push_back(']');
+    res_.json = out_.take();
     return true;
   }
 
@@ -1046,9 +1147,9 @@ class Repairer {
   const char* end_;
   const RepairOptions& opts_;
   RepairResult& res_;
-  std::string& out_;
+  TextBuffer out_;
   std::vector<Frame> stack_;
-  std::string key_;
+  TextBuffer key_;
   std::string num_;
   std::size_t open_objects_ = 0;
   std::size_t open_arrays_ = 0;
