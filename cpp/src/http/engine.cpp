@@ -17,6 +17,8 @@
 #include <optional>
 
 #include <algorithm>
+#include <pthread.h>
+
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -33,6 +35,24 @@
 
 namespace llmbridge::http {
 namespace {
+
+// getpid() is a system call (glibc stopped caching it) and the fork check runs on every
+// submit: keep the pid in a variable that a pthread_atfork child handler refreshes.
+std::atomic<pid_t> g_pid{0};
+
+void refresh_pid_in_child() { g_pid.store(getpid(), std::memory_order_relaxed); }
+
+pid_t current_pid() noexcept {
+  pid_t p = g_pid.load(std::memory_order_relaxed);
+  if (p == 0) {
+    static std::once_flag once;
+    std::call_once(once, [] { pthread_atfork(nullptr, nullptr, &refresh_pid_in_child); });
+    p = getpid();
+    g_pid.store(p, std::memory_order_relaxed);
+  }
+  return p;
+}
+
 
 using Clock = std::chrono::steady_clock;
 
@@ -244,7 +264,7 @@ struct Engine::State {
 
   bool inherited() const noexcept {
     const pid_t owner = owner_pid.load(std::memory_order_acquire);
-    return owner != 0 && owner != getpid();
+    return owner != 0 && owner != current_pid();
   }
 
   // Caller holds `mu`. False when the multi handle or the thread cannot be created.
@@ -280,7 +300,7 @@ struct Engine::State {
       return false;
     }
     io_thread_id = thread->get_id();
-    owner_pid.store(getpid(), std::memory_order_release);
+    owner_pid.store(current_pid(), std::memory_order_release);
     started = true;
     return true;
   }
