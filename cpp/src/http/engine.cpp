@@ -7,6 +7,7 @@
 // multi handle, before the thread exists.
 #include "llmbridge/http/engine.hpp"
 
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/types.h>
@@ -17,8 +18,6 @@
 #include <optional>
 
 #include <algorithm>
-#include <pthread.h>
-
 #include <atomic>
 #include <cctype>
 #include <chrono>
