@@ -5,7 +5,8 @@ VLLM_* setting, see docs/configuration.md). Without VLLM_BASE_URL the script sta
 bundled mock LLM server and scripts the answer a model would give, so it runs anywhere:
 
     python examples/quickstart_async.py
-    VLLM_BASE_URL=http://localhost:8000 VLLM_MODEL=qwen2.5-7b-instruct python examples/quickstart_async.py
+    VLLM_BASE_URL=http://localhost:8000 VLLM_MODEL=qwen2.5-7b-instruct \\
+        python examples/quickstart_async.py
 
 The extracted fields are printed on stdout as JSON.
 """

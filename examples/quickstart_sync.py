@@ -6,7 +6,8 @@ configured from the environment (VLLM_BASE_URL, VLLM_MODEL, ...); without VLLM_B
 the script starts the bundled mock LLM server, so it runs anywhere:
 
     python examples/quickstart_sync.py
-    VLLM_BASE_URL=http://localhost:8000 VLLM_MODEL=qwen2.5-7b-instruct python examples/quickstart_sync.py
+    VLLM_BASE_URL=http://localhost:8000 VLLM_MODEL=qwen2.5-7b-instruct \\
+        python examples/quickstart_sync.py
 
 The extracted fields are printed on stdout as JSON.
 """

@@ -23,11 +23,9 @@ import threading
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Optional
-
-import pytest
 
 import llmbridge
+import pytest
 from llmbridge._demo import Scenario
 from llmbridge.testing import MockLLMServer, Reply
 
@@ -36,7 +34,9 @@ from llmbridge.testing import MockLLMServer, Reply
 SITE = str(Path(llmbridge.__file__).resolve().parent.parent)
 TIMEOUT = 60
 # Variables load_config reads: the subprocess starts without any of them.
-_CONFIG_VARIABLE = re.compile(r"^(VLLM_|OLLAMA_|OPENAI_)|^(AI_PROVIDER|LLM_PROVIDER|EMBEDDING_PROVIDER)$")
+_CONFIG_VARIABLE = re.compile(
+    r"^(VLLM_|OLLAMA_|OPENAI_)|^(AI_PROVIDER|LLM_PROVIDER|EMBEDDING_PROVIDER)$"
+)
 # `python -c` stand-in for `python -m llmbridge` that hides rich (the plain fallback).
 _WITHOUT_RICH = (
     "import sys; sys.modules['rich'] = None; "
@@ -44,9 +44,12 @@ _WITHOUT_RICH = (
 )
 
 
-def cli_env(extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not _CONFIG_VARIABLE.match(k)}
+def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not _CONFIG_VARIABLE.match(k) and k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (SITE, env.get("PYTHONPATH", "")) if p)
+    # Plain, wide output from rich when it is installed: no colour codes, no wrapping.
+    env.update({"NO_COLOR": "1", "COLUMNS": "200"})
     env.update(extra or {})
     return env
 
@@ -54,7 +57,7 @@ def cli_env(extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
 def run_cli(
     *args: str,
     stdin: str = "",
-    env: Optional[Mapping[str, str]] = None,
+    env: Mapping[str, str] | None = None,
     rich: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run the CLI to completion; stdin is always given so nothing waits on a terminal."""
@@ -138,7 +141,7 @@ def test_console_script_entry_point_is_the_cli() -> None:
 # ---- demo ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("rich", "seed"), [(True, 7), (False, 11)], ids=["rich", "plain"])
+@pytest.mark.parametrize(("rich", "seed"), [(True, 7), (False, 11)], ids=["default", "plain"])
 def test_demo_summary_matches_what_the_scenario_injected(rich: bool, seed: int) -> None:
     calls = 60
     proc = run_cli("demo", "--calls", str(calls), "--concurrency", "8", "--seed", str(seed),
@@ -164,8 +167,8 @@ def test_demo_summary_matches_what_the_scenario_injected(rich: bool, seed: int) 
     assert summary["successes"] == calls - n["unparseable"] - n["bad_request"]
     assert summary.get("errors: http_400", 0) == n["bad_request"]
     assert summary.get("errors: invalid_json", 0) == n["unparseable"]
-    assert not [k for k in summary
-                if k.startswith("errors: ") and k not in ("errors: http_400", "errors: invalid_json")]
+    expected_errors = {"errors: http_400", "errors: invalid_json"}
+    assert not [k for k in summary if k.startswith("errors: ") and k not in expected_errors]
     assert summary["repaired"] == n["fenced"] + n["broken"] + n["truncated"]
     assert summary["truncated"] == n["truncated"]
     # 503 once per overloaded document; unparseable answers use both retries (max_retries=2).
@@ -410,7 +413,7 @@ def test_health_unreachable_is_unhealthy() -> None:
     assert "connection_error" in report["reason"]
 
 
-@pytest.mark.parametrize("rich", [True, False], ids=["rich", "plain"])
+@pytest.mark.parametrize("rich", [True, False], ids=["default", "plain"])
 def test_health_table_on_stderr(server: MockLLMServer, rich: bool) -> None:
     proc = run_cli("health", "--provider", "vllm", "--base-url", server.url, rich=rich)
     assert proc.returncode == 0, proc.stderr
