@@ -480,6 +480,17 @@ def test_repair_without_report_keeps_stderr_empty() -> None:
     assert proc.stderr == ""
 
 
+def test_readme_repair_line_is_true() -> None:
+    # README.md, "Command line": echo "<text>" | llmbridge repair --report  # <output>
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    match = re.search(r'^echo "(.+)" \| llmbridge repair --report +# (.+)$', readme, re.M)
+    assert match, "README.md no longer shows the repair example"
+    proc = run_cli("repair", "--report", stdin=match.group(1) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == match.group(2).strip()
+    assert json.loads(proc.stderr)["changed"] is True
+
+
 @pytest.mark.parametrize("text", ["I cannot extract anything from this.", ""],
                          ids=["prose", "empty"])
 def test_repair_no_json_exits_1(text: str) -> None:
