@@ -291,7 +291,7 @@ def test_extract_server_error_exits_1(server: MockLLMServer) -> None:
     assert proc.returncode == 1
     assert proc.stdout == ""
     line = error_line(proc, "extract")
-    assert "http_500" in line and "1 tries" in line
+    assert "http_500" in line and "after 1 try)" in line
     assert len(generation_requests(server)) == 1
 
 
@@ -312,10 +312,6 @@ def test_extract_unreachable_server_exits_1() -> None:
     assert "connection_error" in error_line(proc, "extract")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: with no model configured, the vLLM model auto-pick logs a WARNING through "
-    "logging's last-resort handler, so stderr gets a second, unprefixed line "
-    "('vllm: no model configured and the server lists none (...)')"))
 def test_extract_unreachable_server_without_model_is_one_error_line() -> None:
     proc = run_cli("extract", "--provider", "vllm", "--base-url",
                    f"http://127.0.0.1:{closed_port()}", stdin="doc",
@@ -364,9 +360,6 @@ def test_bad_usage_exits_2_with_one_line(
         assert word in lines[0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: an unknown option after a subcommand is reported by the top-level parser as "
-    "'llmbridge usage: unrecognized arguments: --bogus', not 'llmbridge extract: ...'"))
 def test_unknown_option_names_the_subcommand() -> None:
     proc = run_cli("extract", "--bogus")
     assert proc.returncode == 2
@@ -441,9 +434,6 @@ def test_models_unreachable_exits_1() -> None:
     assert "connection_error" in proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the health check logs 'vllm: unhealthy at ...' (WARNING, logging's last-resort "
-    "handler) before the CLI's own error, so stderr has two lines"))
 def test_models_unreachable_is_one_error_line() -> None:
     proc = run_cli("models", "--provider", "vllm",
                    "--base-url", f"http://127.0.0.1:{closed_port()}")

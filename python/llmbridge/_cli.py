@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any, Callable, Optional, Sequence
 
@@ -119,7 +120,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     with client:
         attempt = client.call_llm_sync({"system": args.system, "user": user}, schema, document)
     if not attempt.success:
-        _err("extract", f"{attempt.error} (after {attempt.attempts} tries)")
+        tries = "1 try" if attempt.attempts == 1 else f"{attempt.attempts} tries"
+        _err("extract", f"{attempt.error} (after {tries})")
         return EXIT_FAILED
     json.dump(attempt.data, sys.stdout, ensure_ascii=False, indent=2 if args.pretty else None)
     sys.stdout.write("\n")
@@ -205,6 +207,8 @@ def _provider_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="llmbridge", description="Native LLM client tools.")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also print the library's log records (INFO and up) on stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("demo", help="repair sample answers, then run extractions against the bundled mock server")
@@ -249,8 +253,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: bool) -> None:
+    """The library logs through `logging`; the CLI shows those records only with -v.
+
+    Without it, failures are reported once, in the command's own one-line error.
+    """
+    logger = logging.getLogger("llmbridge")
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    else:
+        logger.addHandler(logging.NullHandler())
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:
+        _err(args.command, f"unrecognized arguments: {' '.join(extra)}")
+        return EXIT_USAGE
+    _configure_logging(args.verbose)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return int(func(args))
