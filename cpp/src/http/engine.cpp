@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdint>
 #include <optional>
 
@@ -217,10 +218,22 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
 
 }  // namespace
 
+// True when the environment names a proxy libcurl would use. libcurl looks these up
+// (getenv + strdup, five of them) for every transfer unless told the proxy outright;
+// without any, the engine says "no proxy" once per request instead.
+bool proxy_in_environment() {
+  for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
+    const char* v = std::getenv(name);
+    if (v && *v) return true;
+  }
+  return false;
+}
+
 struct Engine::State {
-  explicit State(EngineOptions o) : options(std::move(o)) {}
+  explicit State(EngineOptions o) : options(std::move(o)), env_proxy(proxy_in_environment()) {}
 
   const EngineOptions options;
+  const bool env_proxy;  // read when the engine is built, like the rest of its options
 
   // ---- Shared between callers and the I/O thread; guarded by `mu`. ----
   struct Command {
@@ -374,8 +387,11 @@ struct Engine::State {
   }
 
   // libcurl tells us which sockets to watch for what. Level-triggered epoll, so a
-  // socket curl did not fully drain is reported again.
-  static int on_socket(CURL*, curl_socket_t fd, int what, void* userp, void*) {
+  // socket curl did not fully drain is reported again. libcurl keeps a per-socket
+  // pointer for us (curl_multi_assign) until it reports CURL_POLL_REMOVE: non-null
+  // means the socket is in the epoll set already, so a change is one MOD and a new
+  // socket one ADD, with no failing call first.
+  static int on_socket(CURL*, curl_socket_t fd, int what, void* userp, void* socketp) {
     auto* self = static_cast<State*>(userp);
     const int ep = self->epoll_fd.get();
     if (what == CURL_POLL_REMOVE) {
@@ -386,8 +402,14 @@ struct Engine::State {
     epoll_event ev{};
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
     ev.data.fd = fd;
-    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
-      ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    if (socketp != nullptr) {
+      if (::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+        ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);  // the fd was closed and reused meanwhile
+      return 0;
+    }
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST)
+      ::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+    curl_multi_assign(self->multi.get(), fd, self);  // any non-null marker
     return 0;
   }
 
@@ -545,6 +567,10 @@ struct Engine::State {
     set(CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
     set(CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
     if (!options.ca_file.empty()) set(CURLOPT_CAINFO, options.ca_file.c_str());
+    if (!env_proxy) {
+      set(CURLOPT_PROXY, "");    // no proxy: skips libcurl's per-transfer environment lookups
+      set(CURLOPT_NOPROXY, "");
+    }
 #if LIBCURL_VERSION_NUM >= 0x075700
     // Do not wait for a threaded DNS lookup when a transfer is aborted (never hang).
     set(CURLOPT_QUICK_EXIT, 1L);
