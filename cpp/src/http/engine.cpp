@@ -208,6 +208,7 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   }
   const auto colon = line.find(':');
   if (colon == std::string_view::npos) return n;
+  if (headers.capacity() == 0) headers.reserve(12);  // one allocation for a typical response
   Header h;
   h.name.assign(trim(line.substr(0, colon)));
   for (char& c : h.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
