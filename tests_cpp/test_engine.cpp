@@ -326,6 +326,47 @@ TEST_CASE("200 concurrent requests each get their own answer", "[engine]") {
   CHECK(engine.in_flight() == 0);
 }
 
+TEST_CASE("Waiting for a free connection does not count against timeout_ms", "[engine]") {
+  // One connection, four requests of 300 ms each with a 500 ms timeout: the last one
+  // waits ~900 ms for the connection, then gets its full 500 ms.
+  TestHttpServer server;
+  server.route("/slow", slow(300));
+  EngineOptions options;
+  options.max_connections = 1;
+  Completions done;
+  Engine engine(options);
+  for (int i = 0; i < 4; ++i) {
+    Request req = post(server.url("/slow"), "{}");
+    req.timeout_ms = 500;
+    engine.submit(req, done.callback(i));
+  }
+  REQUIRE(done.wait(4, milliseconds(5000)));
+  for (int i = 0; i < 4; ++i) {
+    const Response r = done.get(i);
+    CHECK(r.error == TransportError::kNone);
+    CHECK(r.body == "late");
+    CHECK(r.elapsed_ms < 500);  // measured from admission, not from submit
+  }
+  CHECK(server.connections_accepted() == 1);
+}
+
+TEST_CASE("A request cancelled while it waits for a connection never starts", "[engine]") {
+  TestHttpServer server;
+  server.route("/slow", slow(300));
+  EngineOptions options;
+  options.max_connections = 1;
+  Completions done;
+  Engine engine(options);
+  engine.submit(post(server.url("/slow"), "first"), done.callback(0));
+  const RequestId queued = engine.submit(post(server.url("/slow"), "second"), done.callback(1));
+  engine.cancel(queued);
+  REQUIRE(done.wait(2));
+  CHECK(done.get(1).error == TransportError::kCancelled);
+  CHECK(done.get(0).error == TransportError::kNone);
+  CHECK(server.request_count() == 1);
+  CHECK(done.calls(1) == 1);
+}
+
 TEST_CASE("Cancel mid-flight completes promptly with kCancelled, once", "[engine]") {
   TestHttpServer server;
   server.route("/slow", slow(3000));

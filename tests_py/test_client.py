@@ -1107,6 +1107,20 @@ def test_max_connections_one_serialises_on_one_connection(server: MockLLMServer)
     assert server.connections_accepted == 1
 
 
+def test_waiting_for_a_connection_does_not_use_up_the_timeout(server: MockLLMServer) -> None:
+    # Five 0.3 s answers through one connection take ~1.5 s; each HTTP try gets its own
+    # 1 s timeout from the moment it has the connection (protocols.md §5.1).
+    server.set_default(Reply(delay=0.3))
+
+    async def main(client: Any) -> list[ExtractionAttempt]:
+        return await asyncio.gather(*(client.call_llm(PROMPTS) for _ in range(5)))
+
+    with make_client(server, max_connections=1, timeout=1.0, max_retries=0) as client:
+        results = asyncio.run(main(client))
+    assert [r.error for r in results] == [None] * 5
+    assert server.connections_accepted == 1
+
+
 def test_async_calls_really_run_concurrently(server: MockLLMServer) -> None:
     server.set_default(Reply(delay=0.3))
 

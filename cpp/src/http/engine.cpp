@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <deque>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -271,6 +272,11 @@ struct Engine::State {
     std::function<void()> fn;
   };
   std::unordered_map<RequestId, std::unique_ptr<Transfer>> transfers;
+  // Admission: at most options.max_connections transfers are inside libcurl at once;
+  // the rest wait here, in order, so the wait for a free connection is not taken out
+  // of a request's timeout (libcurl starts that clock when it gets the handle).
+  std::deque<RequestId> waiting;
+  std::size_t running = 0;  // transfers whose easy handle is in the multi handle
   std::multimap<Clock::time_point, Timer> timers;  // equal keys stay in FIFO order
   std::vector<EasyHandle> free_easy;
   std::optional<Clock::time_point> curl_deadline;  // set by on_timer
@@ -467,7 +473,7 @@ struct Engine::State {
         Transfer& ref = *t;
         transfers.emplace(c.id, std::move(t));
         if (c.due <= Clock::now())
-          start(ref);
+          admit(ref);
         else
           timers.emplace(c.due, Timer{c.id, {}});
         return;
@@ -479,8 +485,9 @@ struct Engine::State {
         transfers.erase(it);
         Response r = error_response(TransportError::kCancelled, "cancelled",
                                     t->easy ? t->started : t->accepted);
-        detach_easy(*t);
+        const bool freed = detach_easy(*t);
         deliver(std::move(t), std::move(r));
+        if (freed) admit_waiting();
         return;
       }
       case Command::Kind::kPost:
@@ -496,7 +503,7 @@ struct Engine::State {
       if (timer.id != 0) {
         auto it = transfers.find(timer.id);
         // Gone (cancelled) or already started: nothing to do.
-        if (it != transfers.end() && !it->second->easy) start(*it->second);
+        if (it != transfers.end() && !it->second->easy) admit(*it->second);
       } else if (timer.fn) {
         try {
           timer.fn();
@@ -533,11 +540,39 @@ struct Engine::State {
     if (free_easy.size() < kMaxFreeEasyHandles) free_easy.push_back(std::move(easy));
   }
 
-  // Takes a running transfer's handle out of curl and back to the free list.
-  void detach_easy(Transfer& t) {
-    if (!t.easy) return;
+  // Takes a running transfer's handle out of curl and back to the free list. True
+  // when that freed a connection slot.
+  bool detach_easy(Transfer& t) {
+    if (!t.easy) return false;
     curl_multi_remove_handle(multi.get(), t.easy.get());
     recycle(std::move(t.easy));
+    --running;
+    return true;
+  }
+
+  bool slot_free() const noexcept {
+    return options.max_connections <= 0 ||
+           running < static_cast<std::size_t>(options.max_connections);
+  }
+
+  // Starts `t` now if a connection slot is free, else queues it behind the others.
+  void admit(Transfer& t) {
+    if (slot_free() && waiting.empty()) {
+      start(t);
+    } else {
+      waiting.push_back(t.id);
+    }
+  }
+
+  // A slot freed up: start waiting transfers, oldest first. Ids of transfers cancelled
+  // while they waited are skipped.
+  void admit_waiting() {
+    while (slot_free() && !waiting.empty()) {
+      const RequestId id = waiting.front();
+      waiting.pop_front();
+      auto it = transfers.find(id);
+      if (it != transfers.end() && !it->second->easy) start(*it->second);
+    }
   }
 
   CURLcode configure(Transfer& t) {
@@ -623,7 +658,10 @@ struct Engine::State {
         recycle(std::move(t.easy));
       }
     }
-    if (problem.empty()) return;
+    if (problem.empty()) {
+      ++running;
+      return;
+    }
     Response r = error_response(TransportError::kOther, std::move(problem), t.started);
     auto node = transfers.extract(t.id);  // `t` is owned by the node from here on
     deliver(std::move(node.mapped()), std::move(r));
@@ -661,6 +699,7 @@ struct Engine::State {
     r.elapsed_ms = ms_since(t->started);
     detach_easy(*t);
     deliver(std::move(t), std::move(r));
+    admit_waiting();
   }
 
   void deliver(std::unique_ptr<Transfer> t, Response&& r) {
@@ -675,6 +714,7 @@ struct Engine::State {
     all.reserve(transfers.size());
     for (auto& entry : transfers) all.push_back(std::move(entry.second));
     transfers.clear();
+    waiting.clear();
     timers.clear();  // posted functions are dropped, not run
     for (auto& t : all) detach_easy(*t);
     for (auto& t : all) {
