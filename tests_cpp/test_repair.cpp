@@ -339,7 +339,10 @@ double ratio(const std::function<std::string(std::size_t)>& make, std::size_t n)
 
 }  // namespace
 
-TEST_CASE("repair: linear time on pathological inputs", "[perf]") {
+// Timing checks are hidden from the default run ("[.]"): performance is measured in
+// bench/ (bench_json.py prints the same doubling ratios), not asserted where a busy
+// machine can fail it. Run them by hand: llmbridge_tests "[perf]".
+TEST_CASE("repair: linear time on pathological inputs", "[.][perf]") {
   constexpr std::size_t kN = 1024 * 1024;
   struct Gen {
     const char* name;
@@ -372,7 +375,7 @@ TEST_CASE("repair: linear time on pathological inputs", "[perf]") {
 }
 
 TEST_CASE("regression: locating JSON after prose full of braces or brackets stays linear",
-          "[perf][regression]") {
+          "[.][perf][regression]") {
   // Each '{' that was not a plausible JSON start used to make locate() search the whole
   // rest of the text for '[' (and vice versa): O(n^2).
   constexpr std::size_t kN = 96 * 1024;
