@@ -77,6 +77,7 @@ py::object loads(py::handle obj, bool repair) {
   if (repair) {
     text::RepairOptions opts;
     opts.collect_repairs = false;
+    opts.try_fast_path = false;  // simdjson just refused the input above
     text::RepairResult r = run_repair(in.view(), opts);
     if (!r.ok) raise_repair_error(r);
     if (!r.unchanged) {

@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "llmbridge/text/fences.hpp"
+#include "llmbridge/text/json_escape.hpp"
 #include "llmbridge/text/json_parse.hpp"
 
 namespace llmbridge::text {
@@ -260,36 +261,9 @@ class TextBuffer {
   std::size_t len_ = 0;
 };
 
-void append_escaped_control(TextBuffer& dst, uchar c) {
-  static const char kHex[] = "0123456789abcdef";
-  switch (c) {
-    case '\n': dst += "\\n"; return;
-    case '\r': dst += "\\r"; return;
-    case '\t': dst += "\\t"; return;
-    case '\b': dst += "\\b"; return;
-    case '\f': dst += "\\f"; return;
-    default:
-      dst += "\\u00";
-      dst.push_back(kHex[c >> 4]);
-      dst.push_back(kHex[c & 15]);
-  }
-}
-
-// Quotes raw text as a JSON string.
+// Quotes raw text [s, e) as a JSON string.
 void append_quoted(TextBuffer& dst, const char* s, const char* e) {
-  dst.push_back('"');
-  for (const char* p = s; p < e; ++p) {
-    const uchar c = uchar(*p);
-    if (c == '"' || c == '\\') {
-      dst.push_back('\\');
-      dst.push_back(char(c));
-    } else if (c < 0x20) {
-      append_escaped_control(dst, c);
-    } else {
-      dst.push_back(char(c));
-    }
-  }
-  dst.push_back('"');
+  append_json_quoted(dst, std::string_view(s, std::size_t(e - s)));
 }
 
 bool is_literal_word(const char* p, const char* end) {
@@ -813,7 +787,7 @@ class Repairer {
           return;
         }
         note(RepairKind::kStringEscaped);
-        append_escaped_control(dst, c);
+        append_json_escape(dst, c);
         ++p_;
       }
     }
@@ -1323,7 +1297,7 @@ bool looks_like_value_start(std::string_view v) {
 
 RepairResult repair_json(std::string_view input, const RepairOptions& options) {
   RepairResult res;
-  if (looks_like_value_start(input)) {
+  if (options.try_fast_path && looks_like_value_start(input)) {
     simdjson::dom::element root;
     if (thread_parser().parse(input, root) == simdjson::SUCCESS) {
       res.ok = true;

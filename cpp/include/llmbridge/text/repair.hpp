@@ -51,6 +51,9 @@ struct RepairOptions {
   std::size_t max_depth = 10000;
   // Keep a list of the repairs applied (cheap; off saves a little on hot paths).
   bool collect_repairs = true;
+  // Try simdjson on the whole input first. A caller that has just seen it fail (loads)
+  // turns this off rather than have the same validation run twice.
+  bool try_fast_path = true;
 };
 
 struct RepairResult {
