@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "llmbridge/config/env.hpp"
 #include "llmbridge/llm/health.hpp"
 #include "py_config.hpp"
+#include "py_text.hpp"
 
 namespace py = pybind11;
 
@@ -21,9 +23,37 @@ py::tuple problem_tuple(const config::EnvProblem& p) {
   return py::make_tuple(p.variable, p.value, p.allowed, p.message());
 }
 
+// Only the variables the core reads cross into C++: the rest of the environment (which
+// may hold other programs' secrets, or bytes that are not UTF-8) is never converted, so
+// no conversion error can quote it. A known variable whose value is not valid UTF-8 is
+// a ValueError naming the variable, never quoting the value.
+config::Environment known_variables(py::handle environ) {
+  static const std::set<std::string, std::less<>> kKnown = [] {
+    std::set<std::string, std::less<>> names;
+    for (const auto& v : config::env_variables()) names.emplace(v.name);
+    return names;
+  }();
+  config::Environment env;
+  for (auto item : py::reinterpret_borrow<py::dict>(environ)) {
+    PyObject* key = item.first.ptr();
+    if (!PyUnicode_Check(key)) continue;
+    Py_ssize_t n = 0;
+    const char* k = PyUnicode_AsUTF8AndSize(key, &n);
+    if (!k) {
+      PyErr_Clear();
+      continue;
+    }
+    std::string name(k, std::size_t(n));
+    if (kKnown.find(name) == kKnown.end()) continue;
+    if (!PyUnicode_Check(item.second.ptr())) continue;
+    env.emplace(name, utf8_arg(item.second, ("environment variable " + name).c_str()));
+  }
+  return env;
+}
+
 // (fields or None, [(variable, value, allowed, message)])
-py::tuple load_app_config(const std::map<std::string, std::string>& env) {
-  config::AppConfigResult r = config::load_app_config(env);
+py::tuple load_app_config(py::dict environ) {
+  config::AppConfigResult r = config::load_app_config(known_variables(environ));
   py::list problems;
   for (const auto& p : r.problems) problems.append(problem_tuple(p));
   if (!r.config) return py::make_tuple(py::none(), problems);
@@ -50,8 +80,11 @@ py::tuple route_provider(const std::string& requested, const std::vector<std::st
   return py::make_tuple(r.requested, r.provider, r.known);
 }
 
-py::tuple check_health(const std::string& provider, const std::string& base_url, const std::string& model,
-                       const std::string& api_key, double timeout, double slow_threshold_ms) {
+py::tuple check_health(const std::string& provider, py::handle base_url_arg, py::handle model_arg,
+                       py::handle api_key_arg, double timeout, double slow_threshold_ms) {
+  const std::string base_url = utf8_arg(base_url_arg, "base_url");
+  const std::string model = utf8_arg(model_arg, "model");
+  const std::string api_key = utf8_arg(api_key_arg, "api_key");
   llm::HealthOptions options;
   options.slow_threshold_ms = slow_threshold_ms;
   llm::HealthReport h;

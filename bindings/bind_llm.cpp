@@ -74,11 +74,16 @@ py::object opt_int(int v, int missing) {
 py::tuple attempt_to_tuple(llm::Attempt& a) {
   py::object data = py::none();
   if (!a.data_json.empty()) {
-    simdjson::dom::element root;
-    if (text::thread_parser().parse(a.data_json, root) == simdjson::SUCCESS) {
-      data = build_object(root);
-    } else {  // valid JSON simdjson refuses (huge integers): let Python build it
-      data = py::module_::import("json").attr("loads")(utf8_to_str(a.data_json));
+    try {
+      data = json_to_object(a.data_json);
+    } catch (py::error_already_set& e) {
+      // Valid JSON that Python cannot hold (an integer over sys.get_int_max_str_digits()
+      // digits): a failed attempt like any other answer that is not usable JSON.
+      if (!e.matches(PyExc_ValueError) && !e.matches(PyExc_RecursionError)) throw;
+      a.success = false;
+      a.retryable = true;
+      a.error = llm::invalid_json_error("the answer cannot be converted to Python objects (" +
+                                        exception_excerpt(e) + ")");
     }
   }
   return py::make_tuple(a.success, data, utf8_to_str(a.raw_response), opt_str(a.error), a.retryable,
@@ -88,17 +93,30 @@ py::tuple attempt_to_tuple(llm::Attempt& a) {
                         opt_str(a.request_id), a.auth_refused);
 }
 
+// The last resort of the completion queue: a result that could not be converted at all
+// (MemoryError, ...) still completes its call, as a failed attempt saying why.
+py::tuple conversion_failure(const llm::Attempt& a, const std::string& why) {
+  return py::make_tuple(false, py::none(), py::str(""),
+                        py::str(llm::invalid_json_error("the result could not be converted (" + why + ")")),
+                        true, opt_int(a.status_code, 0), a.attempts, a.latency_ms, a.provider,
+                        a.model, py::none(), false, false, py::none(), py::none(),
+                        opt_str(a.request_id), false);
+}
+
 // ---- clients ----
 
-llm::ChatCall make_call(std::string system, std::string user, std::string messages_json,
-                        std::string schema_json, std::string document, std::string schema_name) {
+// The arguments of call_llm, converted under the names the caller knows them by (the
+// Python layer serialises prompts['messages'] and json_schema to JSON text first).
+llm::ChatCall make_call(py::handle system, py::handle user, py::handle messages_json,
+                        py::handle schema_json, py::handle document, py::handle schema_name) {
   llm::ChatCall c;
-  c.prompts.system = std::move(system);
-  c.prompts.user = std::move(user);
-  c.prompts.messages_json = std::move(messages_json);
-  c.schema_json = std::move(schema_json);
-  c.document_text = std::move(document);
-  if (!schema_name.empty()) c.schema_name = std::move(schema_name);
+  c.prompts.system = utf8_arg(system, "prompts['system']");
+  c.prompts.user = utf8_arg(user, "prompts['user']");
+  c.prompts.messages_json = utf8_arg(messages_json, "prompts['messages']");
+  c.schema_json = utf8_arg(schema_json, "json_schema");
+  c.document_text = utf8_arg(document, "document_text");
+  std::string name = utf8_arg(schema_name, "schema_name");
+  if (!name.empty()) c.schema_name = std::move(name);
   return c;
 }
 
@@ -137,6 +155,8 @@ void bind_llm(py::module_& m) {
         "Problems with a config: [(field, value, allowed, message)]; empty when valid.");
   m.def("normalized_base_url", &config::normalized_base_url, py::arg("url"));
   m.def("is_valid_base_url", &config::is_valid_base_url, py::arg("url"));
+  m.def("display_url", &config::display_url, py::arg("url"),
+        "The URL without userinfo (user:password@), as reprs and logs show it.");
   m.def("is_retryable_status", &llm::is_retryable_status, py::arg("status"));
   m.def("http_error", &llm::http_error, py::arg("status"));
 
@@ -144,10 +164,22 @@ void bind_llm(py::module_& m) {
       .def(py::init<>())
       .def("fileno", &llm::CompletionQueue::fd)
       .def("drain", [](llm::CompletionQueue& q) {
+        // Every drained result is converted, whatever happens to the others: a result
+        // that cannot be converted becomes a failed attempt, never an exception that
+        // would lose the rest of the batch.
         auto items = q.drain();
         py::list out(items.size());
-        for (std::size_t i = 0; i < items.size(); ++i)
-          out[i] = py::make_tuple(items[i].first, attempt_to_tuple(items[i].second));
+        for (std::size_t i = 0; i < items.size(); ++i) {
+          py::tuple fields;
+          try {
+            fields = attempt_to_tuple(items[i].second);
+          } catch (py::error_already_set& e) {
+            fields = conversion_failure(items[i].second, exception_excerpt(e));
+          } catch (const std::exception& e) {
+            fields = conversion_failure(items[i].second, e.what());
+          }
+          out[i] = py::make_tuple(items[i].first, std::move(fields));
+        }
         return out;
       });
 
@@ -158,13 +190,11 @@ void bind_llm(py::module_& m) {
       .def(
           "submit",
           [](llm::Client& c, std::shared_ptr<llm::CompletionQueue> queue, std::uint64_t token,
-             std::string system, std::string user, std::string messages_json,
-             std::string schema_json, std::string document, std::string schema_name) {
+             py::handle system, py::handle user, py::handle messages_json, py::handle schema_json,
+             py::handle document, py::handle schema_name) {
             // The callback runs on the I/O thread and touches no Python object: it only
             // moves the attempt into the C++ queue.
-            return c.start(make_call(std::move(system), std::move(user), std::move(messages_json),
-                                     std::move(schema_json), std::move(document),
-                                     std::move(schema_name)),
+            return c.start(make_call(system, user, messages_json, schema_json, document, schema_name),
                            [queue, token](llm::Attempt&& a) { queue->push(token, std::move(a)); });
           },
           py::arg("queue"), py::arg("token"), py::arg("system"), py::arg("user"),
@@ -173,8 +203,8 @@ void bind_llm(py::module_& m) {
       .def(
           "_submit_call_soon",
           [](llm::Client& c, py::object call_soon_threadsafe, py::object callback,
-             std::string system, std::string user, std::string messages_json,
-             std::string schema_json, std::string document, std::string schema_name) {
+             py::handle system, py::handle user, py::handle messages_json, py::handle schema_json,
+             py::handle document, py::handle schema_name) {
             // The alternative bridge, kept only so bench/bench_client.py can measure it
             // against the eventfd queue: the I/O thread takes the GIL for every result
             // and hands it to loop.call_soon_threadsafe. The Python objects it holds are
@@ -190,9 +220,7 @@ void bind_llm(py::module_& m) {
             auto target = std::make_shared<Target>();
             target->call_soon = std::move(call_soon_threadsafe);
             target->callback = std::move(callback);
-            return c.start(make_call(std::move(system), std::move(user), std::move(messages_json),
-                                     std::move(schema_json), std::move(document),
-                                     std::move(schema_name)),
+            return c.start(make_call(system, user, messages_json, schema_json, document, schema_name),
                            [target](llm::Attempt&& a) {
                              py::gil_scoped_acquire gil;
                              try {
@@ -207,18 +235,20 @@ void bind_llm(py::module_& m) {
           py::arg("schema_name"))
       .def(
           "call_sync",
-          [](llm::Client& c, std::string system, std::string user, std::string messages_json,
-             std::string schema_json, std::string document, std::string schema_name) {
-            llm::ChatCall call = make_call(std::move(system), std::move(user),
-                                           std::move(messages_json), std::move(schema_json),
-                                           std::move(document), std::move(schema_name));
+          [](llm::Client& c, py::handle system, py::handle user, py::handle messages_json,
+             py::handle schema_json, py::handle document, py::handle schema_name) {
+            llm::ChatCall call = make_call(system, user, messages_json, schema_json, document, schema_name);
             llm::Attempt a;
             {
               // Waiting touches only C++ state; other Python threads run meanwhile.
               py::gil_scoped_release release;
               a = c.call(call);
             }
-            return attempt_to_tuple(a);
+            try {
+              return attempt_to_tuple(a);
+            } catch (py::error_already_set& e) {
+              return conversion_failure(a, exception_excerpt(e));
+            }
           },
           py::arg("system"), py::arg("user"), py::arg("messages_json"), py::arg("schema_json"),
           py::arg("document"), py::arg("schema_name"))

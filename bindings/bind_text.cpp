@@ -96,12 +96,17 @@ py::object loads(py::handle obj, bool repair) {
     try {
       return json_loads(utf8_to_str(json));
     } catch (py::error_already_set& e) {
-      if (!repair) {
-        text::RepairResult r;
+      // ValueError: not JSON after all, or an integer over Python's digit limit
+      // (sys.set_int_max_str_digits); RecursionError: deeper than Python's json nests.
+      // Either way one error type for the caller, never a bare ValueError.
+      if (!e.matches(PyExc_ValueError) && !e.matches(PyExc_RecursionError)) throw;
+      text::RepairResult r;
+      if (!text::is_valid_json(json)) {
         r.error = std::string("invalid JSON: ") + simdjson::error_message(err);
-        raise_repair_error(r);
+      } else {
+        r.error = "valid JSON that Python cannot hold: " + exception_excerpt(e);
       }
-      throw;
+      raise_repair_error(r);
     }
   }
   text::RepairResult r;

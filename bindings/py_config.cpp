@@ -2,6 +2,9 @@
 #include "py_config.hpp"
 
 #include <string>
+#include <type_traits>
+
+#include "py_text.hpp"
 
 namespace py = pybind11;
 
@@ -29,6 +32,11 @@ void read(py::handle obj, const char* name, T& out) {
   if (!py::hasattr(obj, name)) return;
   py::object v = obj.attr(name);
   if (v.is_none()) return;
+  if constexpr (std::is_same_v<T, std::string>) {
+    // Names the field on a lone surrogate or a wrong type, and never quotes the value.
+    out = utf8_arg(v, (std::string("config field '") + name + "'").c_str());
+    return;
+  }
   try {
     out = v.cast<T>();
   } catch (const py::cast_error&) {

@@ -1,7 +1,11 @@
 // Text conversions and the simdjson DOM -> Python object builder.
 #include "py_text.hpp"
 
+#include "llmbridge/text/json_parse.hpp"
+
+#include <cstdio>
 #include <cstring>
+#include <vector>
 
 namespace py = pybind11;
 
@@ -63,7 +67,12 @@ PyObject* make_str(const char* p, std::size_t n) {
     if (o) std::memcpy(PyUnicode_1BYTE_DATA(o), p, n);
     return o;
   }
-  return PyUnicode_DecodeUTF8(p, Py_ssize_t(n), "surrogatepass");
+  PyObject* o = PyUnicode_DecodeUTF8(p, Py_ssize_t(n), "surrogatepass");
+  if (o || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return o;
+  // Bytes that are not UTF-8 at all (the core hands out valid UTF-8, but a caller's
+  // bytes go through here too): U+FFFD, as everywhere else, never an exception.
+  PyErr_Clear();
+  return PyUnicode_DecodeUTF8(p, Py_ssize_t(n), "replace");
 }
 
 }  // namespace
@@ -117,45 +126,9 @@ KeyCache& thread_key_cache() {
   return *cache;
 }
 
-PyObject* build(simdjson::dom::element e, KeyCache& keys) {
+PyObject* build_scalar(simdjson::dom::element e) {
   using simdjson::dom::element_type;
   switch (e.type()) {
-    case element_type::OBJECT: {
-      PyObject* d = PyDict_New();
-      if (!d) return nullptr;
-      for (auto field : simdjson::dom::object(e)) {
-        PyObject* k = keys.get(field.key);
-        if (!k) {
-          Py_DECREF(d);
-          return nullptr;
-        }
-        PyObject* v = build(field.value, keys);
-        if (!v || PyDict_SetItem(d, k, v) < 0) {
-          Py_DECREF(k);
-          Py_XDECREF(v);
-          Py_DECREF(d);
-          return nullptr;
-        }
-        Py_DECREF(k);
-        Py_DECREF(v);
-      }
-      return d;
-    }
-    case element_type::ARRAY: {
-      simdjson::dom::array a(e);
-      PyObject* l = PyList_New(Py_ssize_t(a.size()));
-      if (!l) return nullptr;
-      Py_ssize_t i = 0;
-      for (auto v : a) {
-        PyObject* x = build(v, keys);
-        if (!x) {
-          Py_DECREF(l);
-          return nullptr;
-        }
-        PyList_SET_ITEM(l, i++, x);
-      }
-      return l;
-    }
     case element_type::STRING: {
       std::string_view s(e);
       return make_str(s.data(), s.size());
@@ -171,12 +144,148 @@ PyObject* build(simdjson::dom::element e, KeyCache& keys) {
       Py_RETURN_FALSE;
     case element_type::NULL_VALUE:
       Py_RETURN_NONE;
+    default:
+      break;
   }
   PyErr_SetString(PyExc_ValueError, "unknown JSON element type");
   return nullptr;
 }
 
+bool is_container(simdjson::dom::element e) {
+  const auto t = e.type();
+  return t == simdjson::dom::element_type::OBJECT || t == simdjson::dom::element_type::ARRAY;
+}
+
+PyObject* new_container(simdjson::dom::element e) {
+  if (e.type() == simdjson::dom::element_type::OBJECT) return PyDict_New();
+  return PyList_New(Py_ssize_t(simdjson::dom::array(e).size()));
+}
+
+// Builds without native recursion: an explicit stack of open containers, so 10,000
+// levels of nesting cost a vector of frames, not 10,000 C stack frames (a thread with
+// a small stack would crash). Each container is linked into its parent as soon as it
+// is made, so on failure releasing the root releases everything built so far.
+PyObject* build(simdjson::dom::element root, KeyCache& keys) {
+  if (!is_container(root)) return build_scalar(root);
+  struct Frame {
+    PyObject* container;  // borrowed: owned by its parent (or `out` for the root)
+    bool is_object;
+    simdjson::dom::object::iterator field, fields_end;
+    simdjson::dom::array::iterator item, items_end;
+    Py_ssize_t index = 0;
+  };
+  auto open = [](simdjson::dom::element e, PyObject* container) {
+    Frame f{};
+    f.container = container;
+    f.is_object = e.type() == simdjson::dom::element_type::OBJECT;
+    if (f.is_object) {
+      simdjson::dom::object o(e);
+      f.field = o.begin();
+      f.fields_end = o.end();
+    } else {
+      simdjson::dom::array a(e);
+      f.item = a.begin();
+      f.items_end = a.end();
+    }
+    return f;
+  };
+  PyObject* out = new_container(root);
+  if (!out) return nullptr;
+  std::vector<Frame> stack;
+  stack.reserve(16);
+  stack.push_back(open(root, out));
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    simdjson::dom::element child;
+    PyObject* key = nullptr;
+    if (f.is_object) {
+      if (f.field == f.fields_end) {
+        stack.pop_back();
+        continue;
+      }
+      key = keys.get((*f.field).key);
+      if (!key) break;
+      child = (*f.field).value;
+      ++f.field;
+    } else {
+      if (f.item == f.items_end) {
+        stack.pop_back();
+        continue;
+      }
+      child = *f.item;
+      ++f.item;
+    }
+    const bool nested = is_container(child);
+    PyObject* value = nested ? new_container(child) : build_scalar(child);
+    if (!value) {
+      Py_XDECREF(key);
+      break;
+    }
+    PyObject* parent = f.container;
+    if (f.is_object) {
+      const int rc = PyDict_SetItem(parent, key, value);
+      Py_DECREF(key);
+      Py_DECREF(value);  // the dict holds it now (or it is gone on failure)
+      if (rc < 0) break;
+    } else {
+      PyList_SET_ITEM(parent, f.index++, value);  // steals the reference
+    }
+    if (nested) stack.push_back(open(child, value));  // `f` may dangle from here on
+  }
+  if (!stack.empty()) {  // left the loop on an error: a Python exception is set
+    Py_DECREF(out);
+    return nullptr;
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string utf8_arg(py::handle obj, const char* name) {
+  PyObject* o = obj.ptr();
+  if (!PyUnicode_Check(o))
+    throw py::type_error(std::string(name) + " must be str, got " + Py_TYPE(o)->tp_name);
+  Py_ssize_t n = 0;
+  const char* p = PyUnicode_AsUTF8AndSize(o, &n);
+  if (p) return std::string(p, std::size_t(n));
+  if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) throw py::error_already_set();
+  PyErr_Clear();
+  // Only lone surrogates (U+D800..U+DFFF) cannot be encoded as UTF-8: find the first.
+  const Py_ssize_t len = PyUnicode_GET_LENGTH(o);
+  const int kind = PyUnicode_KIND(o);
+  const void* data = PyUnicode_DATA(o);
+  Py_ssize_t at = 0;
+  Py_UCS4 ch = 0;
+  for (; at < len; ++at) {
+    ch = PyUnicode_READ(kind, data, at);
+    if (ch >= 0xD800 && ch <= 0xDFFF) break;
+  }
+  char cp[16];
+  std::snprintf(cp, sizeof cp, "U+%04X", unsigned(ch));
+  throw py::value_error(std::string(name) + " holds a lone surrogate (" + cp + ") at index " +
+                        std::to_string(at) + " and cannot be encoded as UTF-8");
+}
+
+std::string exception_excerpt(const py::error_already_set& e, std::size_t max_bytes) {
+  // Type and message only: what() would add pybind11's "At:" traceback lines.
+  std::string what;
+  try {
+    what = py::str(e.type().attr("__name__")).cast<std::string>() + ": " +
+           py::str(e.value()).cast<std::string>();
+  } catch (...) {
+    what = "an exception that cannot be shown";
+  }
+  if (what.size() <= max_bytes) return what;
+  std::size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(what[cut]) & 0xC0) == 0x80) --cut;
+  return what.substr(0, cut) + "...";
+}
+
+py::object json_to_object(std::string_view json) {
+  simdjson::dom::element root;
+  if (text::thread_parser().parse(json, root) == simdjson::SUCCESS) return build_object(root);
+  return py::module_::import("json").attr("loads")(utf8_to_str(json));
+}
 
 py::object build_object(simdjson::dom::element root) {
   PyObject* o = build(root, thread_key_cache());

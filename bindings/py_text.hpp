@@ -30,7 +30,22 @@ class TextInput {
   bool is_str_ = false;
 };
 
+// A str from UTF-8 bytes. Invalid bytes become U+FFFD: never raises UnicodeDecodeError.
 pybind11::object utf8_to_str(std::string_view s);
+
+// The UTF-8 bytes of a str argument called `name` (as the caller knows it, e.g.
+// "document_text"). A str with a lone surrogate raises ValueError naming the argument
+// and the index; another type raises TypeError naming the argument and the type.
+// Neither message quotes the text itself.
+std::string utf8_arg(pybind11::handle obj, const char* name);
+
+// Python objects from valid JSON text: simdjson, or json.loads for the few documents
+// simdjson refuses (integers beyond 64 bits, lone surrogate escapes, huge exponents).
+// Raises what json.loads raises (ValueError for an integer over Python's digit limit).
+pybind11::object json_to_object(std::string_view json);
+
+// "ValueError: <message>" of the Python exception in `e`, at most `max_bytes` long.
+std::string exception_excerpt(const pybind11::error_already_set& e, std::size_t max_bytes = 200);
 
 // Builds dict/list/str/int/float/bool/None from a parsed element. Raises on failure.
 pybind11::object build_object(simdjson::dom::element root);

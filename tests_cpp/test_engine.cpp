@@ -642,3 +642,108 @@ TEST_CASE("A forked child abandons the inherited engine and builds a fresh one",
   REQUIRE(done.wait(2));
   CHECK(done.get(1).body == "again");
 }
+
+// ---- hostile replies (issue: hostile replies, bad input and secrets) ----
+
+TEST_CASE("libcurl's re-send on a dead reused connection is counted, and max_sends bounds it",
+          "[engine][hostile]") {
+  TestHttpServer server;
+  Reply reset;
+  reset.action = Reply::Action::kReset;
+  server.route("/reset", reset);
+  Completions done;  // declared first: outlives the engine's thread
+  EngineOptions options;
+  options.max_connections = 1;  // the request after /warm must reuse its connection
+  Engine engine(options);
+  engine.submit(post(server.url("/warm"), "w"), done.callback(0));
+  REQUIRE(done.wait(1));
+  REQUIRE(done.get(0).status == 200);
+  CHECK(done.get(0).sends == 1);
+
+  SECTION("no limit: libcurl sends twice (reused connection, then a fresh one)") {
+    engine.submit(post(server.url("/reset"), "r"), done.callback(1));
+    REQUIRE(done.wait(2));
+    const Response r = done.get(1);
+    CHECK(r.error == TransportError::kConnect);
+    CHECK(r.sends == 2);
+    CHECK(server.request_count() == 3);
+  }
+  SECTION("max_sends = 1: the re-send is refused and the message says why") {
+    Request req = post(server.url("/reset"), "r");
+    req.max_sends = 1;
+    engine.submit(req, done.callback(1));
+    REQUIRE(done.wait(2));
+    const Response r = done.get(1);
+    CHECK(r.error == TransportError::kConnect);
+    CHECK(r.sends == 1);
+    CHECK(r.error_message.find("not re-sent") != std::string::npos);
+    CHECK(server.request_count() == 2);
+  }
+}
+
+TEST_CASE("A response header line over libcurl's limit is named, not 'Out of memory'",
+          "[engine][hostile]") {
+  TestHttpServer server;
+  Reply big;
+  big.headers.push_back({"X-Big", std::string(1 << 20, 'a')});
+  big.body = "{}";
+  server.route("/big", big);
+  Reply many;  // 3,000 small headers (~90 KB): accepted
+  for (int i = 0; i < 3000; ++i) many.headers.push_back({"X-H" + std::to_string(i), "value-value-value"});
+  many.body = "ok";
+  server.route("/many", many);
+  Completions done;
+  Engine engine;
+  engine.submit(get(server.url("/big")), done.callback(0));
+  engine.submit(get(server.url("/many")), done.callback(1));
+  REQUIRE(done.wait(2));
+  const Response r = done.get(0);
+  CHECK(r.error == TransportError::kConnect);
+  CHECK(r.error_message.find("response header too large") == 0);
+  CHECK(r.error_message.find("memory") == std::string::npos);
+  CHECK(done.get(1).error == TransportError::kNone);
+  CHECK(done.get(1).body == "ok");
+  CHECK(done.get(1).headers.size() >= 3000);
+}
+
+TEST_CASE("Compressed bodies are decoded; Accept-Encoding is sent", "[engine][hostile]") {
+  static const char kGzip[] =  // gzip of {"a":1}
+      "\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xab\x56\x4a\x54\xb2\x32\xac\x05\x00\xaf\xac\x1b\x56"
+      "\x07\x00\x00\x00";
+  static const char kDeflate[] =  // zlib stream of {"b":2}
+      "\x78\x9c\xab\x56\x4a\x52\xb2\x32\xaa\x05\x00\x08\x31\x02\x0b";
+  TestHttpServer server;
+  Reply gz;
+  gz.headers.push_back({"Content-Encoding", "gzip"});
+  gz.body.assign(kGzip, sizeof kGzip - 1);
+  server.route("/gzip", gz);
+  Reply df;
+  df.headers.push_back({"Content-Encoding", "deflate"});
+  df.body.assign(kDeflate, sizeof kDeflate - 1);
+  server.route("/deflate", df);
+  Reply bad;  // says gzip, is not
+  bad.headers.push_back({"Content-Encoding", "gzip"});
+  bad.body = "{\"plain\": true}";
+  server.route("/bad", bad);
+  Reply undeclared;  // gzip bytes without Content-Encoding: passed through as they are
+  undeclared.body.assign(kGzip, sizeof kGzip - 1);
+  server.route("/undeclared", undeclared);
+  Completions done;
+  Engine engine;
+  engine.submit(get(server.url("/gzip")), done.callback(0));
+  engine.submit(get(server.url("/deflate")), done.callback(1));
+  engine.submit(get(server.url("/bad")), done.callback(2));
+  engine.submit(get(server.url("/undeclared")), done.callback(3));
+  REQUIRE(done.wait(4));
+  CHECK(done.get(0).body == "{\"a\":1}");
+  CHECK(done.get(1).body == "{\"b\":2}");
+  CHECK(done.get(2).error == TransportError::kOther);
+  CHECK(done.get(2).error_message.find("encoding") != std::string::npos);
+  CHECK(done.get(3).error == TransportError::kNone);
+  CHECK(done.get(3).body == std::string(kGzip, sizeof kGzip - 1));
+  for (const auto& req : server.requests()) {
+    auto ae = req.header("accept-encoding");
+    REQUIRE(ae);
+    CHECK(ae->find("gzip") != std::string::npos);
+  }
+}

@@ -607,9 +607,21 @@ def test_regression_valid_json_beyond_simdjson_reported_changed(text: str) -> No
 
 @pytest.mark.parametrize("text", ['{"a": 1e999,}', "[-1e400, 1,]", "[1e1_000,]"])
 def test_regression_overflowing_number(text: str) -> None:
+    # A number beyond the double range keeps its spelling (it is valid JSON); loads reads
+    # it as json.loads does: an infinite float.
     out = llmbridge.repair_json(text)
     assert llmbridge.is_valid_json(out), out
-    assert all(v is None or math.isfinite(v) for v in _numbers(llmbridge.loads(text)))
+    assert llmbridge.loads(text) == json.loads(out)
+    assert any(math.isinf(v) for v in _numbers(llmbridge.loads(text)))
+
+
+@pytest.mark.parametrize("text", ["[1e400]", '{"a": -1E+999}', "1e400"])
+def test_valid_json_with_a_huge_exponent_passes_unchanged(text: str) -> None:
+    # Regression: repair_json("[1e400]") gave "[null]", although valid JSON passes
+    # unchanged and loads matches json.loads.
+    assert llmbridge.repair_json(text) is text
+    assert llmbridge.repair_report(text).changed is False
+    assert llmbridge.loads(text) == json.loads(text)
 
 
 def _numbers(value: Any) -> list[Any]:

@@ -159,10 +159,17 @@ class _LoopBridge:
         loop.add_reader(self.queue.fileno(), self._ready)
 
     def _ready(self) -> None:
+        # Every drained result completes its future, whatever happens to the others: the
+        # native drain turns a result it cannot convert into a failed attempt, and a
+        # failure here becomes that one future's exception.
         for token, fields in self.queue.drain():
             fut = self.pending.pop(token, None)
-            if fut is not None and not fut.done():
+            if fut is None or fut.done():
+                continue
+            try:
                 fut.set_result(ExtractionAttempt._from_native(fields))
+            except Exception as e:  # pragma: no cover - the native side already converted
+                fut.set_exception(e)
 
 
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = (
@@ -196,11 +203,21 @@ _SCHEMA_CACHE_SIZE = 64
 _schema_cache: dict[int, tuple[Mapping[str, Any], Any, str]] = {}
 
 
+def _to_json(value: Any, name: str) -> str:
+    """JSON text of a caller's value; errors name the caller's argument, never quote it."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as e:  # NaN / Infinity, or a circular reference
+        raise ValueError(f"{name} is not valid JSON: {e}") from None
+    except TypeError as e:  # an object json cannot serialise
+        raise TypeError(f"{name} is not JSON-serialisable: {e}") from None
+
+
 def _schema_text(schema: Mapping[str, Any]) -> str:
     hit = _schema_cache.get(id(schema))
     if hit is not None and hit[0] is schema and hit[1] == schema:
         return hit[2]
-    text = json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+    text = _to_json(schema, "json_schema")
     if len(_schema_cache) >= _SCHEMA_CACHE_SIZE:
         _schema_cache.clear()
     # The entry holds the schema itself, so its id cannot be reused while cached.
@@ -209,18 +226,31 @@ def _schema_text(schema: Mapping[str, Any]) -> str:
 
 
 def _call_args(prompts: Any, json_schema: Any, document_text: Any) -> tuple[str, ...]:
+    """call_llm's arguments as the native submit takes them. Type and shape problems are
+    TypeError / ValueError naming the argument; the native side names a str argument
+    that cannot be encoded as UTF-8 (a lone surrogate)."""
     if not isinstance(prompts, Mapping):
         raise TypeError(f"prompts must be a mapping with 'system' and 'user', got {type(prompts).__name__}")
     messages = prompts.get("messages")
     if messages is not None:
         if not isinstance(messages, (list, tuple)):
             raise TypeError("prompts['messages'] must be a list of OpenAI-style messages")
-        messages_json = json.dumps(list(messages), ensure_ascii=False)
+        if not messages:
+            raise ValueError("prompts['messages'] is empty: give at least one message")
+        messages_json = _to_json(list(messages), "prompts['messages']")
         system = user = ""
     else:
         messages_json = ""
-        system = prompts.get("system") or ""
-        user = prompts.get("user") or ""
+        system = prompts.get("system")
+        user = prompts.get("user")
+        if user is None:
+            keys = ", ".join(repr(k)[:40] for k in list(prompts)[:5]) or "none"
+            raise ValueError(
+                "prompts must hold 'user' (the user prompt, usually with 'system'), or "
+                f"'messages'; got keys: {keys}"
+            )
+        if system is None:
+            system = ""
         if not isinstance(system, str) or not isinstance(user, str):
             raise TypeError("prompts['system'] and prompts['user'] must be str")
     if json_schema is None:
@@ -431,7 +461,7 @@ class _BaseClient:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(base_url={self.config.base_url!r}, "
+        return (f"{type(self).__name__}(base_url={_native.display_url(self.config.base_url)!r}, "
                 f"model={self.config.model!r}, closed={self.closed})")
 
 

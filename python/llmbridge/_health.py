@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -47,6 +46,11 @@ class HealthReport:
     provider: str = ""
     base_url: str = ""
 
+    def __repr__(self) -> str:
+        return (f"HealthReport(status={self.status!r}, models={self.models!r}, "
+                f"latency_ms={self.latency_ms!r}, reason={self.reason!r}, model={self.model!r}, "
+                f"provider={self.provider!r}, base_url={display_url(self.base_url)!r})")
+
     @property
     def ok(self) -> bool:
         """True when healthy."""
@@ -60,15 +64,14 @@ class HealthReport:
     @classmethod
     def _from_native(cls, fields: tuple[Any, ...], provider: str, base_url: str) -> HealthReport:
         status, models, latency_ms, reason, model = fields
-        return cls(status, tuple(models), latency_ms, reason, model, provider, base_url)
-
-
-_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@")
+        # The report keeps the URL as logs show it: no user:password@.
+        return cls(status, tuple(models), latency_ms, reason, model, provider,
+                   display_url(base_url))
 
 
 def display_url(url: str) -> str:
-    """The URL as logs show it: credentials in it (user:pass@) are dropped."""
-    return _USERINFO.sub(r"\1", url.strip())
+    """The URL as reprs and logs show it: credentials in it (user:pass@) are dropped."""
+    return _native.display_url(url)
 
 
 def log_report(report: HealthReport, logger: Optional[logging.Logger] = None) -> None:

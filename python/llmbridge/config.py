@@ -59,8 +59,11 @@ class _ProviderConfig:
         return dataclasses.replace(self, **changes)
 
     def __repr__(self) -> str:
+        # A password in the base URL (http://user:pass@host) is never shown.
         parts = [
-            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
+            f"{f.name}={_native.display_url(self.base_url)!r}" if f.name == "base_url"
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self) if f.repr
         ]
         parts.insert(9, f"api_key={_redacted(self.api_key)}")
         return f"{type(self).__name__}({', '.join(parts)})"

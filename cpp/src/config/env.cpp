@@ -364,7 +364,9 @@ void check_config(const Config& config, std::string_view prefix,
     if (p.field == "retry_max_delay" || p.field == "retry_base_delay") continue;  // handled above
     auto it = set.find(var);
     const bool secret = p.field == "api_key";
-    std::string value = secret ? "<redacted>" : it != set.end() ? quoted(it->second) : "(default)";
+    std::string value = secret            ? "<redacted>"
+                        : it != set.end() ? quoted(p.field == "base_url" ? display_url(it->second) : it->second)
+                                          : "(default)";
     out.push_back({var, std::move(value), p.allowed});
   }
 }
@@ -406,7 +408,11 @@ AppConfigResult load_app_config(const Environment& env) {
     Value value;
     if (auto allowed = check(spec.kind, *raw, value)) {
       problems.push_back({std::string(spec.doc.name),
-                          spec.kind == Kind::kSecret ? "<redacted>" : quoted(*raw), *allowed});
+                          spec.kind == Kind::kSecret ? "<redacted>"
+                          : spec.kind == Kind::kUrl || spec.kind == Kind::kOllamaHost
+                              ? quoted(display_url(*raw))
+                              : quoted(*raw),
+                          *allowed});
       continue;
     }
     if (spec.kind == Kind::kProvider)

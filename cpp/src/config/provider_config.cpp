@@ -2,6 +2,8 @@
 // what is allowed, so a user can fix it without reading code. Secrets never appear.
 #include "llmbridge/config/provider_config.hpp"
 
+#include "llmbridge/text/utf8.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -17,9 +19,11 @@ std::string format_double(double v) {
   return std::string(buf, res.ptr);
 }
 
+// Values are quoted in problems; a long one (a document pasted into the wrong field)
+// is cut to a short excerpt.
 std::string quoted(std::string_view s) {
   std::string out = "\"";
-  out.append(s);
+  out += text::utf8_excerpt(s, 120);
   out += '"';
   return out;
 }
@@ -45,7 +49,7 @@ bool starts_with_nocase(std::string_view s, std::string_view prefix) {
 // Comparisons are written so that NaN fails them.
 void check_common(const ProviderConfig& c, bool model_required, std::vector<ConfigProblem>& out) {
   if (!is_valid_base_url(c.base_url))
-    out.push_back({"base_url", quoted(c.base_url),
+    out.push_back({"base_url", quoted(display_url(c.base_url)),
                    "an http:// or https:// URL with a host, e.g. \"http://localhost:8000\""});
   if (model_required && trim(c.model).empty())
     out.push_back({"model", quoted(c.model), "a non-empty model name"});
@@ -163,6 +167,26 @@ bool is_valid_base_url(std::string_view url) {
     if (value == 0 || value > 65535) return false;
   }
   return true;
+}
+
+std::string display_url(std::string_view url) {
+  std::string_view s = trim(url);
+  const auto scheme_end = s.find("://");
+  if (scheme_end == std::string_view::npos) {
+    // No scheme: "user:pass@host" would still leak; drop everything up to the last '@'
+    // of what looks like the authority.
+    std::string_view authority = s.substr(0, s.find_first_of("/?#"));
+    if (auto at = authority.rfind('@'); at != std::string_view::npos) s.remove_prefix(at + 1);
+    return std::string(s);
+  }
+  const std::size_t host_start = scheme_end + 3;
+  std::string_view rest = s.substr(host_start);
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  const auto at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(s);
+  std::string out(s.substr(0, host_start));
+  out.append(rest.substr(at + 1));
+  return out;
 }
 
 }  // namespace llmbridge::config

@@ -174,8 +174,23 @@ struct Transfer {
   HeaderList header_lines;
   Response response;
   bool too_large = false;
+  bool headers_done = false;   // the final header block ended (body or end follows)
+  bool resend_refused = false;  // the prereq callback refused a send over max_sends
   char error_buffer[CURL_ERROR_SIZE] = {};
 };
+
+// Called by libcurl right before each time it sends the request: once normally, again
+// when it re-sends on a fresh connection after a reused one died. Each send counts
+// against the caller's retry budget, so a call never makes more requests than it says.
+int on_prereq(void* user, char*, char*, int, int) {
+  auto* t = static_cast<Transfer*>(user);
+  if (t->request.max_sends > 0 && t->response.sends >= t->request.max_sends) {
+    t->resend_refused = true;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  ++t->response.sends;
+  return CURL_PREREQFUNC_OK;
+}
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
@@ -199,9 +214,13 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   auto& headers = t->response.headers;
   if (line.substr(0, 5) == "HTTP/") {
     headers.clear();
+    t->headers_done = false;
     return n;
   }
-  if (trim(line).empty()) return n;
+  if (trim(line).empty()) {
+    t->headers_done = true;  // reset by the next status line if this was a 1xx block
+    return n;
+  }
   if ((line.front() == ' ' || line.front() == '\t') && !headers.empty()) {
     // Obsolete line folding: continues the previous header's value.
     headers.back().value.append(" ").append(trim(line));
@@ -595,6 +614,11 @@ struct Engine::State {
     set(CURLOPT_WRITEDATA, static_cast<void*>(&t));
     set(CURLOPT_HEADERFUNCTION, &on_header);
     set(CURLOPT_HEADERDATA, static_cast<void*>(&t));
+    set(CURLOPT_PREREQFUNCTION, &on_prereq);
+    set(CURLOPT_PREREQDATA, static_cast<void*>(&t));
+    // Every encoding this libcurl decodes (gzip, deflate, and br/zstd when built in):
+    // a compressed answer reaches the providers as plain text.
+    set(CURLOPT_ACCEPT_ENCODING, "");
     // Refuses early when the server announces a Content-Length over the limit.
     constexpr auto kOffMax = static_cast<std::size_t>(std::numeric_limits<curl_off_t>::max());
     set(CURLOPT_MAXFILESIZE_LARGE,
@@ -692,6 +716,16 @@ struct Engine::State {
     if (r.error == TransportError::kTooLarge) {
       r.error_message = "response body exceeded max_response_bytes (" +
                         std::to_string(t->request.max_response_bytes) + " bytes)";
+    } else if (t->resend_refused) {
+      r.error = TransportError::kConnect;
+      r.error_message = "the connection closed before any answer (not re-sent: the retry budget "
+                        "allows " + std::to_string(t->request.max_sends) +
+                        (t->request.max_sends == 1 ? " send)" : " sends)");
+    } else if (code == CURLE_OUT_OF_MEMORY && !t->headers_done) {
+      // libcurl refuses a response header line over CURL_MAX_HTTP_HEADER (100 KB) with
+      // CURLE_OUT_OF_MEMORY; say what was really wrong.
+      r.error = TransportError::kConnect;
+      r.error_message = "response header too large (a header line over libcurl's 100 KB limit)";
     } else if (r.error != TransportError::kNone) {
       r.error_message = curl_easy_strerror(code);
       if (t->error_buffer[0] != '\0') r.error_message.append(": ").append(t->error_buffer);

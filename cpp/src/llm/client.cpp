@@ -1,12 +1,14 @@
 // Provider client: one engine, retries as engine timers, exactly one completion per call.
 #include "llmbridge/llm/client.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <future>
 #include <random>
 
 #include "llmbridge/llm/errors.hpp"
+#include "llmbridge/text/utf8.hpp"
 
 namespace llmbridge::llm {
 
@@ -42,6 +44,17 @@ Attempt cancelled_attempt(const std::string& provider, const std::string& model)
   a.provider = provider;
   a.model = model;
   return a;
+}
+
+// Every string an attempt carries came from the server or from libcurl: invalid UTF-8
+// in any of them (an answer in Latin-1, a binary body, a header value) becomes U+FFFD
+// here, once, so no layer above can fail to decode a result.
+void make_text_valid(Attempt& a) {
+  text::make_valid_utf8(a.raw_response);
+  text::make_valid_utf8(a.error);
+  text::make_valid_utf8(a.finish_reason);
+  text::make_valid_utf8(a.request_id);
+  text::make_valid_utf8(a.model);
 }
 
 }  // namespace
@@ -139,6 +152,9 @@ std::uint64_t Client::start(const ChatCall& chat, Done done) {
 
 void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
   call->send_at = Clock::now() + std::chrono::milliseconds(delay_ms);
+  // The sends left in the retry budget: libcurl's own re-sends on a fresh connection
+  // count as tries too, so a call never sends more requests than 1 + max_retries.
+  call->request.max_sends = std::max(1, policy_.max_retries + 1 - call->tries);
   // The engine may run the callback synchronously (after shutdown), so no lock is
   // held across submit().
   const http::RequestId id = engine_->submit(
@@ -156,7 +172,7 @@ void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
 void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& response) {
   // A try cancelled while it still waited out its backoff never left: not a try.
   if (!(response.error == http::TransportError::kCancelled && Clock::now() < call->send_at))
-    ++call->tries;
+    call->tries += std::max(1, response.sends);  // a try that never sent still counts once
   Attempt a = parse(response, call->model);
   bool cancelled;
   {
@@ -182,6 +198,7 @@ void Client::finish(const std::shared_ptr<Call>& call, Attempt&& a) {
   if (a.request_id.empty()) a.request_id = call->request_id;
   if (a.provider.empty()) a.provider = provider_;
   if (a.model.empty()) a.model = call->model;
+  make_text_valid(a);
   bool close_now;
   {
     std::lock_guard<std::mutex> lock(mu_);

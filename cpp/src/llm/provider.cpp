@@ -6,6 +6,7 @@
 #include <simdjson.h>
 
 #include "llmbridge/text/repair.hpp"
+#include "llmbridge/text/utf8.hpp"
 
 #include <charconv>
 #include <climits>
@@ -120,7 +121,16 @@ bool parse_body(simdjson::dom::parser& parser, const std::string& body, simdjson
     return false;
   }
   simdjson::dom::element doc;
-  if (auto err = parser.parse(body).get(doc); err != simdjson::SUCCESS) {
+  auto err = parser.parse(body).get(doc);
+  if (err == simdjson::UTF8_ERROR) {
+    // Invalid bytes in the body (in the answer's text, most likely): they become U+FFFD,
+    // as Python's errors="replace" would do, and the answer counts as repaired. The DOM
+    // keeps its own copy of every string, so `clean` may go when this returns.
+    const std::string clean = text::replace_invalid_utf8(body);
+    err = parser.parse(clean).get(doc);
+    a.repaired = true;
+  }
+  if (err != simdjson::SUCCESS) {
     fail(a, invalid_json_error(std::string("response body is not JSON (") + simdjson::error_message(err) + ")"),
          body);
     return false;
@@ -167,7 +177,7 @@ void finish_with_content(Attempt& a, std::string_view content, const std::string
   a.retryable = false;
   a.error.clear();
   a.data_json = std::move(c.json);
-  a.repaired = c.repaired;
+  a.repaired = a.repaired || c.repaired;  // already set when the body held invalid UTF-8
 }
 
 // OpenAI message content: a string, or (some gateways) a list of {type:"text", text} parts.
@@ -212,12 +222,12 @@ std::optional<std::string> check_chat_call(const ChatCall& call) {
   // text::is_valid_json reuses the thread's parser (no allocation per call) and accepts
   // the valid JSON simdjson refuses (integers beyond 64 bits).
   if (std::string_view schema = trim(call.schema_json); !schema.empty()) {
-    if (!text::is_valid_json(schema)) return std::string("schema_json is not valid JSON");
-    if (schema.front() != '{') return std::string("schema_json must be a JSON object");
+    if (!text::is_valid_json(schema)) return std::string("json_schema is not valid JSON");
+    if (schema.front() != '{') return std::string("json_schema must be a JSON object");
   }
   if (std::string_view messages = trim(call.prompts.messages_json); !messages.empty()) {
-    if (!text::is_valid_json(messages)) return std::string("messages_json is not valid JSON");
-    if (messages.front() != '[') return std::string("messages_json must be a JSON array");
+    if (!text::is_valid_json(messages)) return std::string("prompts['messages'] is not valid JSON");
+    if (messages.front() != '[') return std::string("prompts['messages'] must be a JSON array");
   }
   return std::nullopt;
 }

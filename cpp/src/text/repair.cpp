@@ -26,6 +26,7 @@
 #include "llmbridge/text/fences.hpp"
 #include "llmbridge/text/json_escape.hpp"
 #include "llmbridge/text/json_parse.hpp"
+#include "llmbridge/text/utf8.hpp"
 
 namespace llmbridge::text {
 
@@ -886,7 +887,7 @@ class Repairer {
   // Parses a relaxed number; writes JSON into `norm`. Returns false if `tok` is not
   // a number. `*changed` says whether the spelling differed from valid JSON.
   static bool normalise_number(std::string_view tok, bool at_eof, std::string& norm,
-                               bool* changed, bool* maybe_huge) {
+                               bool* changed) {
     std::size_t i = 0;
     const std::size_t n = tok.size();
     bool neg = false;
@@ -938,8 +939,6 @@ class Repairer {
       if (exp.empty() && !(at_eof && i == n)) return false;
     }
     if (i != n) return false;
-    // Only a float with a 3-digit exponent or a very long mantissa can overflow a double.
-    *maybe_huge = (has_dot || has_exp) && (exp.size() >= 3 || digits.size() + frac.size() > 300);
     // Build the JSON spelling.
     norm.clear();
     if (neg) norm.push_back('-');
@@ -970,12 +969,6 @@ class Repairer {
       }
     }
     return true;
-  }
-
-  // 1e999 and friends: a float beyond the double range (json.loads would give inf).
-  // Integers stay exact whatever their size.
-  static bool overflows_double(const std::string& num) {
-    return std::isinf(std::strtod(num.c_str(), nullptr));
   }
 
   // An unquoted token [s, t) where a key belongs: quote it and expect the colon.
@@ -1015,16 +1008,11 @@ class Repairer {
         return;
       }
     }
-    bool changed = false, maybe_huge = false;
-    if (normalise_number(tok, at_eof, num_, &changed, &maybe_huge)) {
+    // A number keeps its spelling whatever its magnitude: 1e400 is valid JSON, and
+    // json.loads (like loads) reads it as inf.
+    bool changed = false;
+    if (normalise_number(tok, at_eof, num_, &changed)) {
       if (place() == Place::kKey) return token_as_key(s, t);
-      if (maybe_huge && overflows_double(num_)) {
-        out_ += "null";
-        note(RepairKind::kNonFiniteNulled);
-        p_ = t;
-        value_done();
-        return;
-      }
       if (changed) note(RepairKind::kNumberNormalised);
       if (at_eof && (tok.back() == '.' || tok.back() == 'e' || tok.back() == 'E' ||
                      tok.back() == '+' || tok.back() == '-'))
@@ -1218,71 +1206,18 @@ const char* locate(const char* p, const char* end) {
   return nullptr;
 }
 
-// Replaces invalid UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF) with U+FFFD.
-// Where each U+FFFD stands in the sanitised copy and what it replaced, so positions
-// can be reported in the caller's input.
-struct Replacement {
-  std::size_t sanitized;  // offset of the U+FFFD in the copy
-  std::size_t original;   // offset of the bad bytes in the input
-  std::size_t length;     // how many input bytes it replaced
-};
-
-// Replaces invalid UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF) with U+FFFD.
-std::string sanitize_utf8(std::string_view in, std::vector<Replacement>& map) {
-  std::string out;
-  out.reserve(in.size() + 16);
-  const auto* s = reinterpret_cast<const unsigned char*>(in.data());
-  const std::size_t n = in.size();
-  std::size_t i = 0;
-  while (i < n) {
-    const unsigned char c = s[i];
-    if (c < 0x80) {
-      out.push_back(char(c));
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    }
-    std::size_t k = 1;
-    if (len) {
-      if (i + 1 < n && s[i + 1] >= lo && s[i + 1] <= hi) {
-        k = 2;
-        while (k < len && i + k < n && s[i + k] >= 0x80 && s[i + k] <= 0xBF) ++k;
-      }
-    }
-    if (len && k == len) {
-      out.append(in.data() + i, len);
-    } else {
-      map.push_back({out.size(), i, k});
-      out += "\xEF\xBF\xBD";
-    }
-    i += k;
-  }
-  return out;
-}
-
-std::size_t original_position(const std::vector<Replacement>& map, std::size_t pos) {
+// Maps a position in the sanitised copy back to the caller's input.
+std::size_t original_position(const std::vector<Utf8Replacement>& map, std::size_t pos) {
   // The last replacement at or before pos decides the shift.
   std::size_t lo = 0, hi = map.size();
   while (lo < hi) {
     const std::size_t mid = (lo + hi) / 2;
-    if (map[mid].sanitized <= pos) lo = mid + 1; else hi = mid;
+    if (map[mid].output <= pos) lo = mid + 1; else hi = mid;
   }
   if (lo == 0) return pos;
-  const Replacement& r = map[lo - 1];
-  if (pos < r.sanitized + 3) return r.original;
-  return r.original + r.length + (pos - r.sanitized - 3);
+  const Utf8Replacement& r = map[lo - 1];
+  if (pos < r.output + 3) return r.input;
+  return r.input + r.length + (pos - r.output - 3);
 }
 
 bool looks_like_value_start(std::string_view v) {
@@ -1314,10 +1249,10 @@ RepairResult repair_json(std::string_view input, const RepairOptions& options) {
   }
 
   std::string sanitized;
-  std::vector<Replacement> replaced;
+  std::vector<Utf8Replacement> replaced;
   std::string_view work = input;
-  if (!simdjson::validate_utf8(input.data(), input.size())) {
-    sanitized = sanitize_utf8(input, replaced);
+  if (!is_valid_utf8(input)) {
+    sanitized = replace_invalid_utf8(input, &replaced);
     work = sanitized;
   }
   const char* base = work.data();
@@ -1327,7 +1262,7 @@ RepairResult repair_json(std::string_view input, const RepairOptions& options) {
     for (auto& r : res.repairs) r.position = original_position(replaced, r.position);
     res.error_position = original_position(replaced, res.error_position);
     res.repairs.insert(res.repairs.begin(),
-                       Repair{RepairKind::kInvalidUtf8Replaced, replaced.front().original});
+                       Repair{RepairKind::kInvalidUtf8Replaced, replaced.front().input});
   };
 
   std::string_view body = strip_markdown_fences(work);

@@ -78,4 +78,9 @@ std::string normalized_base_url(std::string_view base_url);
 // True when `url` starts with http:// or https:// (any case) and names a host.
 bool is_valid_base_url(std::string_view url);
 
+// The URL as reprs, logs and error messages show it: any userinfo ("user:pass@") is
+// dropped, so a password in a base URL never reaches a log line. Anything that is not
+// scheme://authority... is returned trimmed and otherwise unchanged.
+std::string display_url(std::string_view url);
+
 }  // namespace llmbridge::config

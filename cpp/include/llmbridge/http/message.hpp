@@ -22,6 +22,10 @@ struct Request {
   long connect_timeout_ms = 10000;
   long timeout_ms = 60000;  // total time for this one HTTP try
   std::size_t max_response_bytes = std::size_t(64) << 20;
+  // How many times this request may be sent. libcurl re-sends a request by itself when
+  // a reused keep-alive connection dies before any answer; each send counts, and a
+  // re-send beyond this limit is refused (the try fails with kConnect). 0 = no limit.
+  int max_sends = 0;
 };
 
 // Transport-level outcome. HTTP statuses >= 400 are NOT errors here: they come back
@@ -45,6 +49,7 @@ struct Response {
   std::string body;
   std::vector<Header> headers;  // names lower-cased, in arrival order
   double elapsed_ms = 0.0;
+  int sends = 0;  // times the request went out (libcurl's own re-sends included)
 
   // First header with this lower-case name.
   std::optional<std::string_view> header(std::string_view lower_name) const noexcept {

@@ -41,7 +41,8 @@ struct ChatCall {
 std::string render_user_prompt(std::string_view user, std::string_view document);
 
 // Checks what build_*_request would splice raw into the body: schema_json must be a
-// JSON object and messages_json a JSON array. Returns a message naming the field, or
+// JSON object and messages_json a JSON array. Returns a message naming the caller's
+// argument (json_schema, prompts['messages']), or
 // nullopt when the call is fine.
 std::optional<std::string> check_chat_call(const ChatCall& call);
 
