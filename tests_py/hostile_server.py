@@ -477,7 +477,9 @@ async def many_headers(conn: _Conn, req: HostileRequest) -> bool:
 
 async def http10_close(conn: _Conn, req: HostileRequest) -> bool:
     head = response_head(
-        "200 OK", [("Content-Type", "application/json"), ("Connection", "close")], version="HTTP/1.0"
+        "200 OK",
+        [("Content-Type", "application/json"), ("Connection", "close")],
+        version="HTTP/1.0",
     )
     if await conn.send(head + completion_body(req)):
         conn.finish()
@@ -662,7 +664,9 @@ class HostileServer:
         self._listener = listener
         self._port = listener.getsockname()[1]
         self._ready.clear()
-        self._thread = threading.Thread(target=self._thread_main, name="hostile-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._thread_main, name="hostile-server", daemon=True
+        )
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("hostile server did not start")
