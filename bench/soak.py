@@ -52,7 +52,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 # ---- the fault kinds ---------------------------------------------------------------
 
@@ -146,7 +146,7 @@ def fault_reply(kind: str, call: int, timeout: float) -> Any:
     if kind == "slow":
         return Reply.text(ok, delay=timeout + 1.0)
     if kind == "bad_utf8":
-        body = _completion_body(call, '{"call": %d, "note": "@@"}' % call)
+        body = _completion_body(call, f'{{"call": {call}, "note": "@@"}}')
         return Reply(raw_body=body.replace(b"@@", _BAD_BYTES))
     if kind == "gzip":
         return Reply(raw_body=gzip.compress(_completion_body(call, ok), mtime=0))
@@ -286,7 +286,9 @@ def parse_kinds(spec: str) -> tuple[str, ...]:
     return tuple(k for k in ALL_KINDS if k in chosen)
 
 
-def make_plan(calls: int, faults: float, kinds: tuple[str, ...], seed: int) -> tuple[bytearray, bytearray]:
+def make_plan(
+    calls: int, faults: float, kinds: tuple[str, ...], seed: int
+) -> tuple[bytearray, bytearray]:
     """Per call: the index of its kind (0: no fault, i: kinds[i-1]) and of its mode."""
     rng = random.Random(seed)
     kind_of = bytearray(calls)
@@ -304,7 +306,7 @@ def make_plan(calls: int, faults: float, kinds: tuple[str, ...], seed: int) -> t
     return kind_of, mode_of
 
 
-def check_outcome(attempt: Any, call: int, kind: str, mode: str, tries: int) -> Optional[str]:
+def check_outcome(attempt: Any, call: int, kind: str, mode: str, tries: int) -> str | None:
     """None when `attempt` is what this call must return, else what is wrong."""
     problems: list[str] = []
 
@@ -359,7 +361,7 @@ def check_outcome(attempt: Any, call: int, kind: str, mode: str, tries: int) -> 
     return "; ".join(problems) or None
 
 
-def error_bucket(error: Optional[str]) -> tuple[str, Optional[str]]:
+def error_bucket(error: str | None) -> tuple[str, str | None]:
     """("ok", None), ("http_500", None), ("connection_error", "<detail, digits as N>"), ..."""
     if error is None:
         return "ok", None
@@ -393,8 +395,9 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def snapshot() -> Snapshot:
-    """RSS (resident now), open fds and threads of this process, from /proc/self."""
+def snapshot(own_threads: int = 0) -> Snapshot:
+    """RSS (resident now), open fds and threads of this process, from /proc/self;
+    `own_threads` of the threads are the soak's (its watchdog) and are not counted."""
     fd_dir = "/proc/self/fd"
     entries = os.listdir(fd_dir)
     targets: collections.Counter[str] = collections.Counter()
@@ -403,8 +406,8 @@ def snapshot() -> Snapshot:
             targets[_fd_kind(os.readlink(os.path.join(fd_dir, name)))] += 1
         except OSError:
             pass  # the descriptor listdir itself used, closed by now
-    return Snapshot(rss_mib(), sum(targets.values()), len(os.listdir("/proc/self/task")),
-                    dict(targets))
+    threads = len(os.listdir("/proc/self/task")) - own_threads
+    return Snapshot(rss_mib(), sum(targets.values()), threads, dict(targets))
 
 
 # ---- the run -----------------------------------------------------------------------
@@ -425,7 +428,8 @@ class SoakConfig:
     latency_slack: float = 1.0        # seconds allowed above the bound (scheduling)
     rss_limit_mb: float = 50.0
     exit_on_stall: bool = False       # os._exit(3) when no call finishes for a long time
-    progress: Optional[Callable[[str], None]] = None
+    deadline: float = 0.0             # per-call guard in seconds; 0: 2 x bound + 5 s
+    progress: Callable[[str], None] | None = None
 
     @property
     def tries(self) -> int:
@@ -439,7 +443,7 @@ class SoakConfig:
     @property
     def call_deadline(self) -> float:
         """After this a call counts as stranded and is cancelled."""
-        return 2 * self.latency_bound + 5.0
+        return self.deadline or 2 * self.latency_bound + 5.0
 
 
 @dataclass
@@ -456,7 +460,8 @@ class SoakResult:
     attempts_hist: collections.Counter[int] = field(default_factory=collections.Counter)
     latency_ms: array.array = field(default_factory=lambda: array.array("d"))
     wall_max_ms: float = 0.0
-    outcomes: dict[str, list[int]] = field(default_factory=dict)  # "kind/mode" -> [calls, mismatches]
+    # "kind/mode" -> [calls, mismatches]
+    outcomes: dict[str, list[int]] = field(default_factory=dict)
     mismatch_examples: list[str] = field(default_factory=list)
     stranded_by_kind: collections.Counter[str] = field(default_factory=collections.Counter)
     raised_examples: list[str] = field(default_factory=list)
@@ -467,9 +472,9 @@ class SoakResult:
     server_unmarked: int = 0
     server_errors: list[str] = field(default_factory=list)
     server_open_after_close: int = -1
-    before: Optional[Snapshot] = None
-    after: Optional[Snapshot] = None
-    after_close: Optional[Snapshot] = None
+    before: Snapshot | None = None
+    after: Snapshot | None = None
+    after_close: Snapshot | None = None
     rss_samples: list[tuple[int, float]] = field(default_factory=list)
     stalled: bool = False
 
@@ -509,7 +514,8 @@ class SoakResult:
              f"{self.mismatches} mismatches"),
             ("server requests per call == attempt.attempts", self.server_count_mismatches == 0,
              f"{self.server_count_mismatches} calls differ"),
-            ("every request carried its marker", self.server_unmarked == 0 and not self.server_errors,
+            ("every request carried its marker",
+             self.server_unmarked == 0 and not self.server_errors,
              f"{self.server_unmarked} unmarked, {len(self.server_errors)} responder errors"),
             (f"max latency <= bound {c.latency_bound:.2f} s + slack {c.latency_slack:.2f} s",
              self.latency_max <= bound_ms, f"max {self.latency_max:.0f} ms"),
@@ -654,7 +660,7 @@ async def _drive(cfg: SoakConfig, url: str, kind_of: bytearray, mode_of: bytearr
         await asyncio.gather(*(worker() for _ in range(min(cfg.concurrency, cfg.calls))))
         result.wall_s = time.perf_counter() - t_start
         gc.collect()
-        result.after = snapshot()
+        result.after = snapshot(own_threads=1 if watchdog.is_alive() else 0)
     finally:
         client.close()
 
@@ -784,6 +790,10 @@ def _outcome_rows(r: SoakResult) -> list[tuple[str, str, int, int, int]]:
     return rows
 
 
+def _histogram(r: SoakResult) -> str:
+    return ", ".join(f"{k}: {v:,}" for k, v in sorted(r.attempts_hist.items()))
+
+
 def format_text(r: SoakResult) -> str:
     c = r.config
     out = []
@@ -808,7 +818,7 @@ def format_text(r: SoakResult) -> str:
         add(f"  {name:<24} {n:>9,}")
         for detail, m in r.details.get(name, collections.Counter()).most_common(8):
             add(f"      {m:>9,}  {detail}")
-    add("attempts histogram: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(r.attempts_hist.items())))
+    add(f"attempts histogram: {_histogram(r)}")
     add(f"latency_ms: p50 {r.percentile(0.5):.1f}  p99 {r.percentile(0.99):.1f}  max "
         f"{r.latency_max:.1f}  (bound {c.latency_bound * 1000:.0f} + slack "
         f"{c.latency_slack * 1000:.0f}); wall max {r.wall_max_ms:.1f}")
@@ -876,7 +886,7 @@ def format_markdown(r: SoakResult, command: str, info: dict[str, str]) -> str:
     for name, details in sorted(r.details.items()):
         add(f"`{name}` details: " + "; ".join(f"{d} ({n:,})" for d, n in details.most_common(8)))
         add("")
-    add("Attempts per call: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(r.attempts_hist.items())))
+    add(f"Attempts per call: {_histogram(r)}")
     add("")
     add(f"latency_ms: p50 {r.percentile(0.5):.1f}, p99 {r.percentile(0.99):.1f}, max "
         f"{r.latency_max:.1f} (bound {c.latency_bound * 1000:.0f} = {c.tries} × "
@@ -889,7 +899,8 @@ def format_markdown(r: SoakResult, command: str, info: dict[str, str]) -> str:
     add("")
     add("| process | RSS MiB | open fds | threads |")
     add("|---|--:|--:|--:|")
-    for label, s in (("before (no client yet)", r.before), ("after the calls, client open", r.after),
+    for label, s in (("before (no client yet)", r.before),
+                     ("after the calls, client open", r.after),
                      ("after close()", r.after_close)):
         if s is not None:
             add(f"| {label} | {s.rss_mib:.1f} | {s.fds} | {s.threads} |")
@@ -906,7 +917,7 @@ def format_markdown(r: SoakResult, command: str, info: dict[str, str]) -> str:
     return "\n".join(out)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=100_000)
