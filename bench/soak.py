@@ -458,6 +458,8 @@ class SoakResult:
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     details: dict[str, collections.Counter[str]] = field(default_factory=dict)
     attempts_hist: collections.Counter[int] = field(default_factory=collections.Counter)
+    # latency_ms per call, -1 for calls that returned nothing; allocated before the
+    # baseline is taken so the soak's own bookkeeping does not count as RSS growth
     latency_ms: array.array = field(default_factory=lambda: array.array("d"))
     wall_max_ms: float = 0.0
     # "kind/mode" -> [calls, mismatches]
@@ -468,7 +470,9 @@ class SoakResult:
     loop_error_examples: list[str] = field(default_factory=list)
     server_requests: int = 0
     server_count_mismatches: int = 0
+    server_extra_requests: int = 0    # sum over calls of (requests seen - attempts)
     server_count_examples: list[str] = field(default_factory=list)
+    server_count_by_kind: collections.Counter[str] = field(default_factory=collections.Counter)
     server_unmarked: int = 0
     server_errors: list[str] = field(default_factory=list)
     server_open_after_close: int = -1
@@ -485,14 +489,14 @@ class SoakResult:
         return self.returned / self.wall_s if self.wall_s else 0.0
 
     def percentile(self, q: float) -> float:
-        if not self.latency_ms:
+        data = sorted(x for x in self.latency_ms if x >= 0)
+        if not data:
             return 0.0
-        data = sorted(self.latency_ms)
         return data[min(len(data) - 1, max(0, math.ceil(q * len(data)) - 1))]
 
     @property
     def latency_max(self) -> float:
-        return max(self.latency_ms) if self.latency_ms else 0.0
+        return max(self.latency_ms, default=0.0)
 
     @property
     def mismatches(self) -> int:
@@ -615,7 +619,7 @@ async def _drive(cfg: SoakConfig, url: str, kind_of: bytearray, mode_of: bytearr
             result.details.setdefault(bucket, collections.Counter())[detail] += 1
         result.attempts_hist[attempt.attempts] += 1
         attempts_of[call] = min(attempt.attempts, 255)
-        result.latency_ms.append(attempt.latency_ms)
+        result.latency_ms[call] = attempt.latency_ms
         result.wall_max_ms = max(result.wall_max_ms, wall_ms)
         key = f"{kind}/{mode}"
         counts = result.outcomes.setdefault(key, [0, 0])
@@ -677,6 +681,7 @@ def run_soak(cfg: SoakConfig) -> SoakResult:
     result = SoakResult(config=cfg)
     kind_of, mode_of = make_plan(cfg.calls, cfg.faults, cfg.kinds, cfg.seed)
     attempts_of = bytearray(cfg.calls)
+    result.latency_ms = array.array("d", [-1.0]) * cfg.calls
     with ServerProcess(cfg.calls, cfg.timeout) as server:
         gc.collect()
         result.before = snapshot()
@@ -711,6 +716,8 @@ def run_soak(cfg: SoakConfig) -> SoakResult:
     for call, (seen, tried) in enumerate(zip(stats["counts"], attempts_of)):
         if tried and seen != tried:  # calls that returned; stranded ones have no attempts
             result.server_count_mismatches += 1
+            result.server_extra_requests += seen - tried
+            result.server_count_by_kind[f"{kinds[kind_of[call]]}/{MODES[mode_of[call]]}"] += 1
             if len(result.server_count_examples) < 10:
                 result.server_count_examples.append(
                     f"call {call} ({kinds[kind_of[call]]}/{MODES[mode_of[call]]}): "
@@ -769,7 +776,9 @@ def to_dict(r: SoakResult) -> dict[str, Any]:
         "mismatch_examples": r.mismatch_examples,
         "server": {"requests": r.server_requests,
                    "count_mismatches": r.server_count_mismatches,
+                   "extra_requests": r.server_extra_requests,
                    "count_examples": r.server_count_examples,
+                   "count_mismatches_by_kind": dict(r.server_count_by_kind),
                    "unmarked": r.server_unmarked, "responder_errors": r.server_errors,
                    "open_connections_after_close": r.server_open_after_close},
         "process": {"before": r.before.row() if r.before else None,
@@ -780,13 +789,16 @@ def to_dict(r: SoakResult) -> dict[str, Any]:
     }
 
 
-def _outcome_rows(r: SoakResult) -> list[tuple[str, str, int, int, int]]:
+def _outcome_rows(r: SoakResult) -> list[tuple[str, str, int, int, int, int]]:
     rows = []
-    for key in sorted(set(r.outcomes) | set(r.stranded_by_kind),
-                      key=lambda k: (("none",) + ALL_KINDS).index(k.split("/")[0])):
+    order = ("none",) + ALL_KINDS
+    keys = set(r.outcomes) | set(r.stranded_by_kind) | set(r.server_count_by_kind)
+    for key in sorted(keys, key=lambda k: (order.index(k.split("/")[0]),
+                                           MODES.index(k.split("/")[1]))):
         kind, mode = key.split("/")
         calls, bad = r.outcomes.get(key, [0, 0])
-        rows.append((kind, mode, calls, bad, r.stranded_by_kind.get(key, 0)))
+        rows.append((kind, mode, calls, bad, r.stranded_by_kind.get(key, 0),
+                     r.server_count_by_kind.get(key, 0)))
     return rows
 
 
@@ -823,9 +835,12 @@ def format_text(r: SoakResult) -> str:
         f"{r.latency_max:.1f}  (bound {c.latency_bound * 1000:.0f} + slack "
         f"{c.latency_slack * 1000:.0f}); wall max {r.wall_max_ms:.1f}")
     add("")
-    add(f"{'kind':<14} {'mode':<11} {'calls':>8} {'mismatch':>9} {'stranded':>9}")
-    for kind, mode, calls, bad, stranded in _outcome_rows(r):
-        add(f"{kind:<14} {mode:<11} {calls:>8,} {bad:>9,} {stranded:>9,}")
+    add(f"{'kind':<14} {'mode':<11} {'calls':>8} {'mismatch':>9} {'stranded':>9} "
+        f"{'srv!=att':>9}")
+    for kind, mode, calls, bad, stranded, srv in _outcome_rows(r):
+        add(f"{kind:<14} {mode:<11} {calls:>8,} {bad:>9,} {stranded:>9,} {srv:>9,}")
+    add("(srv!=att: calls for which the server got a number of requests other than "
+        "attempt.attempts)")
     for line in r.mismatch_examples[:10]:
         add(f"  mismatch: {line}")
     for line in r.raised_examples:
@@ -834,7 +849,8 @@ def format_text(r: SoakResult) -> str:
         add(f"  loop error: {line}")
     add("")
     add(f"server: {r.server_requests:,} generation requests; requests per call != attempts: "
-        f"{r.server_count_mismatches:,}; open connections after close: {r.server_open_after_close}")
+        f"{r.server_count_mismatches:,} ({r.server_extra_requests:+,} requests); "
+        f"open connections after close: {r.server_open_after_close}")
     for line in r.server_count_examples[:5]:
         add(f"  {line}")
     add("")
@@ -876,7 +892,8 @@ def format_markdown(r: SoakResult, command: str, info: dict[str, str]) -> str:
     add(f"{r.returned:,} attempts returned for {r.started:,} calls started "
         f"({r.raised} raised, {r.stranded} stranded) in {r.wall_s:.1f} s: "
         f"**{r.calls_per_s:,.0f} calls/s**. Outcome mismatches: {r.mismatches}. "
-        f"Server requests per call differing from `attempts`: {r.server_count_mismatches}.")
+        f"Calls for which the server got a number of requests other than `attempts`: "
+        f"{r.server_count_mismatches} ({r.server_extra_requests:+,} requests in all).")
     add("")
     add("| error | calls |")
     add("|---|--:|")
@@ -892,10 +909,10 @@ def format_markdown(r: SoakResult, command: str, info: dict[str, str]) -> str:
         f"{r.latency_max:.1f} (bound {c.latency_bound * 1000:.0f} = {c.tries} × "
         f"{c.timeout:g} s + {c.max_retries} × {c.retry_max_delay:g} s backoff)")
     add("")
-    add("| kind | mode | calls | mismatches | stranded |")
-    add("|---|---|--:|--:|--:|")
-    for kind, mode, calls, bad, stranded in _outcome_rows(r):
-        add(f"| {kind} | {mode} | {calls:,} | {bad} | {stranded} |")
+    add("| kind | mode | calls | outcome mismatches | stranded | server requests ≠ attempts |")
+    add("|---|---|--:|--:|--:|--:|")
+    for kind, mode, calls, bad, stranded, srv in _outcome_rows(r):
+        add(f"| {kind} | {mode} | {calls:,} | {bad} | {stranded} | {srv} |")
     add("")
     add("| process | RSS MiB | open fds | threads |")
     add("|---|--:|--:|--:|")
