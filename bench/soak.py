@@ -73,13 +73,10 @@ ALL_KINDS: tuple[str, ...] = (
     "invalid_json",   # content with no JSON in it
 )
 
-#: Kinds that strand calls on the core as of this writing (UnicodeDecodeError in the
-#: completion queue's drain: the call, and any other call drained in the same batch,
-#: never completes). `--kinds all,-bad_utf8,-gzip` runs everything else.
-STRANDING_TODAY: tuple[str, ...] = ("bad_utf8", "gzip")
-
 #: Kinds where a retry can help; they get a persistent or a transient mode.
-RETRYABLE_KINDS = frozenset(ALL_KINDS) - {"http400", "repairable"}
+#: bad_utf8 is not a failure: the invalid bytes become U+FFFD and the call succeeds with
+#: repaired=True on its first try.
+RETRYABLE_KINDS = frozenset(ALL_KINDS) - {"http400", "repairable", "bad_utf8"}
 
 MODES = ("none", "persistent", "transient")
 
@@ -327,11 +324,16 @@ def check_outcome(attempt: Any, call: int, kind: str, mode: str, tries: int) -> 
 
     # persistent faults: every try fails the same way
     error = attempt.error or ""
-    if kind == "bad_utf8" and attempt.success:
-        # Either outcome is acceptable until the core defines it: the invalid bytes
-        # replaced (then the call succeeds) or the body refused as invalid_json.
-        if not isinstance(attempt.data, dict) or attempt.data.get("call") != call:
-            problems.append(f"data={attempt.data!r} (expected call {call})")
+    if kind == "bad_utf8":
+        # The invalid bytes become U+FFFD: a success, marked repaired, on the first try.
+        want("error", None)
+        want("success", True)
+        want("repaired", True)
+        want("attempts", 1)
+        data = attempt.data
+        if (not isinstance(data, dict) or data.get("call") != call
+                or "\ufffd" not in str(data.get("note"))):
+            problems.append(f"data={data!r} (expected call {call} with U+FFFD in note)")
         return "; ".join(problems) or None
     expected_error = {
         "reset": "connection_error: ",
@@ -343,7 +345,6 @@ def check_outcome(attempt: Any, call: int, kind: str, mode: str, tries: int) -> 
         "http400": "http_400",
         "empty_choices": "empty_model_response",
         "slow": "timeout",
-        "bad_utf8": "invalid_json: ",
         "gzip": "invalid_json: ",
         "invalid_json": "invalid_json: ",
     }[kind]
@@ -942,8 +943,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=128, help="calls in flight")
     p.add_argument("--kinds", default="all",
                    help="fault mix: all, a comma list, or all,-kind,... (kinds: "
-                        + ", ".join(ALL_KINDS) + "; stranding today: "
-                        + ", ".join(STRANDING_TODAY) + ")")
+                        + ", ".join(ALL_KINDS) + ")")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=1.0, help="client timeout per try (s)")
     p.add_argument("--max-retries", type=int, default=2)

@@ -36,11 +36,7 @@ def _load_soak() -> ModuleType:
 
 soak = _load_soak()
 
-# Kinds with a known client problem today, each covered by an xfail test below:
-# invalid UTF-8 in a body strands calls; a reset on a reused connection is resent by
-# libcurl behind the retry accounting.
-KNOWN_BAD = set(soak.STRANDING_TODAY) | {"reset"}
-KINDS = tuple(k for k in soak.ALL_KINDS if k not in KNOWN_BAD)
+KINDS = soak.ALL_KINDS
 LATENCY = "max latency"  # reported by the soak, not asserted: no wall-clock checks here
 
 
@@ -86,24 +82,21 @@ def test_plan_is_seeded_and_matches_the_fraction() -> None:
         soak.parse_kinds("all,-nonsense")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "libcurl resends a POST on its own when a reused keep-alive connection dies after "
-    "the server read it: the server gets more requests than attempt.attempts, and a "
-    "single reset comes back as success with attempts == 1"))
 def test_soak_reset_is_not_resent_behind_the_retry_count() -> None:
+    # Regression: libcurl re-sent a POST on its own when a reused keep-alive connection
+    # died after the server read it, so the server got more requests than
+    # attempt.attempts (up to 12 for max_retries=2), and a single reset came back as a
+    # success with attempts == 1.
     cfg = soak.SoakConfig(calls=400, faults=0.5, concurrency=16, kinds=("reset",), seed=1,
                           timeout=1.0, max_retries=2)
     result = soak.run_soak(cfg)
     assert failed_invariants(result) == [], soak.format_text(result)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "invalid UTF-8 in a response body (raw bytes in the content, or a gzip body without "
-    "Content-Encoding) raises UnicodeDecodeError in the completion queue's drain: the "
-    "call, and the other calls drained with it, never complete"))
 def test_soak_invalid_utf8_bodies_complete() -> None:
-    cfg = soak.SoakConfig(calls=60, faults=0.5, concurrency=60,
-                          kinds=tuple(soak.STRANDING_TODAY), seed=1, timeout=0.5,
-                          max_retries=1, deadline=3.0)
+    # Regression: invalid UTF-8 in a body raised UnicodeDecodeError in the completion
+    # queue's drain, and the call, with every call drained beside it, never completed.
+    cfg = soak.SoakConfig(calls=60, faults=0.5, concurrency=60, kinds=("bad_utf8", "gzip"),
+                          seed=1, timeout=0.5, max_retries=1, deadline=3.0)
     result = soak.run_soak(cfg)
     assert failed_invariants(result) == [], soak.format_text(result)
