@@ -224,7 +224,13 @@ void bind_llm(py::module_& m) {
                            [target](llm::Attempt&& a) {
                              py::gil_scoped_acquire gil;
                              try {
-                               target->call_soon(target->callback, attempt_to_tuple(a));
+                               py::tuple fields;
+                               try {
+                                 fields = attempt_to_tuple(a);
+                               } catch (py::error_already_set& e) {
+                                 fields = conversion_failure(a, exception_excerpt(e));
+                               }
+                               target->call_soon(target->callback, std::move(fields));
                              } catch (py::error_already_set& e) {
                                e.discard_as_unraisable("llmbridge call_soon bridge");
                              }
