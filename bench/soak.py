@@ -164,15 +164,11 @@ def _serve_child(calls: int, timeout: float) -> int:
 
     counts = array.array("I", bytes(4 * calls))  # requests seen per call
     tally = {"requests": 0, "unmarked": 0}
-    server = MockLLMServer(models=[MODEL])
+    # Keep no request records: over 100,000 calls they would be hundreds of MB.
+    server = MockLLMServer(models=[MODEL], max_recorded=0)
 
     def responder(request: Any) -> Any:
         tally["requests"] += 1
-        if tally["requests"] % 1024 == 0:
-            # MockLLMServer records every request and has no public switch to stop:
-            # over 100,000 calls that is hundreds of MB. Drop the records as we go.
-            with server._lock:
-                server._requests.clear()
         m = _MARKER.search(request.prompt)
         if m is None:
             tally["unmarked"] += 1

@@ -728,3 +728,23 @@ def test_command_line_entry_point() -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+# ------------------------------------------------------------------ bounded records
+
+
+def test_max_recorded_keeps_the_newest_and_counts_all() -> None:
+    with MockLLMServer(max_recorded=2) as srv:
+        for i in range(5):
+            assert chat(srv, f"m{i}")[0] == 200
+        assert srv.request_count == 5
+        assert [r.prompt for r in srv.requests] == ["m3", "m4"]
+        assert srv.last_request is not None and srv.last_request.prompt == "m4"
+        assert srv.wait_for_requests(5, timeout=0.1)
+        srv.reset()
+        assert srv.request_count == 0 and srv.requests == []
+    with MockLLMServer(max_recorded=0) as srv:
+        assert chat(srv)[0] == 200
+        assert srv.requests == [] and srv.request_count == 1
+    with pytest.raises(ValueError, match="max_recorded"):
+        MockLLMServer(max_recorded=-1)

@@ -160,7 +160,10 @@ class MockLLMServer:
         *,
         models: list[str] | None = None,
         max_model_len: int = 32768,
+        max_recorded: int | None = None,
     ) -> None:
+        if max_recorded is not None and max_recorded < 0:
+            raise ValueError(f"max_recorded must be None or >= 0, got {max_recorded}")
         self.host = host
         self._requested_port = port
         #: Served model names (``/v1/models``, ``/api/tags``; default answer ``model``).
@@ -178,7 +181,10 @@ class MockLLMServer:
         self._requests_changed = threading.Condition(self._lock)
         self._script: collections.deque[Reply] = collections.deque()
         self._default = Reply()
-        self._requests: list[RecordedRequest] = []
+        # The newest `max_recorded` requests (all when None): a long soak or load test
+        # would otherwise hold every request it ever sent. `request_count` counts all.
+        self._requests: collections.deque[RecordedRequest] = collections.deque(maxlen=max_recorded)
+        self._request_count = 0
         self._errors: list[BaseException] = []
         self._connections_accepted = 0
         self._requests_abandoned = 0
@@ -294,8 +300,15 @@ class MockLLMServer:
             return len(self._script)
 
     @property
+    def request_count(self) -> int:
+        """Requests received since start (or `reset`), recorded or not."""
+        with self._lock:
+            return self._request_count
+
+    @property
     def requests(self) -> list[RecordedRequest]:
-        """A snapshot of every request received, in arrival order."""
+        """A snapshot of every request received (the newest `max_recorded` when set),
+        in arrival order."""
         with self._lock:
             return list(self._requests)
 
@@ -308,7 +321,7 @@ class MockLLMServer:
         """Block until at least `count` requests were received; False on timeout."""
         deadline = time.monotonic() + timeout
         with self._requests_changed:
-            while len(self._requests) < count:
+            while self._request_count < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -351,6 +364,7 @@ class MockLLMServer:
             self._script.clear()
             self._default = Reply()
             self._requests.clear()
+            self._request_count = 0
             self._errors.clear()
             self._connections_accepted = 0
             self._requests_abandoned = 0
@@ -474,6 +488,7 @@ class MockLLMServer:
             )
             with self._requests_changed:
                 self._requests.append(request)
+                self._request_count += 1
                 self._requests_changed.notify_all()
             logger.debug("%s %s (%d body bytes)", method, target, len(body))
 
