@@ -231,6 +231,26 @@ def test_extract_vllm_stdin_document(server: MockLLMServer, tmp_path: Path) -> N
     assert body["response_format"]["json_schema"]["schema"] == INVOICE_SCHEMA
 
 
+@pytest.mark.parametrize(("provider", "field"), [("vllm", "max_tokens"), ("ollama", "num_predict")])
+def test_extract_max_tokens_flag(server: MockLLMServer, provider: str, field: str) -> None:
+    # Regression: extract always sent max_tokens 4096, so a vLLM served with a smaller
+    # context refused every CLI extraction with 400.
+    env = {"VLLM_MAX_TOKENS": "", "OLLAMA_MAX_TOKENS": ""}
+    proc = run_cli("extract", "--provider", provider, "--base-url", server.url,
+                   "--model", "mock-model", "--max-tokens", "256", stdin="doc", env=env)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("extract", "--provider", provider, "--base-url", server.url,
+                   "--model", "mock-model", stdin="doc", env={**env, f"{provider.upper()}_MAX_TOKENS": "77"})
+    assert proc.returncode == 0, proc.stderr
+    first, second = generation_requests(server)
+    sent = [r.json[field] if field in r.json else r.json["options"][field] for r in (first, second)]
+    assert sent == [256, 77]
+    proc = run_cli("extract", "--provider", provider, "--base-url", server.url,
+                   "--model", "mock-model", "--max-tokens", "0", stdin="doc")
+    assert proc.returncode == 2
+    assert "max_tokens" in error_line(proc, "extract")
+
+
 def test_extract_ollama_document_file_prompt_file_pretty(
     server: MockLLMServer, tmp_path: Path
 ) -> None:

@@ -69,6 +69,8 @@ def _app_config(args: argparse.Namespace) -> tuple[str, Any]:
         changes["model"] = args.model
     if getattr(args, "timeout", None) is not None:
         changes["timeout"] = args.timeout
+    if getattr(args, "max_tokens", None) is not None:
+        changes["max_tokens"] = args.max_tokens
     if changes and hasattr(app, provider):
         try:
             app = app.replace(**{provider: getattr(app, provider).replace(**changes)})
@@ -226,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="user prompt; {document_text} marks where the document goes")
     p.add_argument("--prompt-file", help="read the user prompt from this file")
     p.add_argument("--timeout", type=float, help="seconds per HTTP try")
+    p.add_argument("--max-tokens", type=int, metavar="N",
+                   help="most tokens the model may generate (default: the provider's "
+                        "*_MAX_TOKENS variable, else 4096)")
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
     _provider_flags(p)
     p.set_defaults(func=cmd_extract)
