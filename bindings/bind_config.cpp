@@ -93,7 +93,8 @@ py::tuple check_health(const std::string& provider, py::handle base_url_arg, py:
     py::gil_scoped_release release;
     h = llm::check_health(provider, base_url, model, api_key, timeout, options);
   }
-  return py::make_tuple(llm::to_string(h.status), h.models, h.latency_ms, h.reason, h.model);
+  return py::make_tuple(llm::to_string(h.status), h.models, h.latency_ms, h.reason, h.model,
+                                  h.max_model_len);
 }
 
 }  // namespace
@@ -112,7 +113,7 @@ void bind_config(py::module_& m) {
         "The factory's decision: (normalised request, provider to build, whether it was known).");
   m.def("check_health", &check_health, py::arg("provider"), py::arg("base_url"), py::arg("model"),
         py::arg("api_key"), py::arg("timeout"), py::arg("slow_threshold_ms") = llm::kDefaultSlowThresholdMs,
-        "Blocking health check (GIL released): (status, models, latency_ms, reason, model).");
+        "Blocking health check (GIL released): (status, models, latency_ms, reason, model, max_model_len).");
 }
 
 }  // namespace llmbridge::bindings

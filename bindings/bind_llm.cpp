@@ -269,6 +269,8 @@ void bind_llm(py::module_& m) {
       .def("set_model", &llm::Client::set_model, py::arg("model"),
            "Model for calls started from now on (thread-safe); calls in flight keep theirs.")
       .def_property_readonly("current_model", &llm::Client::current_model)
+      .def_property_readonly("context_limit", &llm::Client::context_limit,
+                             "The model's max_model_len as last listed by the server, or 0.")
       .def("close_when_idle", &llm::Client::close_when_idle, py::call_guard<py::gil_scoped_release>(),
            "close() as soon as no call is in flight; in-flight calls finish normally.")
       .def_property_readonly("closing_when_idle", &llm::Client::closing_when_idle)
@@ -283,10 +285,11 @@ void bind_llm(py::module_& m) {
               py::gil_scoped_release release;
               h = c.check_health(timeout, options);
             }
-            return py::make_tuple(llm::to_string(h.status), h.models, h.latency_ms, h.reason, h.model);
+            return py::make_tuple(llm::to_string(h.status), h.models, h.latency_ms, h.reason, h.model,
+                                  h.max_model_len);
           },
           py::arg("timeout"), py::arg("slow_threshold_ms") = llm::kDefaultSlowThresholdMs,
-          "Blocking health check through this client's engine: (status, models, latency_ms, reason, model).");
+          "Blocking health check through this client's engine: (status, models, latency_ms, reason, model, max_model_len).");
 }
 
 }  // namespace llmbridge::bindings

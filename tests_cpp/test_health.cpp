@@ -153,3 +153,21 @@ TEST_CASE("client: close_when_idle closes now when idle", "[health]") {
   client.close_when_idle();
   CHECK(client.closed());
 }
+
+TEST_CASE("health: max_model_len per listed model (vLLM lists it)", "[health][context]") {
+  const auto body =
+      R"({"object":"list","data":[{"id":"tiny","max_model_len":8192},{"id":"other"},)"
+      R"({"id":"neg","max_model_len":-1},{"id":"tiny","max_model_len":5}]})";
+  const llm::ModelList list = llm::parse_models("vllm", ok(body));
+  REQUIRE(list.ok);
+  CHECK(list.models == std::vector<std::string>{"tiny", "other", "neg"});
+  CHECK(list.max_model_len("tiny") == 8192);  // the first listing wins
+  CHECK(list.max_model_len("other") == 0);
+  CHECK(list.max_model_len("neg") == 0);
+  CHECK(list.max_model_len("absent") == 0);
+  CHECK(llm::evaluate_health("vllm", "tiny", ok(body)).max_model_len == 8192);
+  CHECK(llm::evaluate_health("vllm", "", ok(body)).max_model_len == 8192);  // auto-picked
+  CHECK(llm::evaluate_health("vllm", "other", ok(body)).max_model_len == 0);
+  const auto tags = R"({"models":[{"name":"llama3:latest","max_model_len":99}]})";
+  CHECK(llm::evaluate_health("ollama", "llama3", ok(tags)).max_model_len == 0);
+}

@@ -809,3 +809,17 @@ TEST_CASE("openai response: unrepairable content names the reason and position",
   CHECK(b.error.rfind("invalid_json: ", 0) == 0);
   CHECK(b.error.find(" at position 17") != std::string::npos);  // offset in the raw content
 }
+
+TEST_CASE("max_tokens: fitted to what the prompt leaves of a known context", "[providers][context]") {
+  ChatCall c;
+  c.prompts.system = std::string(300, 's');
+  c.prompts.user = std::string(300, 'u');
+  c.document_text = std::string(2400, 'd');  // 3000 bytes: estimate 1000 + 16 tokens
+  CHECK(fitted_max_tokens(4096, 0, c) == 4096);        // context unknown: as configured
+  CHECK(fitted_max_tokens(4096, 8192, c) == 4096);     // fits
+  CHECK(fitted_max_tokens(4096, 4096, c) == 4096 - 1016);
+  CHECK(fitted_max_tokens(500, 2048, c) == 500);       // never raised
+  CHECK(fitted_max_tokens(4096, 1000, c) == 1);        // the prompt alone does not fit: the server says so
+  c.prompts.messages_json = std::string(3000, 'm');
+  CHECK(fitted_max_tokens(4096, 4096, c) == 4096 - 2016);
+}

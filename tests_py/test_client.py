@@ -1209,3 +1209,40 @@ def test_schema_mutated_in_place_is_sent_anew(server: MockLLMServer) -> None:
         third = server.last_request.json["response_format"]["json_schema"]["schema"]
     assert first == {"type": "object", "properties": {"a": {"type": "string"}}}
     assert second == schema and third == schema
+
+
+# ---- max_tokens fitted to the model's context (protocols.md §5 item 10) ----
+
+
+def test_max_tokens_fitted_to_the_listed_context(
+    server: MockLLMServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # vLLM refuses a request whose prompt plus max_tokens exceeds max_model_len. Once the
+    # client has seen the model list (health check or model auto-pick), it asks for at
+    # most what the prompt leaves.
+    server.max_model_len = 2048
+    document = "d" * 3000  # ~1000 tokens by the client's estimate (a token per 3 bytes)
+    with VLLMClient(base_url=server.url, model="mock-model", max_tokens=4096, **FAST) as client:
+        assert client.call_llm_sync(PROMPTS, None, document).success
+        with caplog.at_level("INFO", logger="llmbridge"):
+            report = client.health_sync(force=True)
+            client.health_sync(force=True)
+        assert report.max_model_len == 2048
+        assert client.call_llm_sync(PROMPTS, None, document).success
+        assert client.call_llm_sync(PROMPTS, None, "short").success
+    before, fitted, short = (r.json["max_tokens"] for r in server.requests
+                             if r.path == "/v1/chat/completions")
+    assert before == 4096  # the context was not known yet
+    assert 1 <= fitted <= 2048 - 3000 // 3
+    assert fitted < short <= 2048
+    logged = [r.getMessage() for r in caplog.records if "context of 2048 tokens" in r.getMessage()]
+    assert len(logged) == 1, logged
+
+
+def test_max_tokens_fitted_after_model_auto_pick(server: MockLLMServer) -> None:
+    server.max_model_len = 1024
+    with VLLMClient(base_url=server.url, model="", max_tokens=4096, **FAST) as client:
+        assert client.call_llm_sync(PROMPTS, None, "doc").success
+    (request,) = [r for r in server.requests if r.path == "/v1/chat/completions"]
+    assert request.json["model"] == "mock-model"
+    assert request.json["max_tokens"] <= 1024

@@ -331,9 +331,10 @@ class _BaseClient:
             if self.auto_pick_model and not self._native.current_model:
                 log = logging.getLogger(f"llmbridge.{self.provider}")
                 timeout = min(float(self.config.timeout), 10.0)
-                _, models, _, reason, _ = self._native.check_health(timeout)
+                _, models, _, reason, _, _ = self._native.check_health(timeout)
                 if models:
                     self._native.set_model(models[0])
+                    self._note_context_limit()
                     log.info("%s: no model configured; using %r, the first model the server lists",
                              self.provider, models[0])
                 else:
@@ -348,6 +349,18 @@ class _BaseClient:
         else:
             self._model_state = _MODEL_READY
 
+    _context_logged: int = 0
+
+    def _note_context_limit(self) -> None:
+        """INFO, once per learnt limit, when max_tokens will be fitted to the context."""
+        limit = self._native.context_limit
+        if limit and limit != self._context_logged and self.config.max_tokens >= limit:
+            self._context_logged = limit
+            logging.getLogger(f"llmbridge.{self.provider}").info(
+                "%s: model %r has a context of %d tokens; max_tokens %d is reduced per call "
+                "to what the prompt leaves", self.provider, self._native.current_model, limit,
+                self.config.max_tokens)
+
     # ---- health ----
 
     def _cached_health(self, force: bool) -> Optional[HealthReport]:
@@ -361,6 +374,7 @@ class _BaseClient:
             timeout = min(float(self.config.timeout), 10.0)
         fields = self._native.check_health(float(timeout), self.health_slow_threshold * 1000.0)
         report = HealthReport._from_native(fields, self.provider, self.config.base_url)
+        self._note_context_limit()
         previous = self._health_cache
         if previous is None or previous[1].status != report.status:
             log_report(report)  # logged when the status changes, not on every poll

@@ -45,11 +45,14 @@ class HealthReport:
     model: str = ""
     provider: str = ""
     base_url: str = ""
+    #: The model's context length when the server lists it (vLLM's ``max_model_len``).
+    max_model_len: Optional[int] = None
 
     def __repr__(self) -> str:
         return (f"HealthReport(status={self.status!r}, models={self.models!r}, "
                 f"latency_ms={self.latency_ms!r}, reason={self.reason!r}, model={self.model!r}, "
-                f"provider={self.provider!r}, base_url={display_url(self.base_url)!r})")
+                f"provider={self.provider!r}, base_url={display_url(self.base_url)!r}, "
+                f"max_model_len={self.max_model_len!r})")
 
     @property
     def ok(self) -> bool:
@@ -63,10 +66,10 @@ class HealthReport:
 
     @classmethod
     def _from_native(cls, fields: tuple[Any, ...], provider: str, base_url: str) -> HealthReport:
-        status, models, latency_ms, reason, model = fields
+        status, models, latency_ms, reason, model, max_model_len = fields
         # The report keeps the URL as logs show it: no user:password@.
         return cls(status, tuple(models), latency_ms, reason, model, provider,
-                   display_url(base_url))
+                   display_url(base_url), max_model_len or None)
 
 
 def display_url(url: str) -> str:

@@ -4,7 +4,8 @@ from typing import Any, Optional, Union
 
 _Text = Union[str, bytes, bytearray, memoryview]
 _AttemptTuple = tuple[Any, ...]
-_HealthTuple = tuple[str, list[str], float, str, str]  # status, models, latency_ms, reason, model
+# status, models, latency_ms, reason, model, max_model_len (0 = not listed)
+_HealthTuple = tuple[str, list[str], float, str, str, int]
 
 MAX_DEPTH: int
 
@@ -97,6 +98,8 @@ class NativeClient:
     def set_model(self, model: str) -> None: ...
     @property
     def current_model(self) -> str: ...
+    @property
+    def context_limit(self) -> int: ...
     def close_when_idle(self) -> None: ...
     @property
     def closing_when_idle(self) -> bool: ...

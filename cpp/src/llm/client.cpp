@@ -100,18 +100,23 @@ Client::Client(const config::OllamaConfig& config, ClientOptions options)
 Client::~Client() { close(); }
 
 http::Request Client::build(const ChatCall& call, const std::string& request_id,
-                            const std::string& model) const {
+                            const std::string& model, long context_limit) const {
+  const bool ollama = kind_ == ProviderKind::kOllama;
+  const int configured = ollama ? ollama_.max_tokens : openai_.max_tokens;
+  const int max_tokens = fitted_max_tokens(configured, context_limit, call);
   http::Request r;
-  if (model == model_) {  // the common case: no copy of the config
-    r = kind_ == ProviderKind::kOllama ? build_ollama_request(ollama_, call, request_id)
-                                       : build_openai_request(openai_, call, request_id);
-  } else if (kind_ == ProviderKind::kOllama) {
+  if (model == model_ && max_tokens == configured) {  // the common case: no copy of the config
+    r = ollama ? build_ollama_request(ollama_, call, request_id)
+               : build_openai_request(openai_, call, request_id);
+  } else if (ollama) {
     config::OllamaConfig c = ollama_;
     c.model = model;
+    c.max_tokens = max_tokens;
     r = build_ollama_request(c, call, request_id);
   } else {
     config::OpenAICompatibleConfig c = openai_;
     c.model = model;
+    c.max_tokens = max_tokens;
     r = build_openai_request(c, call, request_id);
   }
   r.max_response_bytes = options_.max_response_bytes;
@@ -128,8 +133,14 @@ std::uint64_t Client::start(const ChatCall& chat, Done done) {
   auto call = std::make_shared<Call>();
   call->id = next_id_.fetch_add(1);
   call->request_id = new_request_id();
-  call->model = current_model();
-  call->request = build(chat, call->request_id, call->model);  // throws on bad input, before any I/O
+  long context_limit = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    call->model = active_model_;
+    context_limit = context_limit_;
+  }
+  // Throws on bad input, before any I/O.
+  call->request = build(chat, call->request_id, call->model, context_limit);
   call->done = std::move(done);
   call->started = Clock::now();
   {
@@ -247,7 +258,15 @@ void Client::abandon_after_fork() noexcept {
 
 void Client::set_model(std::string model) {
   std::lock_guard<std::mutex> lock(mu_);
+  // A limit learnt for another model no longer holds; one learnt while no model was
+  // set (auto-pick) is the listed model's, which is what gets set.
+  if (!active_model_.empty() && model != active_model_) context_limit_ = 0;
   active_model_ = std::move(model);
+}
+
+long Client::context_limit() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return context_limit_;
 }
 
 std::string Client::current_model() const {
@@ -272,7 +291,16 @@ bool Client::closing_when_idle() const {
 HealthReport Client::check_health(double timeout_s, const HealthOptions& options) {
   const config::ProviderConfig& base =
       kind_ == ProviderKind::kOllama ? static_cast<const config::ProviderConfig&>(ollama_) : openai_;
-  return llm::check_health(*engine_, provider_, base.base_url, current_model(), base.api_key, timeout_s, options);
+  const std::string model = current_model();
+  HealthReport report = llm::check_health(*engine_, provider_, base.base_url, model, base.api_key, timeout_s, options);
+  if (report.max_model_len > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Learnt for the model the check was about: the configured one, or (empty model)
+    // the first listed, which the caller then sets with set_model().
+    if (active_model_ == model || (model.empty() && active_model_.empty()))
+      context_limit_ = report.max_model_len;
+  }
+  return report;
 }
 
 std::size_t Client::in_flight() const {

@@ -90,9 +90,21 @@ ModelList parse_models(std::string_view provider, const http::Response& response
     } else if (entry["id"].get(name) == simdjson::SUCCESS) {
       add_unique(list.models, name);
     }
+    list.max_model_lens.resize(list.models.size(), 0);
+    std::int64_t context = 0;
+    if (!ollama && !list.models.empty() && list.models.back() == name &&
+        entry["max_model_len"].get(context) == simdjson::SUCCESS && context > 0 &&
+        list.max_model_lens.back() == 0)
+      list.max_model_lens.back() = static_cast<long>(context);
   }
   list.ok = true;
   return list;
+}
+
+long ModelList::max_model_len(std::string_view model) const noexcept {
+  for (std::size_t i = 0; i < models.size() && i < max_model_lens.size(); ++i)
+    if (models[i] == model) return max_model_lens[i];
+  return 0;
 }
 
 http::Request models_request(std::string_view provider, std::string_view base_url, std::string_view api_key,
@@ -125,7 +137,7 @@ HealthReport evaluate_health(std::string_view provider, std::string_view model, 
     report.reason = list.error;
     return report;
   }
-  report.models = std::move(list.models);
+  report.models = list.models;  // small; `list` still answers max_model_len below
   report.status = HealthStatus::kHealthy;
   if (model.empty()) {
     if (report.models.empty()) {
@@ -145,6 +157,7 @@ HealthReport evaluate_health(std::string_view provider, std::string_view model, 
                                              : " (served: " + join_models(report.models) + ")");
     }
   }
+  report.max_model_len = list.max_model_len(report.model);
   if (report.status == HealthStatus::kHealthy && report.latency_ms > options.slow_threshold_ms) {
     report.status = HealthStatus::kDegraded;
     report.reason = "slow: answered in " + format_ms(report.latency_ms) + " (threshold " +

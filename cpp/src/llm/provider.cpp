@@ -218,6 +218,16 @@ std::string render_user_prompt(std::string_view user, std::string_view document)
   return out;
 }
 
+int fitted_max_tokens(int configured, long max_model_len, const ChatCall& call) noexcept {
+  if (max_model_len <= 0 || configured <= 0) return configured;
+  const std::size_t bytes = call.prompts.system.size() + call.prompts.user.size() +
+                            call.prompts.messages_json.size() + call.document_text.size();
+  const long estimate = static_cast<long>(bytes / 3) + 16;
+  const long room = max_model_len - estimate;
+  if (room >= configured) return configured;
+  return room < 1 ? 1 : static_cast<int>(room);
+}
+
 std::optional<std::string> check_chat_call(const ChatCall& call) {
   // text::is_valid_json reuses the thread's parser (no allocation per call) and accepts
   // the valid JSON simdjson refuses (integers beyond 64 bits).

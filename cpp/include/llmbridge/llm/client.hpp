@@ -76,13 +76,18 @@ class Client {
   // Blocking: lists the server's models through this client's engine (same
   // connections, TLS settings and key) and evaluates them for current_model().
   // Must not be called from the engine's I/O thread (a completion callback).
+  // When the server lists the model's max_model_len, calls started from then on ask
+  // for at most what fits (fitted_max_tokens); context_limit() says what was learnt.
   HealthReport check_health(double timeout_s, const HealthOptions& options = {});
+  // Thread-safe: the current model's context length as last listed by the server, or 0.
+  long context_limit() const;
 
  private:
   struct Call;
   Client(ProviderKind kind, std::string provider, config::ProviderConfig base,
          ClientOptions options);
-  http::Request build(const ChatCall& call, const std::string& request_id, const std::string& model) const;
+  http::Request build(const ChatCall& call, const std::string& request_id, const std::string& model,
+                      long context_limit) const;
   Attempt parse(const http::Response& response, const std::string& model) const;
   void send(const std::shared_ptr<Call>& call, long delay_ms);
   void on_response(const std::shared_ptr<Call>& call, http::Response&& response);
@@ -101,6 +106,7 @@ class Client {
   std::atomic<std::uint64_t> next_id_{1};
   std::atomic<bool> closed_{false};
   std::string active_model_;   // guarded by mu_; what set_model() set (starts as model_)
+  long context_limit_ = 0;     // guarded by mu_; active_model_'s max_model_len, 0 = unknown
   bool close_when_idle_ = false;  // guarded by mu_
   std::unique_ptr<http::Engine> engine_;
 };

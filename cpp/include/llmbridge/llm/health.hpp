@@ -27,7 +27,11 @@ inline constexpr double kDefaultSlowThresholdMs = 2000.0;
 struct ModelList {
   bool ok = false;
   std::vector<std::string> models;
+  // max_model_len per listed model, where the server says (vLLM does; 0 = not listed).
+  std::vector<long> max_model_lens;
   std::string error;
+
+  long max_model_len(std::string_view model) const noexcept;
 };
 
 // OpenAI-compatible (vllm, openai, and any other name): GET /v1/models, data[].id.
@@ -52,6 +56,8 @@ struct HealthReport {
   // The model calls will use: the configured one, or, when none is configured, the
   // first one the server lists ("" when there is none).
   std::string model;
+  // That model's context length when the server lists it (vLLM's max_model_len), else 0.
+  long max_model_len = 0;
 };
 
 struct HealthOptions {

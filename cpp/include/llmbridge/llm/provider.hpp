@@ -40,6 +40,14 @@ struct ChatCall {
 // `user` as is.
 std::string render_user_prompt(std::string_view user, std::string_view document);
 
+// max_tokens that fits the model's context: vLLM refuses (400) a request whose prompt
+// plus max_tokens exceeds max_model_len, and does not clamp. With the context known
+// (max_model_len > 0, from the server's model list) the answer may use what the prompt
+// leaves: max_model_len minus an estimate of the prompt (a token per 3 bytes, plus 16
+// for the chat template), at least 1 and never more than `configured`. Unknown context
+// (0): `configured` as it is.
+int fitted_max_tokens(int configured, long max_model_len, const ChatCall& call) noexcept;
+
 // Checks what build_*_request would splice raw into the body: schema_json must be a
 // JSON object and messages_json a JSON array. Returns a message naming the caller's
 // argument (json_schema, prompts['messages']), or
