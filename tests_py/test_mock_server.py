@@ -748,3 +748,53 @@ def test_max_recorded_keeps_the_newest_and_counts_all() -> None:
         assert srv.requests == [] and srv.request_count == 1
     with pytest.raises(ValueError, match="max_recorded"):
         MockLLMServer(max_recorded=-1)
+
+
+# ------------------------------------------------------------------ like vLLM: api_key, strict
+
+
+def test_api_key_answers_like_vllm() -> None:
+    with MockLLMServer(api_key="sk-k") as srv:
+        status, _, body = chat(srv)
+        assert status == 401
+        assert json.loads(body) == {"error": "Unauthorized"}
+        assert call(srv, "GET", "/v1/models", headers={"Authorization": "Bearer sk-x"})[0] == 401
+        assert call(srv, "GET", "/v1/models", headers={"Authorization": "Bearer sk-k"})[0] == 200
+        assert call(srv, "GET", "/health")[0] == 200  # vLLM leaves /health open
+        payload = {"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]}
+        status, _, _ = call(srv, "POST", "/v1/chat/completions", payload,
+                            headers={"Authorization": "Bearer sk-k"})
+        assert status == 200
+
+
+def test_strict_refuses_what_vllm_refuses() -> None:
+    with MockLLMServer(models=["tiny"], max_model_len=100, strict=True) as srv:
+        status, _, body = chat(srv, model="other")
+        assert status == 404
+        error = json.loads(body)["error"]
+        assert error["type"] == "NotFoundError" and error["code"] == 404
+        assert "`other` does not exist" in error["message"]
+        status, _, body = call(srv, "POST", "/v1/chat/completions",
+                               {"model": "tiny", "max_tokens": 50,
+                                "messages": [{"role": "user", "content": "w" * 400}]})
+        assert status == 400
+        assert "maximum context length is 100 tokens" in json.loads(body)["error"]["message"]
+        assert chat(srv, model="tiny", max_tokens=10)[0] == 200
+
+
+def test_strict_answers_a_schema_with_an_instance_of_it() -> None:
+    schema = {"type": "object", "required": ["kind", "items", "n"],
+              "properties": {"kind": {"enum": ["b", "a"]}, "n": {"type": "integer", "minimum": 3},
+                             "items": {"type": "array", "minItems": 2,
+                                       "items": {"type": "object", "required": ["x"],
+                                                 "properties": {"x": {"type": "boolean"}}}}}}
+    with MockLLMServer(models=["tiny"], strict=True) as srv:
+        status, _, body = chat(srv, model="tiny", response_format={
+            "type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
+        assert status == 200
+        content = json.loads(json.loads(body)["choices"][0]["message"]["content"])
+        assert content == {"kind": "b", "items": [{"x": True}, {"x": True}], "n": 3}
+        srv.enqueue("scripted")  # a scripted reply still wins
+        status, _, body = chat(srv, model="tiny", response_format={
+            "type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
+        assert json.loads(body)["choices"][0]["message"]["content"] == "scripted"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import hashlib
 import json
 import logging
@@ -116,6 +117,52 @@ def _json_body(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def _requested_schema(request: RecordedRequest) -> dict[str, Any] | None:
+    """The JSON Schema a generation request asks the answer to follow, if any."""
+    data = request.json if isinstance(request.json, dict) else {}
+    fmt = data.get("response_format")
+    if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
+        schema = fmt["json_schema"].get("schema")
+        return schema if isinstance(schema, dict) else None
+    if isinstance(data.get("format"), dict):  # Ollama
+        return data["format"]
+    return None
+
+
+def _schema_instance(schema: Any, depth: int = 0) -> Any:
+    """A small value that satisfies `schema`, as a server enforcing it would produce:
+    the first enum value, required properties, minimum sizes."""
+    if not isinstance(schema, dict) or depth > 20:
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return _schema_instance(schema[key][0], depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
+    if kind == "object" or (kind is None and "properties" in schema):
+        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        required = schema.get("required") if isinstance(schema.get("required"), list) else list(props)
+        return {name: _schema_instance(props.get(name, {}), depth + 1) for name in required}
+    if kind == "array":
+        count = schema.get("minItems", 1) if isinstance(schema.get("minItems"), int) else 1
+        return [_schema_instance(schema.get("items", {}), depth + 1) for _ in range(count)]
+    if kind == "string":
+        size = schema.get("minLength", 4) if isinstance(schema.get("minLength"), int) else 4
+        return "x" * max(size, 1)
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 0.5))
+    if kind == "boolean":
+        return True
+    return None
+
+
 def _estimate_tokens(text: str | None) -> int:
     # About one token per 4 characters, as a rule of thumb for English BPE tokenizers;
     # tests only need stable, plausible numbers.
@@ -161,6 +208,8 @@ class MockLLMServer:
         models: list[str] | None = None,
         max_model_len: int = 32768,
         max_recorded: int | None = None,
+        api_key: str | None = None,
+        strict: bool = False,
     ) -> None:
         if max_recorded is not None and max_recorded < 0:
             raise ValueError(f"max_recorded must be None or >= 0, got {max_recorded}")
@@ -172,6 +221,14 @@ class MockLLMServer:
         self.max_model_len = max_model_len
         #: Status of ``GET /health`` (vLLM answers 503 when its engine is dead).
         self.health_status = 200
+        #: Like ``vllm serve --api-key``: every ``/v1/`` request without
+        #: ``Authorization: Bearer <api_key>`` gets vLLM's 401 ``{"error": "Unauthorized"}``.
+        self.api_key = api_key
+        #: Refuse what vLLM refuses before generating, with vLLM's status and error shape:
+        #: a model it does not serve (404), a body that is not JSON (400), a prompt plus
+        #: ``max_tokens`` over ``max_model_len`` (400; tokens estimated at one per 4
+        #: characters). Off by default, so scripted tests may use any model name.
+        self.strict = strict
         #: Optional callable(RecordedRequest) -> Reply | str | dict | None, consulted
         #: before the script for every generation request. It runs on the server's
         #: event loop: keep it quick and non-blocking (use `Reply.delay` to be slow).
@@ -656,12 +713,47 @@ class MockLLMServer:
     def _detail(status: int, detail: str) -> _Response:
         return _Response(status, _json_body({"detail": detail}))
 
+    @staticmethod
+    def _openai_error(status: int, message: str, kind: str, param: str | None = None) -> _Response:
+        return _Response(status, _json_body(
+            {"error": {"message": message, "type": kind, "param": param, "code": status}}))
+
+    def _refusal(self, request: RecordedRequest) -> _Response | None:
+        """What vLLM answers before generating, or None to go on (see `api_key`, `strict`)."""
+        if self.api_key is not None and request.path.startswith("/v1/"):
+            if request.headers.get("authorization") != f"Bearer {self.api_key}":
+                return _Response(401, _json_body({"error": "Unauthorized"}))
+        if not self.strict or request.path not in _OPENAI_GENERATION:
+            return None
+        data = request.json
+        if not isinstance(data, dict):
+            return self._openai_error(400, "the request body is not a JSON object",
+                                      "BadRequestError")
+        model = data.get("model")
+        if model is not None and model not in self.models:
+            return self._openai_error(404, f"The model `{model}` does not exist.",
+                                      "NotFoundError", "model")
+        prompt_tokens = _estimate_tokens(request.prompt)
+        max_tokens = data.get("max_tokens") or data.get("max_completion_tokens") or 0
+        if isinstance(max_tokens, int) and prompt_tokens + max_tokens > self.max_model_len:
+            return self._openai_error(
+                400,
+                f"This model's maximum context length is {self.max_model_len} tokens. "
+                f"However, you requested {prompt_tokens + max_tokens} tokens "
+                f"({prompt_tokens} in the messages, {max_tokens} in the completion). "
+                "Please reduce the length of the messages or completion.",
+                "BadRequestError")
+        return None
+
     async def _dispatch(
         self, request: RecordedRequest, reader: asyncio.StreamReader
     ) -> _Response | None:
         route = _ROUTES.get(request.path)
         if route is None:
             return self._detail(404, "Not Found")
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
         if request.method not in route.methods:
             response = self._detail(405, "Method Not Allowed")
             response.set_header("Allow", ", ".join(route.methods))
@@ -699,6 +791,11 @@ class MockLLMServer:
         self, request: RecordedRequest, reader: asyncio.StreamReader
     ) -> _Response | None:
         reply = self._next_reply(request)
+        if self.strict and reply is self._default:
+            # A real server constrained by a schema answers with an instance of it.
+            schema = _requested_schema(request)
+            if schema is not None:
+                reply = dataclasses.replace(reply, content=json.dumps(_schema_instance(schema)))
         if reply.delay > 0 and not await self._sleep_unless_hung_up(reply.delay, reader):
             with self._lock:
                 self._requests_abandoned += 1
