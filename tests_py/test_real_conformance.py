@@ -212,7 +212,7 @@ def test_wrong_model(target: Target) -> None:
 
 def test_prompt_over_the_context(target: Target) -> None:
     # At least max_model_len tokens on every tokenizer here (a character is at most a token).
-    document = "word " * target.max_model_len
+    document = "word " * (target.max_model_len + 64)
     with target.client() as client:
         attempt = client.call_llm_sync(PROMPTS, ENUM_SCHEMA, document)
     assert attempt.error == "http_400", (attempt.error, attempt.raw_response[:300])

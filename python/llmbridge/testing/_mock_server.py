@@ -224,10 +224,11 @@ class MockLLMServer:
         #: Like ``vllm serve --api-key``: every ``/v1/`` request without
         #: ``Authorization: Bearer <api_key>`` gets vLLM's 401 ``{"error": "Unauthorized"}``.
         self.api_key = api_key
-        #: Refuse what vLLM refuses before generating, with vLLM's status and error shape:
-        #: a model it does not serve (404), a body that is not JSON (400), a prompt plus
-        #: ``max_tokens`` over ``max_model_len`` (400; tokens estimated at one per 4
-        #: characters). Off by default, so scripted tests may use any model name.
+        #: Refuse what vLLM 0.32 refuses before generating, with its status and error
+        #: shape: a model it does not serve (404), a body that is not a JSON object (400),
+        #: a prompt over ``max_model_len`` (400; tokens estimated at one per 4 characters)
+        #: or a ``max_tokens`` over it (400); and answer a schema with an instance of it.
+        #: Off by default, so scripted tests may use any model name.
         self.strict = strict
         #: Optional callable(RecordedRequest) -> Reply | str | dict | None, consulted
         #: before the script for every generation request. It runs on the server's
@@ -727,22 +728,33 @@ class MockLLMServer:
             return None
         data = request.json
         if not isinstance(data, dict):
-            return self._openai_error(400, "the request body is not a JSON object",
-                                      "BadRequestError")
+            return self._openai_error(400, "1 validation error: the request body is not a "
+                                      "JSON object", "Bad Request", "body")
         model = data.get("model")
         if model is not None and model not in self.models:
-            return self._openai_error(404, f"The model `{model}` does not exist.",
-                                      "NotFoundError", "model")
+            return self._openai_error(
+                404, f"The model `{model}` does not exist. Valid aliases: "
+                f"{', '.join(self.models)}.", "NotFoundError", "model")
+        # vLLM 0.32 refuses a prompt or a max_tokens over the context on its own; a prompt
+        # that fits with a max_tokens that does not is accepted (the answer stops at the
+        # context).
         prompt_tokens = _estimate_tokens(request.prompt)
-        max_tokens = data.get("max_tokens") or data.get("max_completion_tokens") or 0
-        if isinstance(max_tokens, int) and prompt_tokens + max_tokens > self.max_model_len:
+        if prompt_tokens > self.max_model_len:
             return self._openai_error(
                 400,
-                f"This model's maximum context length is {self.max_model_len} tokens. "
-                f"However, you requested {prompt_tokens + max_tokens} tokens "
-                f"({prompt_tokens} in the messages, {max_tokens} in the completion). "
-                "Please reduce the length of the messages or completion.",
-                "BadRequestError")
+                f"This model's maximum context length is {self.max_model_len} tokens. However, "
+                f"your prompt contains at least {prompt_tokens} input tokens, which exceeds "
+                "this limit even without any output tokens. Please reduce the length of the "
+                f"input prompt. (parameter=input_tokens, value={prompt_tokens})",
+                "BadRequestError", "input_tokens")
+        max_tokens = data.get("max_tokens") or data.get("max_completion_tokens")
+        if isinstance(max_tokens, int) and max_tokens > self.max_model_len:
+            return self._openai_error(
+                400,
+                f"max_tokens={max_tokens} cannot be greater than max_model_len="
+                f"{self.max_model_len}. Please request fewer output tokens. "
+                f"(parameter=max_tokens, value={max_tokens})",
+                "BadRequestError", "max_tokens")
         return None
 
     async def _dispatch(
