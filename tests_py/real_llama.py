@@ -50,9 +50,19 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-# Logit offsets (in units of the random logits' spread) that the bias component adds.
-WHITESPACE_BIAS = -12.0  # never whitespace while anything else is allowed
-CLOSER_BIAS = 2.0  # '"', '}' and ']' win often, so strings and containers end soon
+# Logit offsets that the bias component adds to every position (the random logits spread
+# about 1). The model is close to a bigram model and llmbridge samples greedily, so without
+# them a grammar answer can cycle until max_tokens: on whitespace (allowed almost
+# everywhere) or on one character inside a string. A '"' that beats every other token
+# ends each free string at once; '}' and ']' end containers once the schema allows, ','
+# comes next (below ']', or arrays would never end); digits lose to all three, so numbers
+# stay short.
+WHITESPACE_BIAS = -12.0
+QUOTE_BIAS = 9.0
+CLOSER_BIAS = 5.0
+COMMA_BIAS = 1.0
+DIGIT_BIAS = -4.0
+BYTE_BIAS = -4.0  # the <0xNN> tokens are there to tokenize any prompt; answers stay ASCII
 
 
 def tiny_vocab() -> tuple[list[str], list[float], list[int]]:
@@ -74,9 +84,23 @@ def tiny_vocab() -> tuple[list[str], list[float], list[int]]:
 
 def _bias_per_token(tokens: Sequence[str]) -> list[float]:
     whitespace = {SPM_SPACE, "<0x20>", "<0x09>", "<0x0A>", "<0x0D>"}
-    closers = {'"', "}", "]"}
-    return [WHITESPACE_BIAS if t in whitespace else CLOSER_BIAS if t in closers else 0.0
-            for t in tokens]
+    closers = {"}", "]"}
+    def bias(token: str) -> float:
+        if token in whitespace:
+            return WHITESPACE_BIAS
+        if token == '"':
+            return QUOTE_BIAS
+        if token in closers:
+            return CLOSER_BIAS
+        if token == ",":
+            return COMMA_BIAS
+        if token.isdigit():
+            return DIGIT_BIAS
+        if token.startswith("<0x") and len(token) == 6:
+            return BYTE_BIAS
+        return 0.0
+
+    return [bias(t) for t in tokens]
 
 
 def write_tiny_gguf(path: Path | str, seed: int = 0) -> Path:
@@ -128,7 +152,10 @@ def write_tiny_gguf(path: Path | str, seed: int = 0) -> Path:
     w.add_eos_token_id(IM_END_ID)  # ChatML ends a turn with <|im_end|>
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
-    w.add_add_space_prefix(True)
+    # No "▁" before text that follows a special token: this llama.cpp feeds the tokenized
+    # generation prompt ("<|im_start|>assistant\n") through the json_schema grammar, and a
+    # "▁assistant" would not match it ("Failed to initialize samplers").
+    w.add_add_space_prefix(False)
     w.add_chat_template(CHAT_TEMPLATE)
 
     ones = np.ones(N_EMBD, dtype=np.float32)
