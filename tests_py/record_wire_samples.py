@@ -117,6 +117,16 @@ def llama_samples(plain: RunningServer, auth: RunningServer) -> dict[str, dict[s
         # llama-server serves its one model whatever the request names (vLLM: 404).
         "chat_unknown_model": lambda: exchange(plain, "POST", "/v1/chat/completions",
                                                {**chat(max_tokens=4), "model": "no-such"}),
+        # The flat form (no "json_schema" wrapper) is not read: the answer is unconstrained.
+        "chat_flat_schema_ignored": lambda: exchange(
+            plain, "POST", "/v1/chat/completions",
+            chat(max_tokens=8, response_format={"type": "json_schema",
+                                                "schema": COLOUR_SCHEMA})),
+        # max_tokens beyond the context is accepted (vLLM: 400); generation stops at the
+        # context's end. The schema keeps this answer short.
+        "chat_max_tokens_over_context": lambda: exchange(
+            plain, "POST", "/v1/chat/completions",
+            chat(max_tokens=plain.max_model_len * 10, response_format=JSON_SCHEMA_FORMAT)),
         "stream": lambda: exchange(plain, "POST", "/v1/chat/completions",
                                    chat(max_tokens=6, stream=True)),
         "stream_include_usage": lambda: exchange(
@@ -127,6 +137,7 @@ def llama_samples(plain: RunningServer, auth: RunningServer) -> dict[str, dict[s
         "error_401_wrong_key": lambda: exchange(auth, "POST", "/v1/chat/completions",
                                                 chat(max_tokens=4), api_key="sk-wrong"),
         "models_auth_no_key": lambda: exchange(auth, "GET", "/v1/models"),
+        "health_auth_no_key": lambda: exchange(auth, "GET", "/health"),
         "chat_auth_ok": lambda: exchange(auth, "POST", "/v1/chat/completions",
                                          chat(max_tokens=4), api_key=key),
         "error_400_context_overflow": lambda: exchange(
@@ -135,6 +146,7 @@ def llama_samples(plain: RunningServer, auth: RunningServer) -> dict[str, dict[s
         "error_400_no_messages": lambda: exchange(plain, "POST", "/v1/chat/completions",
                                                   {"model": "tiny", "max_tokens": 4}),
         "error_404_unknown_path": lambda: exchange(plain, "GET", "/v1/no-such-path"),
+        "error_get_chat_completions": lambda: exchange(plain, "GET", "/v1/chat/completions"),
         "error_500_malformed_body": lambda: exchange(plain, "POST", "/v1/chat/completions",
                                                      raw_body=b'{"model": "tiny", "messages": ['),
     }
