@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 from llmbridge import OpenAICompatibleClient, VLLMClient
 from real_common import RunningServer
-from real_llama import AUTH_KEY, MODEL_ID
+from real_llama import AUTH_KEY, MODEL_ID, tiny_vocab, write_tiny_gguf
 
 pytestmark = pytest.mark.real_server
 
@@ -33,6 +34,19 @@ def get_json(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]
     request = urllib.request.Request(url, headers=headers or {})
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, json.loads(response.read())
+
+
+def test_tiny_gguf_is_deterministic(tmp_path: Path) -> None:
+    import gguf
+
+    first = write_tiny_gguf(tmp_path / "a.gguf", seed=0).read_bytes()
+    assert write_tiny_gguf(tmp_path / "b.gguf", seed=0).read_bytes() == first
+    assert write_tiny_gguf(tmp_path / "c.gguf", seed=1).read_bytes() != first
+    reader = gguf.GGUFReader(tmp_path / "a.gguf")
+    assert {t.name for t in reader.tensors} >= {"token_embd.weight", "output.weight",
+                                                "blk.1.ffn_down.weight"}
+    tokens, _, _ = tiny_vocab()
+    assert len(tokens) == len(set(tokens))  # a duplicate would shadow a token
 
 
 def test_models_lists_tiny(llama_server: RunningServer) -> None:
