@@ -226,7 +226,7 @@ def start_llama_server(
         "-c", str(ctx * parallel), "-np", str(parallel),
         # One compute thread: two on a busy 2-core machine sometimes took 100-300 ms a token.
         "-t", "1", "--threads-http", str(threads_http),
-        "--no-webui",
+        "--no-ui",
     ]
     if api_key is not None:
         argv += ["--api-key", api_key]
