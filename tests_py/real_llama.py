@@ -5,8 +5,11 @@ llama-architecture GGUF (2 layers, n_embd 64) with a character-level SPM vocabul
 ChatML template. Its answers are noise, but a json_schema grammar turns noise into valid
 JSON; a constant hidden component weighted by the output matrix keeps the model off
 whitespace (which a grammar allows almost everywhere, so a random model can loop on it
-until max_tokens) and nudges it towards closing strings, objects and arrays, so
-schema-constrained answers end in tens of tokens.
+until max_tokens) and towards closing strings, objects and arrays, so schema-constrained
+answers end in tens of tokens. What tests can expect (greedy, temperature 0): enum values
+and required keys as the schema says, free strings mostly "", numbers of a digit or two,
+arrays at their minItems, `{"":""}` for json_object; answers without a grammar run to
+max_tokens. One character is one token, so the context holds about as many characters.
 
 The binary comes from `bash scripts/real_servers/llama_server.sh` (a cached build). The
 fixtures `llama_server` and `llama_server_auth` (registered from conftest.py) start one
