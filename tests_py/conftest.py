@@ -8,3 +8,5 @@ from hypothesis import settings
 settings.register_profile("ci", deadline=None, max_examples=200, print_blob=True)
 settings.load_profile("ci")
 # --- end hypothesis profile ----------------------------------------------------
+
+pytest_plugins = ["real_llama"]  # llama-server fixtures (real-server tier); vLLM's join this list
