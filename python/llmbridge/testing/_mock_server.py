@@ -763,13 +763,13 @@ class MockLLMServer:
         route = _ROUTES.get(request.path)
         if route is None:
             return self._detail(404, "Not Found")
-        refusal = self._refusal(request)
-        if refusal is not None:
-            return refusal
         if request.method not in route.methods:
             response = self._detail(405, "Method Not Allowed")
             response.set_header("Allow", ", ".join(route.methods))
             return response
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
         if route.handler == "_generation":
             return await self._generation(request, reader)
         if route.handler == "_models":
