@@ -8,3 +8,6 @@ from hypothesis import settings
 settings.register_profile("ci", deadline=None, max_examples=200, print_blob=True)
 settings.load_profile("ci")
 # --- end hypothesis profile ----------------------------------------------------
+
+# Real-server fixtures: vllm_server, vllm_server_auth (tests_py/real_vllm.py).
+pytest_plugins = ["real_vllm"]
