@@ -180,11 +180,13 @@ def _vllm_servers(
         pytest.fail(f"the vLLM venv is missing ({venv_dir()}): run `{INSTALL_HINT}` first",
                     pytrace=False)
     tmp_dir = tmp_path_factory.mktemp("vllm")
-    model_dir = write_tiny_model(tmp_dir / "tiny-llama", python)
     started = time.monotonic()
+    model_dir = write_tiny_model(tmp_dir / "tiny-llama", python)
+    wrote = time.monotonic() - started
     with start_vllm_servers(model_dir, tmp_dir) as servers:
-        up = sorted(n for n, s in servers.items() if isinstance(s, RunningServer))
-        sys.stderr.write(f"[real_vllm] {up} ready after {time.monotonic() - started:.0f} s\n")
+        ready = ", ".join(f"{name} ready in {s.started_in_s:.0f} s"
+                          for name, s in servers.items() if isinstance(s, RunningServer))
+        sys.stderr.write(f"[real_vllm] model written in {wrote:.1f} s; {ready or 'no server up'}\n")
         yield servers
 
 

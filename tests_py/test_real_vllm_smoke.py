@@ -60,6 +60,9 @@ def check_enum_answer(attempt: ExtractionAttempt) -> None:
     assert attempt.finish_reason == "stop"  # the grammar ended it, not max_tokens
     assert attempt.prompt_tokens and attempt.prompt_tokens > 0
     assert attempt.completion_tokens and 0 < attempt.completion_tokens < 64
+    # vLLM does not echo X-Request-Id (unless --enable-request-id-headers): the id is the
+    # one the client sent.
+    assert attempt.request_id and attempt.request_id.startswith("llmb-")
 
 
 def test_call_llm_sync_enum_schema(vllm_server: RunningServer) -> None:
