@@ -9,4 +9,6 @@ settings.register_profile("ci", deadline=None, max_examples=200, print_blob=True
 settings.load_profile("ci")
 # --- end hypothesis profile ----------------------------------------------------
 
-pytest_plugins = ["real_llama"]  # llama-server fixtures (real-server tier); vLLM's join this list
+# Real-server tier fixtures: llama_server, llama_server_auth (tests_py/real_llama.py) and
+# vllm_server, vllm_server_auth (tests_py/real_vllm.py).
+pytest_plugins = ["real_llama", "real_vllm"]
