@@ -382,3 +382,38 @@ TEST_CASE("regression: locating JSON after prose full of braces or brackets stay
   CHECK(ratio([](std::size_t n) { return repeat("x {y} ", n) + "{\"a\": 1}"; }, kN) < 3.0);
   CHECK(ratio([](std::size_t n) { return repeat("a [", n); }, kN) < 3.0);
 }
+
+// ---- found by the fuzzers (tests_cpp/fuzz/regressions) ----
+
+TEST_CASE("regression (fuzz): the error position maps back through invalid UTF-8 without collected repairs",
+          "[repair][regression][fuzz]") {
+  const std::string in = "```\xff";
+  for (bool collect : {true, false}) {
+    text::RepairOptions o;
+    o.collect_repairs = collect;
+    const text::RepairResult r = text::repair_json(in, o);
+    REQUIRE_FALSE(r.ok);
+    CHECK(r.error_position <= in.size());
+  }
+  text::RepairOptions quiet;
+  quiet.collect_repairs = false;
+  CHECK(text::repair_json(in, quiet).error_position == text::repair_json(in).error_position);
+}
+
+TEST_CASE("regression (fuzz): max_depth holds on valid JSON too", "[repair][regression][fuzz]") {
+  const std::string deep = std::string(17, '[') + std::string(17, ']');
+  text::RepairOptions o;
+  o.max_depth = 16;
+  CHECK_FALSE(text::repair_json(deep, o).ok);
+  CHECK_FALSE(text::repair_json("```json\n" + deep + "\n```", o).ok);
+  CHECK(text::repair_json(deep).unchanged);  // the default limit: the fast path
+}
+
+TEST_CASE("regression: valid JSON with a huge exponent passes unchanged", "[repair][regression]") {
+  for (const char* in : {"[1e400]", "{\"a\":-1E+999}", "1e400"}) {
+    const text::RepairResult r = text::repair_json(in);
+    REQUIRE(r.ok);
+    CHECK(r.unchanged);
+    CHECK(text::is_valid_json(in));
+  }
+}

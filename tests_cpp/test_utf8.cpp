@@ -1,10 +1,12 @@
 // UTF-8 validation and replacement, and what providers do with invalid UTF-8 replies.
 #include <catch2/catch.hpp>
 
+#include <climits>
 #include <string>
 
 #include "llmbridge/config/provider_config.hpp"
 #include "llmbridge/http/message.hpp"
+#include "llmbridge/llm/content.hpp"
 #include "llmbridge/llm/provider.hpp"
 #include "llmbridge/text/utf8.hpp"
 
@@ -107,4 +109,31 @@ TEST_CASE("providers: invalid UTF-8 in a reply becomes U+FFFD and counts as repa
   CHECK_FALSE(b.success);
   CHECK(b.retryable);
   CHECK(b.error.rfind("invalid_json: response body is not JSON", 0) == 0);
+}
+
+TEST_CASE("content: error positions point into the answer (fuzz regression)",
+          "[providers][regression][fuzz]") {
+  const std::string content = "-/*\xbd";  // 4 bytes, one of them invalid UTF-8
+  const llm::ContentResult c = llm::process_content(content);
+  REQUIRE_FALSE(c.ok);
+  const auto at = c.error.rfind("at position ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stoul(c.error.substr(at + 12)) <= content.size());
+}
+
+TEST_CASE("providers: a huge float token count is clamped, not cast (fuzz regression: UB)",
+          "[providers][regression][fuzz]") {
+  http::Response r;
+  r.status = 200;
+  r.body = "{\"choices\":[{\"message\":{\"content\":\"{}\"},\"finish_reason\":\"stop\"}],"
+           "\"usage\":{\"prompt_tokens\":1e19,\"completion_tokens\":-1e19}}";
+  const llm::Attempt a = llm::parse_openai_response(r, llm::kProviderVLLM, "m");
+  CHECK(a.prompt_tokens == INT_MAX);
+  CHECK(a.completion_tokens == -1);
+  http::Response o;
+  o.status = 200;
+  o.body = "{\"message\":{\"content\":\"{}\"},\"done\":true,\"eval_count\":-1e19,\"prompt_eval_count\":3e300}";
+  const llm::Attempt b = llm::parse_ollama_response(o, "m");
+  CHECK(b.completion_tokens == -1);
+  CHECK(b.prompt_tokens == INT_MAX);
 }

@@ -146,7 +146,8 @@ int token_count(simdjson::simdjson_result<simdjson::dom::element> v) {
   std::int64_t n = 0;
   if (v.get(n) != simdjson::SUCCESS) {
     double d = 0;  // some gateways send 12.0
-    if (v.get(d) != simdjson::SUCCESS || !std::isfinite(d)) return -1;
+    if (v.get(d) != simdjson::SUCCESS || !std::isfinite(d) || d < 0) return -1;
+    if (d >= double(INT_MAX)) return INT_MAX;  // before the cast: a larger double is UB to cast
     n = static_cast<std::int64_t>(d);
   }
   if (n < 0) return -1;

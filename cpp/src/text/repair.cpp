@@ -1232,7 +1232,10 @@ bool looks_like_value_start(std::string_view v) {
 
 RepairResult repair_json(std::string_view input, const RepairOptions& options) {
   RepairResult res;
-  if (options.try_fast_path && looks_like_value_start(input)) {
+  // The fast paths take valid JSON as it stands, which is right only when the nesting
+  // limit is the validator's own.
+  const bool default_depth = options.max_depth >= kMaxDepth;
+  if (options.try_fast_path && default_depth && looks_like_value_start(input)) {
     simdjson::dom::element root;
     if (thread_parser().parse(input, root) == simdjson::SUCCESS) {
       res.ok = true;
@@ -1258,16 +1261,18 @@ RepairResult repair_json(std::string_view input, const RepairOptions& options) {
   const char* base = work.data();
   auto finish_positions = [&] {
     if (replaced.empty()) return;
+    // The error position is the caller's (loads, content errors) even when the list of
+    // repairs is not kept.
+    res.error_position = original_position(replaced, res.error_position);
     if (!options.collect_repairs) return;
     for (auto& r : res.repairs) r.position = original_position(replaced, r.position);
-    res.error_position = original_position(replaced, res.error_position);
     res.repairs.insert(res.repairs.begin(),
                        Repair{RepairKind::kInvalidUtf8Replaced, replaced.front().input});
   };
 
   std::string_view body = strip_markdown_fences(work);
   const bool fenced = body.data() != work.data() || body.size() != work.size();
-  if (fenced && looks_like_value_start(body) && is_valid_json(body)) {
+  if (fenced && default_depth && looks_like_value_start(body) && is_valid_json(body)) {
     res.ok = true;
     res.json.assign(body.data(), body.size());
     if (options.collect_repairs)
