@@ -47,7 +47,8 @@ void check_result(std::string_view input, const RepairResult& r, std::size_t max
   check(is_valid_json(out), "output_is_valid_json", why);
   const auto depth = strict_json_depth(out);
   check(depth.has_value(), "output_is_rfc8259_json", why);
-  check(!depth || *depth <= max_depth, "output_within_max_depth", why);
+  // RepairOptions::max_depth: "Deeper nesting is an error".
+  check(!depth || *depth <= max_depth, "max_depth_respected", why);
 }
 
 }  // namespace
