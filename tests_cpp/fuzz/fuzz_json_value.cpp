@@ -86,6 +86,10 @@ void check_content(std::string_view input) {
   if (!c.ok) {
     const bool known = c.error == "empty_model_response" || c.error.rfind("invalid_json: ", 0) == 0;
     check(known && c.json.empty(), "content_error_is_a_contract_string", why);
+    // "invalid_json: <why> at position N": N is a byte offset in the content.
+    constexpr std::string_view kAt = " at position ";
+    if (const std::size_t at = c.error.rfind(kAt); at != std::string::npos)
+      check(std::stoull(c.error.substr(at + kAt.size())) <= input.size(), "content_error_position_in_content", why);
     return;
   }
   check(c.error.empty() && !c.json.empty(), "content_success_has_json", why);
