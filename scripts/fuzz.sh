@@ -100,6 +100,8 @@ for t in "${targets[@]}"; do
   stats=$(grep -E '^#[0-9]+' "$log" | tail -1 | sed -E 's/^(#[0-9]+)\s+\S+\s+/\1 /; s/ MS: .*//')
   rate=$(sed -n 's/^stat::average_exec_per_sec:\s*//p' "$log")
   echo "fuzz: $t: ${stats:-no stats} (${rate:-?} exec/s on average)" >&2
+  allowed=$(sed -n 's/^fuzz: invariant \(\S*\) violated (allowed by.*/\1/p' "$log" | sort -u | tr '\n' ' ')
+  [ -n "$allowed" ] && echo "fuzz: $t: violations let through by LLMBRIDGE_FUZZ_ALLOW: $allowed(see $log)" >&2
   if ((status != 0)); then
     repro=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
     echo "fuzz: $t FAILED (exit $status):" >&2
