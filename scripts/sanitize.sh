@@ -26,22 +26,27 @@ ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/sanitize --output-on-failure 
 echo "sanitize: Python extension in build/asan-site" >&2
 # scikit-build-core takes the option and its own build dir as config settings, so this
 # build neither reuses nor clobbers build/<wheel tag>.
-"$PY" -m pip install -q --root-user-action=ignore --disable-pip-version-check --no-deps --no-build-isolation \
+CMAKE_BUILD_PARALLEL_LEVEL=$jobs "$PY" -m pip install -q --root-user-action=ignore --disable-pip-version-check --no-deps --no-build-isolation \
   --upgrade --target build/asan-site \
   -C cmake.define.LLMBRIDGE_SANITIZE=ON -C cmake.build-type=RelWithDebInfo -C "build-dir=build/asan-{wheel_tag}" .
 
-# The interpreter is not instrumented, so the ASan runtime has to be loaded first.
+# The interpreter is not instrumented, so the ASan runtime has to be loaded first, and
+# libstdc++ right after it: ASan finds the real __cxa_throw only in a library already
+# loaded when it starts ("CHECK failed ... real___cxa_throw" otherwise).
 # CPython keeps its interned objects until exit by design: leak reports would be noise.
 # PYTHONMALLOC=malloc routes Python's small objects through ASan's allocator too.
 asan_rt=$(gcc -print-file-name=libasan.so)
+cxx_rt=$(gcc -print-file-name=libstdc++.so.6)
 [ -f "$asan_rt" ] || { echo "sanitize: no ASan runtime at '$asan_rt' (Debian package libasan8 / gcc)" >&2; exit 1; }
-env_line=(LD_PRELOAD="$asan_rt" ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS="$UBSAN_OPTIONS" PYTHONMALLOC=malloc
+env_line=(LD_PRELOAD="$asan_rt:$cxx_rt" ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS="$UBSAN_OPTIONS" PYTHONMALLOC=malloc
   PYTHONPATH="$PWD/build/asan-site")
 native=$(env "${env_line[@]}" "$PY" -c 'import llmbridge._native as n; print(n.__file__)')
 case "$native" in
   "$PWD/build/asan-site/"*) ;;
   *) echo "sanitize: imported $native, not the sanitized build in build/asan-site" >&2; exit 1 ;;
 esac
-echo "sanitize: ${env_line[*]} $PY -m pytest tests_py/test_text.py tests_py/test_client.py $*" >&2
-env "${env_line[@]}" "$PY" -m pytest -q -p no:cacheprovider tests_py/test_text.py tests_py/test_client.py "$@"
+echo "sanitize: ${env_line[*]} $PY -m pytest --capture=sys tests_py/test_text.py tests_py/test_client.py $*" >&2
+# --capture=sys: a sanitizer writes its report to file descriptor 2 and exits at once,
+# so pytest must not hold that descriptor captured.
+env "${env_line[@]}" "$PY" -m pytest -q -p no:cacheprovider --capture=sys tests_py/test_text.py tests_py/test_client.py "$@"
 echo "sanitize: no sanitizer reports" >&2
