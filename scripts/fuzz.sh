@@ -79,7 +79,7 @@ for t in "${targets[@]}"; do
   regressions=(tests_cpp/fuzz/regressions/"$t"/*)
   if [ -e "${regressions[0]}" ]; then
     if ! "$bin" "${regressions[@]}" >"$build/logs/$t.regressions.log" 2>&1; then
-      repro=$(grep '^Running: ' "$build/logs/$t.regressions.log" | tail -1 | cut -d' ' -f2-)
+      repro=$(grep '^Running: ' "$build/logs/$t.regressions.log" | tail -1 | cut -d' ' -f2- || true)
       echo "fuzz: $t FAILED on a saved regression: $repro" >&2
       grep -E -A4 'INVARIANT VIOLATED|ERROR: AddressSanitizer|runtime error|ERROR: libFuzzer' \
         "$build/logs/$t.regressions.log" | head -12 >&2 || true
@@ -97,13 +97,13 @@ for t in "${targets[@]}"; do
     -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
 
   # The last status line (DONE at the end of a full run): executions, coverage, corpus.
-  stats=$(grep -E '^#[0-9]+' "$log" | tail -1 | sed -E 's/^(#[0-9]+)\s+\S+\s+/\1 /; s/ MS: .*//')
-  rate=$(sed -n 's/^stat::average_exec_per_sec:\s*//p' "$log")
+  stats=$(grep -E '^#[0-9]+' "$log" | tail -1 | sed -E 's/^(#[0-9]+)\s+\S+\s+/\1 /; s/ MS: .*//' || true)
+  rate=$(sed -n 's/^stat::average_exec_per_sec:\s*//p' "$log" || true)
   echo "fuzz: $t: ${stats:-no stats} (${rate:-?} exec/s on average)" >&2
-  allowed=$(sed -n 's/^fuzz: invariant \(\S*\) violated (allowed by.*/\1/p' "$log" | sort -u | tr '\n' ' ')
+  allowed=$(sed -n 's/^fuzz: invariant \(\S*\) violated (allowed by.*/\1/p' "$log" | sort -u | tr '\n' ' ' || true)
   [ -n "$allowed" ] && echo "fuzz: $t: violations let through by LLMBRIDGE_FUZZ_ALLOW: $allowed(see $log)" >&2
   if ((status != 0)); then
-    repro=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
+    repro=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1 || true)
     echo "fuzz: $t FAILED (exit $status):" >&2
     grep -E -A4 'INVARIANT VIOLATED|ERROR: AddressSanitizer|runtime error|ERROR: libFuzzer|ERROR: LeakSanitizer' \
       "$log" | head -12 >&2 || true
