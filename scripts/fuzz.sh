@@ -12,7 +12,9 @@
 # The grown corpus stays in build/fuzz/corpus/<target> (reused by later runs); the
 # seeds in the repository never change. LLMBRIDGE_FUZZ_ALLOW=name,name lets a run go
 # on past invariants that are known to fail (a bug being fixed); unset, every
-# violation fails the run. FUZZ_JOBS (default 2) is the build parallelism.
+# violation fails the run; for undefined behaviour the same is
+# UBSAN_OPTIONS=suppressions=<file> (lines such as float-cast-overflow:provider.cpp).
+# FUZZ_JOBS (default 2) is the build parallelism.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +23,7 @@ targets=()
 for arg in "$@"; do
   case "$arg" in
     --long) long=1 ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     fuzz_*) targets+=("$arg") ;;
     *) echo "fuzz: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
   esac

@@ -13,6 +13,11 @@
 #include <string_view>
 #include <vector>
 
+// Read by UBSan at start-up, before UBSAN_OPTIONS (which can add a suppressions file):
+// the first undefined behaviour stops the target, so libFuzzer saves the input. Each
+// target is one translation unit, so this is defined once per program.
+extern "C" const char* __ubsan_default_options() { return "halt_on_error=1:print_stacktrace=1"; }
+
 namespace llmbridge::fuzz {
 
 // Quoted, escaped and clipped, so a report stays readable whatever the bytes.
