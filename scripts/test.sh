@@ -22,4 +22,9 @@ cmake -S . -B build/cpp -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLMBRIDGE_BUILD_TE
 cmake --build build/cpp -j"$jobs"
 ctest --test-dir build/cpp --output-on-failure -j"$jobs"
 
+# libFuzzer targets (clang, ASan + UBSan): saved regressions, then a short run of each.
+if [ "${FUZZ_SECONDS:-30}" != 0 ]; then
+  FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
+fi
+
 python3 -m pytest "$@"

@@ -417,3 +417,17 @@ TEST_CASE("regression: valid JSON with a huge exponent passes unchanged", "[repa
     CHECK(text::is_valid_json(in));
   }
 }
+
+TEST_CASE("regression (fuzz): max_depth counts the array that wraps concatenated values",
+          "[repair][regression][fuzz]") {
+  text::RepairOptions o;
+  o.max_depth = 16;
+  const std::string in = std::string("\"s\" {\"k\":") + std::string(15, '[') + "8";  // 17 deep once wrapped
+  CHECK_FALSE(text::repair_json(in, o).ok);
+  const std::string first_deep = std::string(16, '[') + std::string(16, ']') + " {}";
+  CHECK_FALSE(text::repair_json(first_deep, o).ok);
+  const std::string fits = std::string(15, '[') + std::string(15, ']') + " {}";
+  const text::RepairResult r = text::repair_json(fits, o);
+  REQUIRE(r.ok);
+  CHECK(r.json == "[" + std::string(15, '[') + std::string(15, ']') + ",{}]");
+}

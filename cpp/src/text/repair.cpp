@@ -178,7 +178,6 @@ inline bool is_ident_start(const char* p, const char* end) noexcept {
   return is_ident_byte(p, end);
 }
 
-inline bool word_is(std::string_view w, std::string_view a) noexcept { return w == a; }
 
 // JSON literal for a word, or nullptr. Sets *nonfinite for NaN/Infinity.
 const char* literal_for(std::string_view w, bool* mapped, bool* nonfinite) noexcept {
@@ -450,6 +449,11 @@ class Repairer {
     }
     if (c == '{' || c == '[') {
       if (!wrapped_) {
+        // The wrapping array is one more level around everything already emitted.
+        if (deepest_ + 1 > opts_.max_depth) {
+          fail(p_, "nesting deeper than " + std::to_string(opts_.max_depth) + " levels");
+          return AfterRoot::kStop;
+        }
         out_.push_front('[');
         wrapped_ = true;
         note(RepairKind::kValuesConcatenated);
@@ -513,10 +517,12 @@ class Repairer {
       garbage();  // `{"a": 1, {"b": 2}}`: drop the brace, keep the members
       return;
     }
-    if (stack_.size() > opts_.max_depth) {
+    const std::size_t depth = stack_.size() + (wrapped_ ? 1 : 0);  // of the new container
+    if (depth > opts_.max_depth) {
       fail(p_, "nesting deeper than " + std::to_string(opts_.max_depth) + " levels");
       return;
     }
+    if (depth > deepest_) deepest_ = depth;
     out_.push_back(kind == Kind::kObject ? '{' : '[');
     if (*p_ == '(') note(RepairKind::kBracketFixed);
     Frame f{kind};
@@ -1117,6 +1123,7 @@ class Repairer {
   std::size_t open_arrays_ = 0;
   std::size_t root_count_ = 0;
   bool wrapped_ = false;
+  std::size_t deepest_ = 0;  // deepest container emitted (counting the wrap), for max_depth
   bool truncated_ = false;
   std::size_t repair_count_ = 0;
   bool failed_ = false;
