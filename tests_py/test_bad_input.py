@@ -50,7 +50,9 @@ def test_strip_markdown_fences_replaces_invalid_bytes() -> None:
     assert llmbridge.strip_markdown_fences(bytearray(b"x\xc3")) == "x\ufffd"
 
 
-@pytest.mark.parametrize("blob", [b'{"a": "\xff"}', b'```json\n{"a": "\xff"}\n```', b"{'a': '\xff',}"])
+@pytest.mark.parametrize(
+    "blob", [b'{"a": "\xff"}', b'```json\n{"a": "\xff"}\n```', b"{'a': '\xff',}"]
+)
 def test_every_text_tool_replaces_invalid_bytes(blob: bytes) -> None:
     assert llmbridge.loads(blob) == {"a": "\ufffd"}
     assert json.loads(llmbridge.repair_json(blob)) == {"a": "\ufffd"}

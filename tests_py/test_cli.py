@@ -240,7 +240,8 @@ def test_extract_max_tokens_flag(server: MockLLMServer, provider: str, field: st
                    "--model", "mock-model", "--max-tokens", "256", stdin="doc", env=env)
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("extract", "--provider", provider, "--base-url", server.url,
-                   "--model", "mock-model", stdin="doc", env={**env, f"{provider.upper()}_MAX_TOKENS": "77"})
+                   "--model", "mock-model", stdin="doc",
+                   env={**env, f"{provider.upper()}_MAX_TOKENS": "77"})
     assert proc.returncode == 0, proc.stderr
     first, second = generation_requests(server)
     sent = [r.json[field] if field in r.json else r.json["options"][field] for r in (first, second)]

@@ -775,8 +775,9 @@ def test_strict_refuses_what_vllm_refuses() -> None:
         assert error["type"] == "NotFoundError" and error["code"] == 404
         assert "`other` does not exist" in error["message"]
         assert "Valid aliases: tiny." in error["message"]
+        long_prompt = [{"role": "user", "content": "w" * 404}]
         status, _, body = call(srv, "POST", "/v1/chat/completions",
-                               {"model": "tiny", "messages": [{"role": "user", "content": "w" * 404}]})
+                               {"model": "tiny", "messages": long_prompt})
         assert status == 400
         error = json.loads(body)["error"]
         assert "maximum context length is 100 tokens" in error["message"]

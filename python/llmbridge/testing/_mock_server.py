@@ -146,7 +146,9 @@ def _schema_instance(schema: Any, depth: int = 0) -> Any:
         kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
     if kind == "object" or (kind is None and "properties" in schema):
         props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-        required = schema.get("required") if isinstance(schema.get("required"), list) else list(props)
+        required = schema.get("required")
+        if not isinstance(required, list):
+            required = list(props)
         return {name: _schema_instance(props.get(name, {}), depth + 1) for name in required}
     if kind == "array":
         count = schema.get("minItems", 1) if isinstance(schema.get("minItems"), int) else 1
