@@ -4,7 +4,7 @@
 # llama.cpp's llama-server, set up once per machine and cached in ~/.cache/llmbridge).
 #
 # LLMBRIDGE_SKIP_REAL_SERVERS=1 skips the real-server tier (a quick local loop; .ci/run
-# never sets it). FUZZ_SECONDS (default 30) is each fuzz target's time; 0 skips fuzzing.
+# never sets it). FUZZ_SECONDS (default 20) is each fuzz target's time; 0 skips fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -22,9 +22,9 @@ cmake -S . -B build/cpp -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLMBRIDGE_BUILD_TE
 cmake --build build/cpp -j"$jobs"
 ctest --test-dir build/cpp --output-on-failure -j"$jobs"
 
-# libFuzzer targets (clang, ASan + UBSan): saved regressions, then a short run of each.
-if [ "${FUZZ_SECONDS:-30}" != 0 ]; then
-  FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
+# libFuzzer targets (clang, ASan + UBSan): saved regressions, then a short run of each (20 s).
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+  FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash scripts/fuzz.sh
 fi
 
 python3 -m pytest "$@"
