@@ -156,9 +156,19 @@ bool is_container(simdjson::dom::element e) {
   return t == simdjson::dom::element_type::OBJECT || t == simdjson::dom::element_type::ARRAY;
 }
 
+// simdjson's array size saturates at 0xFFFFFF: a longer array (a hostile 34 MB answer
+// holds one) must be counted, or the list would be allocated too short.
+constexpr std::size_t kSaturatedSize = 0xFFFFFF;
+
 PyObject* new_container(simdjson::dom::element e) {
   if (e.type() == simdjson::dom::element_type::OBJECT) return PyDict_New();
-  return PyList_New(Py_ssize_t(simdjson::dom::array(e).size()));
+  simdjson::dom::array a(e);
+  std::size_t n = a.size();
+  if (n >= kSaturatedSize) {
+    n = 0;
+    for (auto it = a.begin(); it != a.end(); ++it) ++n;
+  }
+  return PyList_New(Py_ssize_t(n));
 }
 
 // Builds without native recursion: an explicit stack of open containers, so 10,000

@@ -260,3 +260,13 @@ def test_schema_with_nan_names_json_schema(server: MockLLMServer, bad: float) ->
             client.call_llm_sync({"messages": [{"role": "user", "content": bad}]}, None, "doc")
     assert str(err.value).startswith("json_schema is not valid JSON")
     assert "schema_json" not in str(err.value)
+
+
+def test_array_longer_than_simdjsons_size_counter() -> None:
+    # simdjson's dom::array::size() saturates at 0xFFFFFF; the list was allocated with it
+    # and every element written: a heap overflow a ~34 MB answer could trigger.
+    n = 0xFFFFFF + 3
+    value = llmbridge.loads("[" + "0," * (n - 1) + "0]")
+    assert len(value) == n
+    assert value[-1] == 0
+    del value
