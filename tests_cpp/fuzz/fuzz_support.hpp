@@ -44,7 +44,8 @@ inline std::string show(std::string_view s, std::size_t limit = 400) {
 
 // LLMBRIDGE_FUZZ_ALLOW=name,name lets a run go on past invariants that are known to
 // fail (a bug being fixed elsewhere) so the fuzzer can look for the next one. Each
-// allowed violation is still printed once.
+// allowed violation is still printed once, or every time with LLMBRIDGE_FUZZ_LOG_ALLOWED=1
+// (to sort a grown corpus by cause: <target> -runs=0 <corpus dir>).
 inline bool allowed(std::string_view name) {
   static const std::string list = [] {
     const char* env = std::getenv("LLMBRIDGE_FUZZ_ALLOW");
@@ -59,9 +60,10 @@ template <class Detail>
 inline void check(bool ok, const char* name, Detail&& detail) {
   if (ok) return;
   if (allowed(name)) {
+    static const bool log_all = std::getenv("LLMBRIDGE_FUZZ_LOG_ALLOWED") != nullptr;
     static std::vector<std::string> seen;
     for (const auto& s : seen)
-      if (s == name) return;
+      if (s == name && !log_all) return;
     seen.emplace_back(name);
     std::fprintf(stderr, "fuzz: invariant %s violated (allowed by LLMBRIDGE_FUZZ_ALLOW): %s\n", name,
                  detail().c_str());
