@@ -95,12 +95,20 @@ py::tuple attempt_to_tuple(llm::Attempt& a) {
 
 // The last resort of the completion queue: a result that could not be converted at all
 // (MemoryError, ...) still completes its call, as a failed attempt saying why.
-py::tuple conversion_failure(const llm::Attempt& a, const std::string& why) {
-  return py::make_tuple(false, py::none(), py::str(""),
-                        py::str(llm::invalid_json_error("the result could not be converted (" + why + ")")),
-                        true, opt_int(a.status_code, 0), a.attempts, a.latency_ms, a.provider,
-                        a.model, py::none(), false, false, py::none(), py::none(),
-                        opt_str(a.request_id), false);
+py::tuple conversion_failure(llm::Attempt a, const std::string& why) {
+  // The same tuple builder, on an attempt holding nothing that needs converting.
+  a.success = false;
+  a.data_json.clear();
+  a.raw_response.clear();
+  a.error = llm::invalid_json_error("the result could not be converted (" + why + ")");
+  a.retryable = true;
+  a.finish_reason.clear();
+  a.truncated = false;
+  a.repaired = false;
+  a.prompt_tokens = -1;
+  a.completion_tokens = -1;
+  a.auth_refused = false;
+  return attempt_to_tuple(a);
 }
 
 // ---- clients ----

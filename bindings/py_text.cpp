@@ -2,6 +2,7 @@
 #include "py_text.hpp"
 
 #include "llmbridge/text/json_parse.hpp"
+#include "llmbridge/text/utf8.hpp"
 
 #include <cstdio>
 #include <cstring>
@@ -285,10 +286,7 @@ std::string exception_excerpt(const py::error_already_set& e, std::size_t max_by
   } catch (...) {
     what = "an exception that cannot be shown";
   }
-  if (what.size() <= max_bytes) return what;
-  std::size_t cut = max_bytes;
-  while (cut > 0 && (static_cast<unsigned char>(what[cut]) & 0xC0) == 0x80) --cut;
-  return what.substr(0, cut) + "...";
+  return text::utf8_excerpt(what, max_bytes);
 }
 
 py::object json_to_object(std::string_view json) {
