@@ -213,9 +213,13 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
     try {
       go_on = t->request.on_body_chunk(std::string_view(data, n));
     } catch (const std::exception& e) {
-      t->chunk_exception = e.what();
+      // Nothing may escape into libcurl's C frames, not even bad_alloc from this copy.
+      try {
+        t->chunk_exception = e.what();
+      } catch (...) {
+      }
     } catch (...) {
-      t->chunk_exception = "unknown exception";
+      t->chunk_exception = "unknown";  // fits the small-string buffer: cannot throw
     }
     if (go_on) return n;
     t->chunk_stopped = true;
