@@ -28,7 +28,8 @@ for arg in "$@"; do
     *) echo "fuzz: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
   esac
 done
-((${#targets[@]})) || targets=(fuzz_repair fuzz_fences fuzz_json_value fuzz_response)
+((${#targets[@]})) ||
+  targets=(fuzz_repair fuzz_fences fuzz_json_value fuzz_response fuzz_stream)
 if ((long)); then seconds=${FUZZ_SECONDS:-3600}; else seconds=${FUZZ_SECONDS:-60}; fi
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

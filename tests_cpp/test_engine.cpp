@@ -7,9 +7,12 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -746,4 +749,131 @@ TEST_CASE("Compressed bodies are decoded; Accept-Encoding is sent", "[engine][ho
     REQUIRE(ae);
     CHECK(ae->find("gzip") != std::string::npos);
   }
+}
+
+namespace {
+
+// Records body pieces as on_body_chunk sees them, with when and on which thread.
+struct ChunkLog {
+  std::mutex mu;
+  std::vector<std::string> pieces;
+  std::vector<Clock::time_point> times;
+  std::vector<std::thread::id> threads;
+  std::function<bool(std::string_view)> recorder(bool keep_going = true) {
+    return [this, keep_going](std::string_view bytes) {
+      std::lock_guard<std::mutex> lk(mu);
+      pieces.emplace_back(bytes);
+      times.push_back(Clock::now());
+      threads.push_back(std::this_thread::get_id());
+      return keep_going;
+    };
+  }
+  std::string joined() {
+    std::lock_guard<std::mutex> lk(mu);
+    std::string all;
+    for (const auto& p : pieces) all += p;
+    return all;
+  }
+  std::size_t count() {
+    std::lock_guard<std::mutex> lk(mu);
+    return pieces.size();
+  }
+};
+
+Reply sse_in_pieces(int delay_ms) {
+  Reply r;
+  r.headers = {{"Content-Type", "text/event-stream"}};
+  r.pieces = {{0, "data: {\"n\":1}\n\n"},
+              {delay_ms, "data: {\"n\":2}\n\n"},
+              {delay_ms, "data: [DONE]\n\n"}};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("on_body_chunk gets a streamed body piece by piece as it arrives",
+          "[engine][stream]") {
+  TestHttpServer server;
+  server.route("/stream", sse_in_pieces(150));
+  ChunkLog log;
+  Completions done;  // declared first: outlives the engine's thread
+  Engine engine;
+  Request req = post(server.url("/stream"), "{}");
+  req.on_body_chunk = log.recorder();
+  const auto t0 = Clock::now();
+  engine.submit(std::move(req), done.callback(0));
+  // The first piece arrives long before the transfer ends.
+  REQUIRE(eventually([&] { return log.count() >= 1; }, milliseconds(2000)));
+  CHECK(done.total() == 0);
+  REQUIRE(done.wait(1));
+  const Response r = done.get(0);
+  CHECK(r.error == TransportError::kNone);
+  CHECK(r.status == 200);
+  CHECK(r.body.empty());  // the bytes went to the chunk function instead
+  CHECK(r.header("content-type") == std::optional<std::string_view>("text/event-stream"));
+  CHECK(log.joined() == "data: {\"n\":1}\n\ndata: {\"n\":2}\n\ndata: [DONE]\n\n");
+  CHECK(log.count() >= 3);
+  CHECK(ms_since(t0) >= 250);
+  std::lock_guard<std::mutex> lk(log.mu);
+  // One piece per server write here (loopback, 150 ms apart), each on the I/O thread.
+  CHECK(std::chrono::duration<double, std::milli>(log.times.back() - log.times.front()).count() >=
+        250);
+  for (const auto& id : log.threads) CHECK(id == done.thread(0));
+}
+
+TEST_CASE("on_body_chunk returning false aborts the transfer with a clear error",
+          "[engine][stream]") {
+  TestHttpServer server;
+  server.route("/stream", sse_in_pieces(1000));
+  ChunkLog log;
+  Completions done;  // declared first: outlives the engine's thread
+  Engine engine;
+  Request req = post(server.url("/stream"), "{}");
+  req.on_body_chunk = log.recorder(false);
+  const auto t0 = Clock::now();
+  engine.submit(std::move(req), done.callback(0));
+  REQUIRE(done.wait(1));
+  CHECK(ms_since(t0) < 800);  // did not wait for the later pieces
+  const Response r = done.get(0);
+  CHECK(r.error == TransportError::kCancelled);
+  CHECK(r.error_message == "transfer aborted: the body chunk callback returned false");
+  CHECK(log.count() == 1);
+  CHECK(engine.in_flight() == 0);
+
+  SECTION("a throwing chunk function aborts the same way, naming the exception") {
+    Request again = post(server.url("/stream"), "{}");
+    again.on_body_chunk = [](std::string_view) -> bool { throw std::runtime_error("bad chunk"); };
+    engine.submit(std::move(again), done.callback(1));
+    REQUIRE(done.wait(2));
+    CHECK(done.get(1).error == TransportError::kCancelled);
+    CHECK(done.get(1).error_message ==
+          "transfer aborted: the body chunk callback threw: bad chunk");
+  }
+  SECTION("the engine still works afterwards") {
+    engine.submit(post(server.url("/after"), "ok"), done.callback(1));
+    REQUIRE(done.wait(2));
+    CHECK(done.get(1).body == "ok");
+  }
+}
+
+TEST_CASE("on_body_chunk: an error status keeps its body in Response::body",
+          "[engine][stream]") {
+  TestHttpServer server;
+  Reply error;
+  error.status = 500;
+  error.headers = {{"Content-Type", "application/json"}};
+  error.body = "{\"error\":{\"message\":\"boom\"}}";
+  server.route("/stream", error);
+  ChunkLog log;
+  Completions done;  // declared first: outlives the engine's thread
+  Engine engine;
+  Request req = post(server.url("/stream"), "{}");
+  req.on_body_chunk = log.recorder();
+  engine.submit(std::move(req), done.callback(0));
+  REQUIRE(done.wait(1));
+  const Response r = done.get(0);
+  CHECK(r.error == TransportError::kNone);
+  CHECK(r.status == 500);
+  CHECK(r.body == "{\"error\":{\"message\":\"boom\"}}");
+  CHECK(log.count() == 0);
 }

@@ -1,6 +1,7 @@
 // A small, real HTTP/1.1 server for the engine tests: 127.0.0.1 on an ephemeral port,
 // one thread per connection, keep-alive with Content-Length bodies, and scripted
-// replies (status, headers, body, delay, reset, partial body, close-delimited body).
+// replies (status, headers, body, delay, reset, partial body, close-delimited body,
+// a chunked body written in delayed pieces).
 // Header-only so tests_cpp/CMakeLists.txt needs no change.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -58,6 +60,9 @@ struct Reply {
   int delay_ms = 0;              // wait before acting (cut short when the server stops)
   bool interim_100 = false;      // send "100 Continue" (with a header) before the reply
   bool close_delimited = false;  // no Content-Length: the body ends when we close
+  // A chunked body written piece by piece, as a streaming server does: before each
+  // piece wait its delay (ms), then send it as one HTTP chunk. Replaces `body`.
+  std::vector<std::pair<int, std::string>> pieces;
 };
 
 using Handler = std::function<Reply(const ReceivedRequest&)>;
@@ -210,6 +215,17 @@ class TestHttpServer {
     std::string head = "HTTP/1.1 " + std::to_string(reply.status) + " " +
                        reason(reply.status) + "\r\n";
     for (const auto& [name, value] : reply.headers) head += name + ": " + value + "\r\n";
+    if (!reply.pieces.empty()) {
+      head += "Transfer-Encoding: chunked\r\n\r\n";
+      if (!send_all(fd, head)) return false;
+      for (const auto& [delay_ms, bytes] : reply.pieces) {
+        if (delay_ms > 0 && !sleep_unless_stopped(delay_ms)) return false;
+        char size[32];
+        std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+        if (!send_all(fd, std::string(size) + bytes + "\r\n")) return false;
+      }
+      return send_all(fd, "0\r\n\r\n");
+    }
     if (reply.close_delimited)
       head += "Connection: close\r\n";
     else

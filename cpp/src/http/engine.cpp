@@ -23,6 +23,7 @@
 #include <cctype>
 #include <chrono>
 #include <deque>
+#include <exception>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -176,6 +177,9 @@ struct Transfer {
   bool too_large = false;
   bool headers_done = false;   // the final header block ended (body or end follows)
   bool resend_refused = false;  // the prereq callback refused a send over max_sends
+  // Request::on_body_chunk stopped the transfer: returned false, or threw (message kept).
+  bool chunk_stopped = false;
+  std::string chunk_exception;
   char error_buffer[CURL_ERROR_SIZE] = {};
 };
 
@@ -192,9 +196,35 @@ int on_prereq(void* user, char*, char*, int, int) {
   return CURL_PREREQFUNC_OK;
 }
 
+// Streams go to the caller's chunk function, only for a 2xx final response: anything
+// else is an error reply, kept whole in Response::body for the providers to classify.
+bool streams_body(Transfer& t) {
+  if (!t.request.on_body_chunk) return false;
+  long status = 0;
+  curl_easy_getinfo(t.easy.get(), CURLINFO_RESPONSE_CODE, &status);
+  return status >= 200 && status < 300;
+}
+
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const std::size_t n = size * count;
+  if (streams_body(*t)) {
+    bool go_on = false;
+    try {
+      go_on = t->request.on_body_chunk(std::string_view(data, n));
+    } catch (const std::exception& e) {
+      // Nothing may escape into libcurl's C frames, not even bad_alloc from this copy.
+      try {
+        t->chunk_exception = e.what();
+      } catch (...) {
+      }
+    } catch (...) {
+      t->chunk_exception = "unknown";  // fits the small-string buffer: cannot throw
+    }
+    if (go_on) return n;
+    t->chunk_stopped = true;
+    return 0;  // makes curl abort with CURLE_WRITE_ERROR
+  }
   // body.size() never exceeds the limit, so the subtraction cannot wrap.
   if (n > t->request.max_response_bytes - t->response.body.size()) {
     t->too_large = true;
@@ -621,8 +651,10 @@ struct Engine::State {
     set(CURLOPT_ACCEPT_ENCODING, "");
     // Refuses early when the server announces a Content-Length over the limit.
     constexpr auto kOffMax = static_cast<std::size_t>(std::numeric_limits<curl_off_t>::max());
-    set(CURLOPT_MAXFILESIZE_LARGE,
-        static_cast<curl_off_t>(std::min(req.max_response_bytes, kOffMax)));
+    // Not for a stream: its Content-Length (if any) is the consumer's business.
+    if (!req.on_body_chunk)
+      set(CURLOPT_MAXFILESIZE_LARGE,
+          static_cast<curl_off_t>(std::min(req.max_response_bytes, kOffMax)));
     set(CURLOPT_USERAGENT, options.user_agent.c_str());
     set(CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
     set(CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
@@ -713,7 +745,13 @@ struct Engine::State {
     curl_easy_getinfo(t->easy.get(), CURLINFO_RESPONSE_CODE, &status);
     r.status = status;
     r.error = t->too_large ? TransportError::kTooLarge : classify(code);
-    if (r.error == TransportError::kTooLarge) {
+    if (t->chunk_stopped) {
+      r.error = TransportError::kCancelled;
+      r.error_message = t->chunk_exception.empty()
+                            ? "transfer aborted: the body chunk callback returned false"
+                            : "transfer aborted: the body chunk callback threw: " +
+                                  t->chunk_exception;
+    } else if (r.error == TransportError::kTooLarge) {
       r.error_message = "response body exceeded max_response_bytes (" +
                         std::to_string(t->request.max_response_bytes) + " bytes)";
     } else if (t->resend_refused) {

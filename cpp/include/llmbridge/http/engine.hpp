@@ -4,6 +4,8 @@
 // and wake the I/O thread. All libcurl work and every completion callback run on the
 // I/O thread, with no engine lock held, so a callback may call back into the engine
 // (a retry is a submit() with a delay from inside the previous try's callback).
+// A request with Request::on_body_chunk set streams: its body pieces go to that function
+// on the I/O thread as they arrive, then the completion callback runs once as usual.
 #pragma once
 
 #include <cstddef>

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,16 @@ struct Request {
   // a reused keep-alive connection dies before any answer; each send counts, and a
   // re-send beyond this limit is refused (the try fails with kConnect). 0 = no limit.
   int max_sends = 0;
+  // Streaming (SSE, NDJSON): when set, the body of a final 2xx response is handed to
+  // this function piece by piece as it arrives (pieces are as libcurl reads them, cut
+  // anywhere) and Response::body stays empty. Any other status keeps its body in
+  // Response::body as usual (an error reply is ordinary JSON, protocols.md §2.2), and
+  // max_response_bytes applies to that body only: the consumer bounds its own memory
+  // (http::SseParser bounds one event). Runs on the engine's I/O thread, like the
+  // completion callback, and must be as quick. Returning false, or throwing, aborts
+  // the transfer: it completes with kCancelled and a message saying the chunk callback
+  // stopped it. Destroyed before the completion callback runs.
+  std::function<bool(std::string_view)> on_body_chunk;
 };
 
 // Transport-level outcome. HTTP statuses >= 400 are NOT errors here: they come back
