@@ -178,20 +178,35 @@ void bind_llm(py::module_& m) {
         auto items = q.drain();
         py::list out(items.size());
         for (std::size_t i = 0; i < items.size(); ++i) {
-          py::tuple fields;
-          try {
-            fields = attempt_to_tuple(items[i].second);
-          } catch (py::error_already_set& e) {
-            fields = conversion_failure(items[i].second, exception_excerpt(e));
-          } catch (const std::exception& e) {
-            fields = conversion_failure(items[i].second, e.what());
+          auto& item = items[i];
+          py::object payload;
+          switch (item.kind) {
+            case llm::CompletionQueue::Kind::kStreamReady:
+              payload = py::none();  // the stream's events wait in its channel
+              break;
+            case llm::CompletionQueue::Kind::kChat:
+              payload = chat_item_to_py(std::move(item.result));
+              break;
+            case llm::CompletionQueue::Kind::kAttempt: {
+              llm::Attempt& a = item.result;
+              try {
+                payload = attempt_to_tuple(a);
+              } catch (py::error_already_set& e) {
+                payload = conversion_failure(a, exception_excerpt(e));
+              } catch (const std::exception& e) {
+                payload = conversion_failure(a, e.what());
+              }
+              break;
+            }
           }
-          out[i] = py::make_tuple(items[i].first, std::move(fields));
+          out[i] = py::make_tuple(item.token, std::move(payload));
         }
         return out;
       });
 
-  py::class_<llm::Client>(m, "NativeClient")
+  py::class_<llm::Client> native_client(m, "NativeClient");
+  add_generation_methods(native_client);
+  native_client
       .def(py::init(&make_client), py::arg("provider"), py::arg("config"),
            py::arg("max_connections") = 64, py::arg("ca_file") = "", py::arg("verify_tls") = true,
            py::arg("max_response_bytes") = std::size_t(64) << 20)

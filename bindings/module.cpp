@@ -6,6 +6,7 @@
 PYBIND11_MODULE(_native, m) {
   m.doc() = "llmbridge native core (C++17: libcurl, simdjson). Import llmbridge, not this.";
   llmbridge::bindings::bind_text(m);
+  llmbridge::bindings::bind_generation(m);
   llmbridge::bindings::bind_llm(m);
   llmbridge::bindings::bind_config(m);
 }

@@ -759,13 +759,13 @@ struct ChunkLog {
   std::vector<std::string> pieces;
   std::vector<Clock::time_point> times;
   std::vector<std::thread::id> threads;
-  std::function<bool(std::string_view)> recorder(bool keep_going = true) {
+  std::function<ChunkAction(std::string_view)> recorder(bool keep_going = true) {
     return [this, keep_going](std::string_view bytes) {
       std::lock_guard<std::mutex> lk(mu);
       pieces.emplace_back(bytes);
       times.push_back(Clock::now());
       threads.push_back(std::this_thread::get_id());
-      return keep_going;
+      return keep_going ? ChunkAction::kContinue : ChunkAction::kAbort;
     };
   }
   std::string joined() {
@@ -842,7 +842,7 @@ TEST_CASE("on_body_chunk returning false aborts the transfer with a clear error"
 
   SECTION("a throwing chunk function aborts the same way, naming the exception") {
     Request again = post(server.url("/stream"), "{}");
-    again.on_body_chunk = [](std::string_view) -> bool { throw std::runtime_error("bad chunk"); };
+    again.on_body_chunk = [](std::string_view) -> ChunkAction { throw std::runtime_error("bad chunk"); };
     engine.submit(std::move(again), done.callback(1));
     REQUIRE(done.wait(2));
     CHECK(done.get(1).error == TransportError::kCancelled);

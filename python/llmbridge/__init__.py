@@ -42,12 +42,39 @@ from ._health import (
     health,
     health_sync,
 )
+from ._generate import (
+    AsyncEventStream,
+    ChatResult,
+    ModelInfo,
+    ReasoningToken,
+    StreamEnd,
+    StreamError,
+    StreamMetrics,
+    StreamStarted,
+    SyncEventStream,
+    Token,
+    ToolCall,
+    ToolCallDelta,
+)
 from .config import OllamaConfig, OpenAIConfig, VLLMConfig
-from .errors import ConfigError, JSONRepairError, LLMBridgeError
+from .errors import ConfigError, JSONRepairError, LLMBridgeError, LLMCallError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncEventStream",
+    "ChatResult",
+    "LLMCallError",
+    "ModelInfo",
+    "ReasoningToken",
+    "StreamEnd",
+    "StreamError",
+    "StreamMetrics",
+    "StreamStarted",
+    "SyncEventStream",
+    "Token",
+    "ToolCall",
+    "ToolCallDelta",
     "AppConfig",
     "ClientHolder",
     "HealthReport",

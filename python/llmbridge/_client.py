@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Optional
 
 from . import _native
 from ._health import HealthReport, log_report
+from ._generate import GenerationMixin
 from .config import OllamaConfig, OpenAIConfig, VLLMConfig, _ProviderConfig
 from .errors import LLMBridgeError
 
@@ -162,12 +163,17 @@ class _LoopBridge:
         # Every drained result completes its future, whatever happens to the others: the
         # native drain turns a result it cannot convert into a failed attempt, and a
         # failure here becomes that one future's exception.
-        for token, fields in self.queue.drain():
+        # A payload is the fields of an ExtractionAttempt (a tuple), a ChatResult, or
+        # None: a stream has events waiting in its own channel.
+        for token, payload in self.queue.drain():
             fut = self.pending.pop(token, None)
             if fut is None or fut.done():
                 continue
             try:
-                fut.set_result(ExtractionAttempt._from_native(fields))
+                if type(payload) is tuple:
+                    fut.set_result(ExtractionAttempt._from_native(payload))
+                else:
+                    fut.set_result(payload)
             except Exception as e:  # pragma: no cover - the native side already converted
                 fut.set_exception(e)
 
@@ -270,7 +276,7 @@ _MODEL_UNCHECKED = 0
 _MODEL_READY = 1
 
 
-class _BaseClient:
+class _BaseClient(GenerationMixin):
     provider: ClassVar[str] = ""
     _config_type: ClassVar[type[_ProviderConfig]] = _ProviderConfig
     #: Seconds a health() result is reused; set per client (``client.health_ttl = 30``).

@@ -179,6 +179,7 @@ struct Transfer {
   bool resend_refused = false;  // the prereq callback refused a send over max_sends
   // Request::on_body_chunk stopped the transfer: returned false, or threw (message kept).
   bool chunk_stopped = false;
+  bool paused = false;  // on_body_chunk asked for a pause; Engine::resume() lifts it
   std::string chunk_exception;
   char error_buffer[CURL_ERROR_SIZE] = {};
 };
@@ -209,9 +210,9 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   auto* t = static_cast<Transfer*>(user);
   const std::size_t n = size * count;
   if (streams_body(*t)) {
-    bool go_on = false;
+    ChunkAction action = ChunkAction::kAbort;
     try {
-      go_on = t->request.on_body_chunk(std::string_view(data, n));
+      action = t->request.on_body_chunk(std::string_view(data, n));
     } catch (const std::exception& e) {
       // Nothing may escape into libcurl's C frames, not even bad_alloc from this copy.
       try {
@@ -221,7 +222,14 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
     } catch (...) {
       t->chunk_exception = "unknown";  // fits the small-string buffer: cannot throw
     }
-    if (go_on) return n;
+    if (action == ChunkAction::kContinue) return n;
+    if (action == ChunkAction::kPause) {
+      // The piece is taken; stop reading until Engine::resume(). libcurl allows pausing
+      // from inside its own write callback.
+      t->paused = true;
+      curl_easy_pause(t->easy.get(), CURLPAUSE_RECV);
+      return n;
+    }
     t->chunk_stopped = true;
     return 0;  // makes curl abort with CURLE_WRITE_ERROR
   }
@@ -288,7 +296,7 @@ struct Engine::State {
 
   // ---- Shared between callers and the I/O thread; guarded by `mu`. ----
   struct Command {
-    enum class Kind { kSubmit, kCancel, kPost } kind = Kind::kSubmit;
+    enum class Kind { kSubmit, kCancel, kPost, kResume } kind = Kind::kSubmit;
     RequestId id = 0;
     Request request;
     Callback on_done;
@@ -542,6 +550,14 @@ struct Engine::State {
       case Command::Kind::kPost:
         if (!stop) timers.emplace(c.due, Timer{0, std::move(c.fn)});
         return;
+      case Command::Kind::kResume: {
+        auto it = transfers.find(c.id);
+        if (it == transfers.end() || !it->second->easy || !it->second->paused) return;
+        it->second->paused = false;
+        // Unpausing may deliver buffered data at once (the chunk callback runs inside).
+        curl_easy_pause(it->second->easy.get(), CURLPAUSE_CONT);
+        return;
+      }
     }
   }
 
@@ -852,6 +868,17 @@ void Engine::cancel(RequestId id) {
   if (!s.started || s.stopping || id == 0 || id >= s.next_id) return;
   State::Command c;
   c.kind = State::Command::Kind::kCancel;
+  c.id = id;
+  s.enqueue_locked(std::move(c));
+}
+
+void Engine::resume(RequestId id) {
+  if (!state_ || state_->inherited()) return;
+  State& s = *state_;
+  std::lock_guard<std::mutex> lk(s.mu);
+  if (!s.started || s.stopping || id == 0 || id >= s.next_id) return;
+  State::Command c;
+  c.kind = State::Command::Kind::kResume;
   c.id = id;
   s.enqueue_locked(std::move(c));
 }

@@ -7,6 +7,7 @@
 #include <future>
 #include <random>
 
+#include "llmbridge/http/stream_parser.hpp"
 #include "llmbridge/llm/errors.hpp"
 #include "llmbridge/text/utf8.hpp"
 
@@ -59,23 +60,48 @@ void make_text_valid(Attempt& a) {
 
 }  // namespace
 
+// The state of a token stream; touched only on the I/O thread (chunk callback,
+// completion callback, watchdog), so it needs no lock.
+struct Client::Stream {
+  std::shared_ptr<StreamChannel> channel;
+  bool sse = true;
+  http::SseParser sse_parser;
+  http::NdjsonParser ndjson_parser;
+  StreamDecoder decoder;
+  bool started = false;  // a byte of a 2xx body arrived: no more retries
+  bool ended = false;    // StreamEnd or StreamError was pushed
+  bool marker = false;   // [DONE] (SSE) or done:true (NDJSON) seen
+  Clock::time_point last_event;
+  Clock::time_point ended_at;
+  double first_token_ms = -1;
+  std::string abort_error;  // why the client aborted the try: "timeout", or a too-large event
+  bool abort_retryable = true;
+  long first_byte_ms = 0;
+  long idle_ms = 0;
+
+  Stream(const ProviderSpec& spec, Operation op)
+      : sse(spec.stream_format == StreamFormat::kSse), decoder(spec.dialect, op) {}
+};
+
 struct Client::Call {
   std::uint64_t id = 0;
   http::Request request;
   std::string request_id;
-  Done done;
   Clock::time_point started;
   int tries = 0;
   Clock::time_point send_at;  // when the current try leaves (after its backoff delay)
   http::RequestId http_id = 0;
   bool cancelled = false;  // guarded by Client::mu_
   std::string model;       // the model this call was sent with
+  // The outcome of one HTTP try, and where the final one goes.
+  std::function<ChatResult(const http::Response&)> parse;
+  ChatDone done;
+  std::unique_ptr<Stream> stream;  // set for token streams
 };
 
-Client::Client(ProviderKind kind, std::string provider, config::ProviderConfig base,
-               ClientOptions options)
-    : kind_(kind),
-      provider_(std::move(provider)),
+Client::Client(const ProviderSpec& spec, config::ProviderConfig base, ClientOptions options)
+    : spec_(&spec),
+      provider_(spec.name),
       model_(base.model),
       policy_(RetryPolicy::from_config(base)),
       options_(std::move(options)),
@@ -83,25 +109,30 @@ Client::Client(ProviderKind kind, std::string provider, config::ProviderConfig b
       engine_(std::make_unique<http::Engine>(engine_options(options_))) {}
 
 Client::Client(const config::VLLMConfig& config, ClientOptions options)
-    : Client(ProviderKind::kVLLM, std::string(kProviderVLLM), config, std::move(options)) {
+    : Client(provider_spec("vllm"), config, std::move(options)) {
   openai_ = config;
 }
 
 Client::Client(const config::OpenAIConfig& config, ClientOptions options)
-    : Client(ProviderKind::kOpenAI, std::string(kProviderOpenAI), config, std::move(options)) {
+    : Client(provider_spec("openai"), config, std::move(options)) {
   openai_ = config;
 }
 
 Client::Client(const config::OllamaConfig& config, ClientOptions options)
-    : Client(ProviderKind::kOllama, std::string(kProviderOllama), config, std::move(options)) {
+    : Client(provider_spec("ollama"), config, std::move(options)) {
   ollama_ = config;
+}
+
+const config::ProviderConfig& Client::base_config() const noexcept {
+  if (spec_->dialect == Dialect::kOllama) return ollama_;
+  return openai_;
 }
 
 Client::~Client() { close(); }
 
 http::Request Client::build(const ChatCall& call, const std::string& request_id,
                             const std::string& model, long context_limit) const {
-  const bool ollama = kind_ == ProviderKind::kOllama;
+  const bool ollama = spec_->dialect == Dialect::kOllama;
   const int configured = ollama ? ollama_.max_tokens : openai_.max_tokens;
   const int max_tokens = fitted_max_tokens(configured, context_limit, call);
   http::Request r;
@@ -124,24 +155,30 @@ http::Request Client::build(const ChatCall& call, const std::string& request_id,
 }
 
 Attempt Client::parse(const http::Response& response, const std::string& model) const {
-  return kind_ == ProviderKind::kOllama
+  return spec_->dialect == Dialect::kOllama
              ? parse_ollama_response(response, model, options_.max_response_bytes)
              : parse_openai_response(response, provider_, model, options_.max_response_bytes);
 }
 
-std::uint64_t Client::start(const ChatCall& chat, Done done) {
+http::Request Client::build_generate(const GenerateCall& call, const std::string& request_id,
+                                     const std::string& model) const {
+  const bool ollama = spec_->dialect == Dialect::kOllama;
+  RequestContext ctx{base_config(), model, ollama ? ollama_.num_ctx : 0,
+                     ollama ? std::string_view(ollama_.keep_alive) : std::string_view(), request_id};
+  http::Request r = build_generate_request(*spec_, ctx, call);
+  r.max_response_bytes = options_.max_response_bytes;
+  return r;
+}
+
+std::shared_ptr<Client::Call> Client::new_call() {
   auto call = std::make_shared<Call>();
   call->id = next_id_.fetch_add(1);
   call->request_id = new_request_id();
-  long context_limit = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    call->model = active_model_;
-    context_limit = context_limit_;
-  }
-  // Throws on bad input, before any I/O.
-  call->request = build(chat, call->request_id, call->model, context_limit);
-  call->done = std::move(done);
+  return call;
+}
+
+// Registers the call and sends its first try; on a closed client it completes at once.
+std::uint64_t Client::launch(const std::shared_ptr<Call>& call) {
   call->started = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -152,13 +189,92 @@ std::uint64_t Client::start(const ChatCall& chat, Done done) {
     }
   }
   if (call->cancelled) {
-    Attempt a = cancelled_attempt(provider_, call->model);
-    a.request_id = call->request_id;
-    call->done(std::move(a));
+    ChatResult r;
+    static_cast<Attempt&>(r) = cancelled_attempt(provider_, call->model);
+    r.request_id = call->request_id;
+    if (call->stream) {
+      call->stream->channel->push(StreamStarted{call->request_id, call->model});
+      StreamErrorEvent e;
+      e.error = std::string(kErrorCancelled);
+      call->stream->channel->close(std::move(e));
+      return call->id;
+    }
+    ChatDone done = std::move(call->done);
+    if (done) done(std::move(r));
     return call->id;
   }
   send(call, 0);
+  if (call->stream) watch_stream(call, 0);
   return call->id;
+}
+
+std::uint64_t Client::start(const ChatCall& chat, Done done) {
+  auto call = new_call();
+  long context_limit = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    call->model = active_model_;
+    context_limit = context_limit_;
+  }
+  // Throws on bad input, before any I/O.
+  call->request = build(chat, call->request_id, call->model, context_limit);
+  call->parse = [this, model = call->model](const http::Response& r) {
+    ChatResult out;
+    static_cast<Attempt&>(out) = parse(r, model);
+    return out;
+  };
+  call->done = [done = std::move(done)](ChatResult&& r) { done(std::move(static_cast<Attempt&>(r))); };
+  return launch(call);
+}
+
+std::uint64_t Client::start_generate(const GenerateCall& gen, ChatDone done) {
+  auto call = new_call();
+  call->model = gen.options.model.empty() ? current_model() : gen.options.model;
+  call->request = build_generate(gen, call->request_id, call->model);  // throws on bad input
+  const bool want_json = !gen.options.json_schema.empty() || gen.options.response_format.find("json") != std::string::npos;
+  call->parse = [this, op = gen.op, model = call->model, want_json](const http::Response& r) {
+    return parse_generate_response(*spec_, op, r, model, want_json, options_.max_response_bytes);
+  };
+  call->done = std::move(done);
+  return launch(call);
+}
+
+ChatResult Client::generate(const GenerateCall& gen) {
+  auto result = std::make_shared<std::promise<ChatResult>>();
+  std::future<ChatResult> f = result->get_future();
+  start_generate(gen, [result](ChatResult&& r) { result->set_value(std::move(r)); });
+  return f.get();
+}
+
+std::uint64_t Client::start_stream(const GenerateCall& gen, std::shared_ptr<StreamChannel> channel) {
+  auto call = new_call();
+  call->model = gen.options.model.empty() ? current_model() : gen.options.model;
+  GenerateCall streamed = gen;
+  streamed.stream = true;
+  call->request = build_generate(streamed, call->request_id, call->model);  // throws on bad input
+  auto stream = std::make_unique<Stream>(*spec_, gen.op);
+  stream->channel = std::move(channel);
+  const double first_byte_s = gen.options.timeout_s > 0 ? gen.options.timeout_s : base_config().timeout;
+  stream->first_byte_ms = std::max(1L, static_cast<long>(first_byte_s * 1000.0));
+  stream->idle_ms = std::max(1L, static_cast<long>(gen.options.stream_idle_timeout_s * 1000.0));
+  call->request.timeout_ms = 0;  // no total limit: the watchdog keeps the two stream clocks
+  call->stream = std::move(stream);
+  std::weak_ptr<Call> weak = call;
+  call->stream->channel->set_resume([this, weak] {
+    if (auto c = weak.lock()) {
+      http::RequestId id;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        id = c->http_id;
+      }
+      engine_->resume(id);
+    }
+  });
+  call->parse = [this, op = gen.op, model = call->model](const http::Response& r) {
+    // Only reached for a try that failed before its body: the error classification.
+    return parse_generate_response(*spec_, op, r, model, false, options_.max_response_bytes);
+  };
+  return launch(call);
 }
 
 void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
@@ -166,11 +282,19 @@ void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
   // The sends left in the retry budget: libcurl's own re-sends on a fresh connection
   // count as tries too, so a call never sends more requests than 1 + max_retries.
   call->request.max_sends = std::max(1, policy_.max_retries + 1 - call->tries);
+  http::Request request = call->request;
+  if (call->stream) {
+    call->stream->abort_error.clear();
+    std::weak_ptr<Call> weak = call;
+    request.on_body_chunk = [this, weak](std::string_view bytes) {
+      auto c = weak.lock();
+      return c ? on_stream_chunk(c, bytes) : http::ChunkAction::kAbort;
+    };
+  }
   // The engine may run the callback synchronously (after shutdown), so no lock is
   // held across submit().
   const http::RequestId id = engine_->submit(
-      call->request, [this, call](http::Response&& r) { on_response(call, std::move(r)); },
-      delay_ms);
+      std::move(request), [this, call](http::Response&& r) { on_response(call, std::move(r)); }, delay_ms);
   bool cancelled;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -184,14 +308,29 @@ void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& res
   // A try cancelled while it still waited out its backoff never left: not a try.
   if (!(response.error == http::TransportError::kCancelled && Clock::now() < call->send_at))
     call->tries += std::max(1, response.sends);  // a try that never sent still counts once
-  Attempt a = parse(response, call->model);
+  if (call->stream && (call->stream->started || call->stream->ended)) {
+    on_stream_response(call, std::move(response));
+    return;
+  }
+  ChatResult a = call->parse(response);
+  if (call->stream && !call->stream->abort_error.empty()) {
+    // The watchdog aborted a try that had no byte yet: the first-byte clock ran out.
+    a.error = call->stream->abort_error;
+    a.retryable = call->stream->abort_retryable;
+    a.success = false;
+  } else if (call->stream && a.success) {
+    // A 2xx whose body never came (empty body): not a stream.
+    a.success = false;
+    a.error = connection_error("the stream ended before its first event");
+    a.retryable = true;
+  }
   bool cancelled;
   {
     std::lock_guard<std::mutex> lock(mu_);
     cancelled = call->cancelled;
   }
   if (cancelled && a.error != kErrorCancelled && !a.success) {
-    a = cancelled_attempt(provider_, call->model);
+    static_cast<Attempt&>(a) = cancelled_attempt(provider_, call->model);
   }
   const int retries_done = call->tries - 1;
   if (!cancelled && !closed_.load() && policy_.should_retry(a, retries_done)) {
@@ -199,10 +338,195 @@ void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& res
     send(call, static_cast<long>(delay_s * 1000.0 + 0.5));
     return;
   }
+  if (call->stream) {
+    end_stream(call, std::move(a));
+    forget(call);
+    return;
+  }
   finish(call, std::move(a));
 }
 
-void Client::finish(const std::shared_ptr<Call>& call, Attempt&& a) {
+http::ChunkAction Client::on_stream_chunk(const std::shared_ptr<Call>& call, std::string_view bytes) {
+  Stream& st = *call->stream;
+  if (st.ended) return http::ChunkAction::kContinue;  // after the marker: drain quietly
+  const auto now = Clock::now();
+  if (!st.started) {
+    st.started = true;
+    st.last_event = now;
+    st.channel->push(StreamStarted{call->request_id, call->model});
+  }
+  bool full = false;
+  struct Ctx {
+    Client::Stream* st;
+    Client::Call* call;
+    bool* full;
+    Clock::time_point now;
+  } ctx{&st, call.get(), &full, now};
+  const StreamDecoder::Sink sink = [p = &ctx](StreamEvent&& e) {
+    if (p->st->first_token_ms < 0 && std::holds_alternative<Token>(e))
+      p->st->first_token_ms = std::chrono::duration<double, std::milli>(p->now - p->call->started).count();
+    if (p->st->channel->push(std::move(e))) *p->full = true;
+  };
+  http::StreamError perr;
+  if (st.sse) {
+    perr = st.sse_parser.feed(bytes, [&](const http::SseEvent& ev) {
+      st.last_event = now;
+      if (ev.done) {
+        st.marker = true;
+        return;
+      }
+      st.decoder.feed(ev.data, sink);
+    });
+  } else {
+    perr = st.ndjson_parser.feed(bytes, [&](const http::NdjsonLine& line) {
+      st.last_event = now;
+      st.decoder.feed(line.json, sink);
+      if (st.decoder.done()) st.marker = true;
+    });
+  }
+  if (perr != http::StreamError::kNone) {
+    st.abort_error = invalid_json_error(std::string("a stream event is too large (") + http::to_string(perr) + ")");
+    st.abort_retryable = false;
+    return http::ChunkAction::kAbort;
+  }
+  if (st.decoder.failed()) return http::ChunkAction::kAbort;
+  if (st.marker) {
+    // The stream is complete: deliver its end now, without waiting for the body's end
+    // (some gateways linger after [DONE]); the rest of the body is drained quietly.
+    ChatResult none;
+    end_stream(call, std::move(none));
+    return http::ChunkAction::kContinue;
+  }
+  return full ? http::ChunkAction::kPause : http::ChunkAction::kContinue;
+}
+
+void Client::on_stream_response(const std::shared_ptr<Call>& call, http::Response&& response) {
+  Stream& st = *call->stream;
+  if (st.ended) {
+    forget(call);
+    return;
+  }
+  // Started and not complete: the body ended, failed, or was aborted before its marker.
+  ChatResult failure;
+  failure.status_code = static_cast<int>(response.status);
+  bool cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled = call->cancelled;
+  }
+  if (st.decoder.failed()) {
+    failure.error = st.decoder.error();
+    failure.retryable = st.decoder.error_status() == 0 || is_retryable_status(st.decoder.error_status());
+    failure.raw_response = st.decoder.error_message();
+    if (st.decoder.error_status()) failure.status_code = st.decoder.error_status();
+  } else if (!st.abort_error.empty()) {
+    failure.error = st.abort_error;
+    failure.retryable = st.abort_retryable;
+  } else if (cancelled || closed_.load()) {
+    failure.error = std::string(kErrorCancelled);
+  } else if (response.error != http::TransportError::kNone) {
+    ErrorClass e = classify_transport_error(response.error, response.error_message, options_.max_response_bytes);
+    failure.error = std::move(e.error);
+    failure.retryable = e.retryable;
+  } else {
+    const std::string marker = st.sse ? "[DONE]" : "done:true";
+    failure.error = connection_error("the stream ended before " + marker + " (" +
+                                     std::to_string(st.decoder.tokens()) + " tokens received)");
+    failure.retryable = true;
+  }
+  end_stream(call, std::move(failure));
+  forget(call);
+}
+
+// Pushes the stream's last event: StreamEnd when `failure` holds no error, else
+// StreamError (after a StreamStarted when the stream never started).
+void Client::end_stream(const std::shared_ptr<Call>& call, ChatResult&& failure) {
+  Stream& st = *call->stream;
+  if (st.ended) return;
+  st.ended = true;
+  st.ended_at = Clock::now();
+  if (!st.started) {
+    st.started = true;
+    st.channel->push(StreamStarted{call->request_id, call->model});
+  }
+  if (!failure.error.empty()) {
+    StreamErrorEvent e;
+    e.error = std::move(failure.error);
+    e.retryable = failure.retryable;
+    e.status_code = failure.status_code;
+    // 401/403 bodies are left out: some servers quote the key they were sent.
+    if (!failure.auth_refused)
+      e.message = text::utf8_excerpt(st.decoder.failed() ? failure.raw_response
+                                                       : error_message_from_body(failure.raw_response),
+                                   200);
+    text::make_valid_utf8(e.error);
+    st.channel->close(std::move(e));
+    return;
+  }
+  StreamEndEvent end;
+  end.finish_reason = st.decoder.finish_reason();
+  end.model = st.decoder.model().empty() ? call->model : st.decoder.model();
+  end.tool_calls = st.decoder.tool_calls();
+  end.metrics.tokens = st.decoder.tokens();
+  end.metrics.prompt_tokens = st.decoder.prompt_tokens();
+  end.metrics.completion_tokens = st.decoder.completion_tokens();
+  finish_metrics(end.metrics, st.first_token_ms,
+                 std::chrono::duration<double, std::milli>(st.ended_at - call->started).count());
+  st.channel->close(std::move(end));
+}
+
+void Client::watch_stream(const std::shared_ptr<Call>& call, long delay_ms) {
+  std::weak_ptr<Call> weak = call;
+  Stream& st = *call->stream;
+  const long tick = std::clamp(std::min(st.first_byte_ms, st.idle_ms) / 8, 5L, 250L);
+  engine_->post(
+      [this, weak, tick] {
+        auto c = weak.lock();
+        if (!c) return;
+        Stream& s = *c->stream;
+        http::RequestId id;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (!calls_.count(c->id)) return;  // finished
+          id = c->http_id;
+        }
+        const auto now = Clock::now();
+        auto ms = [&](Clock::time_point t) { return std::chrono::duration<double, std::milli>(now - t).count(); };
+        if (s.ended) {
+          // Complete, but the body has not ended: give a lingering gateway a second.
+          if (ms(s.ended_at) > 1000.0) engine_->cancel(id);
+          else watch_stream(c, tick);
+          return;
+        }
+        if (s.channel->paused()) {
+          s.last_event = now;  // the consumer is the slow one: the server is not idle
+        } else if (!s.started) {
+          if (now >= c->send_at && ms(c->send_at) > double(s.first_byte_ms)) {
+            s.abort_error = std::string(kErrorTimeout);
+            s.abort_retryable = true;
+            engine_->cancel(id);
+          }
+        } else if (ms(s.last_event) > double(s.idle_ms)) {
+          s.abort_error = std::string(kErrorTimeout);
+          s.abort_retryable = true;
+          engine_->cancel(id);
+        }
+        watch_stream(c, tick);
+      },
+      delay_ms == 0 ? tick : delay_ms);
+}
+
+void Client::forget(const std::shared_ptr<Call>& call) {
+  bool close_now;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!calls_.erase(call->id)) return;
+    close_now = close_when_idle_ && calls_.empty();
+  }
+  if (close_now) close();
+}
+
+void Client::finish(const std::shared_ptr<Call>& call, ChatResult&& a) {
   a.attempts = call->tries;
   a.latency_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - call->started).count();
@@ -210,13 +534,20 @@ void Client::finish(const std::shared_ptr<Call>& call, Attempt&& a) {
   if (a.provider.empty()) a.provider = provider_;
   if (a.model.empty()) a.model = call->model;
   make_text_valid(a);
+  text::make_valid_utf8(a.text);
+  text::make_valid_utf8(a.reasoning);
+  for (auto& t : a.tool_calls) {
+    text::make_valid_utf8(t.id);
+    text::make_valid_utf8(t.name);
+    text::make_valid_utf8(t.arguments_text);
+  }
   bool close_now;
   {
     std::lock_guard<std::mutex> lock(mu_);
     calls_.erase(call->id);
     close_now = close_when_idle_ && calls_.empty();
   }
-  Done done = std::move(call->done);
+  ChatDone done = std::move(call->done);
   if (done) done(std::move(a));
   // On the I/O thread, engine shutdown only marks the stop; ~Engine joins the thread.
   if (close_now) close();
@@ -288,9 +619,26 @@ bool Client::closing_when_idle() const {
   return close_when_idle_;
 }
 
+ModelsResult Client::list_models(double timeout_s) {
+  http::Request request = build_models_request(*spec_, base_config());
+  request.timeout_ms = std::max(1L, static_cast<long>(timeout_s * 1000.0));
+  request.connect_timeout_ms = std::min(request.connect_timeout_ms, request.timeout_ms);
+  auto result = std::make_shared<std::promise<http::Response>>();
+  std::future<http::Response> f = result->get_future();
+  engine_->submit(std::move(request), [result](http::Response&& r) { result->set_value(std::move(r)); });
+  ModelsResult m = parse_models_response(*spec_, f.get());
+  m.attempts = 1;
+  make_text_valid(m);
+  for (auto& info : m.models) {
+    text::make_valid_utf8(info.id);
+    text::make_valid_utf8(info.owned_by);
+  }
+  return m;
+}
+
 HealthReport Client::check_health(double timeout_s, const HealthOptions& options) {
   const config::ProviderConfig& base =
-      kind_ == ProviderKind::kOllama ? static_cast<const config::ProviderConfig&>(ollama_) : openai_;
+      base_config();
   const std::string model = current_model();
   HealthReport report = llm::check_health(*engine_, provider_, base.base_url, model, base.api_key, timeout_s, options);
   if (report.max_model_len > 0) {

@@ -1,6 +1,7 @@
 // Request building and response parsing for the OpenAI-compatible (vLLM, OpenAI) and
 // Ollama native chat APIs. Pure functions: no I/O, no clock except Retry-After dates.
 #include "strings.hpp"
+#include "wire.hpp"
 #include "llmbridge/llm/provider.hpp"
 
 #include <simdjson.h>
@@ -20,10 +21,7 @@
 #include "llmbridge/llm/retry.hpp"
 
 namespace llmbridge::llm {
-namespace {
-
-using detail::is_space;
-using detail::trim;
+namespace detail {
 
 long to_ms(double seconds, long fallback) {
   if (!std::isfinite(seconds) || seconds <= 0) return fallback;
@@ -195,7 +193,26 @@ std::string message_content(simdjson::simdjson_result<simdjson::dom::element> v)
   return out;
 }
 
-}  // namespace
+void write_keep_alive(JsonWriter& w, std::string_view keep_alive) {
+  std::string_view keep = trim(keep_alive);
+  if (keep.empty()) return;
+  // Ollama reads a JSON number as seconds but parses a string as a Go duration, where
+  // "300" is an error; so numeric text goes out as a number.
+  double seconds = 0;
+  auto res = std::from_chars(keep.data(), keep.data() + keep.size(), seconds);
+  const bool numeric = res.ec == std::errc() && res.ptr == keep.data() + keep.size() && std::isfinite(seconds);
+  w.key("keep_alive");
+  if (!numeric)
+    w.value(keep);
+  else if (seconds == std::trunc(seconds) && std::fabs(seconds) < 9e15)
+    w.value(static_cast<std::int64_t>(seconds));
+  else
+    w.value(seconds);
+}
+
+}  // namespace detail
+
+using namespace detail;
 
 std::string render_user_prompt(std::string_view user, std::string_view document) {
   if (user.find(kDocumentPlaceholder) != std::string_view::npos) {
@@ -289,20 +306,7 @@ http::Request build_ollama_request(const config::OllamaConfig& config, const Cha
   w.key("num_predict").value(config.max_tokens);
   if (config.num_ctx > 0) w.key("num_ctx").value(config.num_ctx);
   w.end_object();
-  if (std::string_view keep = trim(config.keep_alive); !keep.empty()) {
-    // Ollama reads a JSON number as seconds but parses a string as a Go duration, where
-    // "300" is an error; so numeric text goes out as a number.
-    double seconds = 0;
-    auto res = std::from_chars(keep.data(), keep.data() + keep.size(), seconds);
-    const bool numeric = res.ec == std::errc() && res.ptr == keep.data() + keep.size() && std::isfinite(seconds);
-    w.key("keep_alive");
-    if (!numeric)
-      w.value(keep);
-    else if (seconds == std::trunc(seconds) && std::fabs(seconds) < 9e15)
-      w.value(static_cast<std::int64_t>(seconds));
-    else
-      w.value(seconds);
-  }
+  write_keep_alive(w, config.keep_alive);
   w.end_object();
   req.body = w.take();
   return req;

@@ -50,6 +50,10 @@ class Engine {
   // the I/O thread with kCancelled. No-op for completed or unknown ids.
   void cancel(RequestId id);
 
+  // Thread-safe. Lifts a pause that Request::on_body_chunk asked for (ChunkAction::kPause).
+  // No-op for a transfer that is not paused, completed or unknown.
+  void resume(RequestId id);
+
   // Runs fn on the I/O thread after delay_ms. Dropped without running on shutdown.
   void post(std::function<void()> fn, long delay_ms = 0);
 

@@ -15,6 +15,9 @@ struct Header {
   std::string value;
 };
 
+// What a body-chunk consumer wants next.
+enum class ChunkAction { kContinue, kPause, kAbort };
+
 struct Request {
   std::string method = "POST";  // "GET" or "POST"
   std::string url;
@@ -33,10 +36,11 @@ struct Request {
   // Response::body as usual (an error reply is ordinary JSON, protocols.md §2.2), and
   // max_response_bytes applies to that body only: the consumer bounds its own memory
   // (http::SseParser bounds one event). Runs on the engine's I/O thread, like the
-  // completion callback, and must be as quick. Returning false, or throwing, aborts
-  // the transfer: it completes with kCancelled and a message saying the chunk callback
+  // completion callback, and must be as quick. kPause: the piece was taken, and the
+  // transfer stops reading until Engine::resume(). kAbort, or a throw, aborts the
+  // transfer: it completes with kCancelled and a message saying the chunk callback
   // stopped it. Destroyed before the completion callback runs.
-  std::function<bool(std::string_view)> on_body_chunk;
+  std::function<ChunkAction(std::string_view)> on_body_chunk;
 };
 
 // Transport-level outcome. HTTP statuses >= 400 are NOT errors here: they come back

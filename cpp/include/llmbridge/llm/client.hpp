@@ -14,13 +14,14 @@
 #include "llmbridge/config/provider_config.hpp"
 #include "llmbridge/http/engine.hpp"
 #include "llmbridge/llm/attempt.hpp"
+#include "llmbridge/llm/generation.hpp"
 #include "llmbridge/llm/health.hpp"
 #include "llmbridge/llm/provider.hpp"
+#include "llmbridge/llm/provider_table.hpp"
 #include "llmbridge/llm/retry.hpp"
+#include "llmbridge/llm/stream.hpp"
 
 namespace llmbridge::llm {
-
-enum class ProviderKind { kOpenAI, kVLLM, kOllama };
 
 struct ClientOptions {
   long max_connections = 64;
@@ -32,6 +33,7 @@ struct ClientOptions {
 class Client {
  public:
   using Done = std::function<void(Attempt&&)>;
+  using ChatDone = std::function<void(ChatResult&&)>;
 
   Client(const config::VLLMConfig& config, ClientOptions options = {});
   Client(const config::OpenAIConfig& config, ClientOptions options = {});
@@ -44,6 +46,24 @@ class Client {
   // not a JSON array) throws std::invalid_argument before anything is sent. On a
   // closed client `done` runs at once with a "cancelled" attempt.
   std::uint64_t start(const ChatCall& call, Done done);
+  // chat / generate / complete: one logical call with retries, like start(). Bad input
+  // (check_generate_call) throws std::invalid_argument before anything is sent.
+  std::uint64_t start_generate(const GenerateCall& call, ChatDone done);
+  ChatResult generate(const GenerateCall& call);
+
+  // A token stream. Events go to `channel` (StreamStarted first, then tokens, then one
+  // StreamEnd or StreamError, after which nothing is pushed). Tries are retried only
+  // while no byte of the body has arrived; after that an error ends the stream. The
+  // first-byte clock is the call's timeout (or the config's), the idle clock
+  // options.stream_idle_timeout_s (keep-alive comments do not reset it). When the
+  // channel is full the transfer pauses until the consumer empties it. cancel() ends
+  // the stream with "cancelled" and frees the connection.
+  std::uint64_t start_stream(const GenerateCall& call, std::shared_ptr<StreamChannel> channel);
+
+  // Blocking: the server's model list through this client's engine (no retries).
+  // Must not be called from the engine's I/O thread.
+  ModelsResult list_models(double timeout_s);
+
   // Aborts the call (its transfer or its pending retry); `done` then gets "cancelled".
   void cancel(std::uint64_t call_id);
   // Blocks until the call is over.
@@ -54,7 +74,7 @@ class Client {
   // In a forked child: forget the parent's engine without touching it.
   void abandon_after_fork() noexcept;
 
-  ProviderKind kind() const noexcept { return kind_; }
+  const ProviderSpec& spec() const noexcept { return *spec_; }
   const std::string& provider() const noexcept { return provider_; }
   const std::string& model() const noexcept { return model_; }
   std::size_t in_flight() const;
@@ -84,16 +104,26 @@ class Client {
 
  private:
   struct Call;
-  Client(ProviderKind kind, std::string provider, config::ProviderConfig base,
-         ClientOptions options);
+  struct Stream;
+  Client(const ProviderSpec& spec, config::ProviderConfig base, ClientOptions options);
+  const config::ProviderConfig& base_config() const noexcept;
   http::Request build(const ChatCall& call, const std::string& request_id, const std::string& model,
                       long context_limit) const;
+  http::Request build_generate(const GenerateCall& call, const std::string& request_id,
+                               const std::string& model) const;
   Attempt parse(const http::Response& response, const std::string& model) const;
+  std::shared_ptr<Call> new_call();
+  std::uint64_t launch(const std::shared_ptr<Call>& call);
   void send(const std::shared_ptr<Call>& call, long delay_ms);
   void on_response(const std::shared_ptr<Call>& call, http::Response&& response);
-  void finish(const std::shared_ptr<Call>& call, Attempt&& attempt);
+  void on_stream_response(const std::shared_ptr<Call>& call, http::Response&& response);
+  http::ChunkAction on_stream_chunk(const std::shared_ptr<Call>& call, std::string_view bytes);
+  void watch_stream(const std::shared_ptr<Call>& call, long delay_ms);
+  void end_stream(const std::shared_ptr<Call>& call, ChatResult&& failure);
+  void finish(const std::shared_ptr<Call>& call, ChatResult&& result);
+  void forget(const std::shared_ptr<Call>& call);
 
-  ProviderKind kind_;
+  const ProviderSpec* spec_;
   std::string provider_;
   std::string model_;
   config::OpenAICompatibleConfig openai_;

@@ -8,15 +8,23 @@
 #include <cstdint>
 #include <mutex>
 #include <utility>
+
 #include <vector>
 
-#include "llmbridge/llm/attempt.hpp"
+#include "llmbridge/llm/generation.hpp"
 
 namespace llmbridge::llm {
 
 class CompletionQueue {
  public:
-  using Item = std::pair<std::uint64_t, Attempt>;  // (caller's token, result)
+  // What finished: a call_llm attempt, a chat/complete result, or a stream that has
+  // events ready (its events wait in its StreamChannel).
+  enum class Kind { kAttempt, kChat, kStreamReady };
+  struct Item {
+    std::uint64_t token = 0;  // the caller's token
+    Kind kind = Kind::kAttempt;
+    ChatResult result;  // kAttempt: only the Attempt part is used; kStreamReady: unused
+  };
 
   CompletionQueue();  // throws std::system_error when no eventfd can be made
   ~CompletionQueue();
@@ -27,10 +35,13 @@ class CompletionQueue {
   int fd() const noexcept { return fd_; }
   // Thread-safe.
   void push(std::uint64_t token, Attempt attempt);
+  void push(std::uint64_t token, ChatResult result);
+  void push_stream_ready(std::uint64_t token);
   // Takes every waiting result and resets the eventfd.
   std::vector<Item> drain();
 
  private:
+  void push_item(Item&& item);
   std::mutex mu_;
   std::vector<Item> items_;
   int fd_ = -1;

@@ -1,0 +1,383 @@
+// Bindings of the generation surface: chat results, stream events, model info, and the
+// client methods that start chats, streams and model listings. Conversion and GIL
+// handling only; the logic is in cpp/llm (generation, stream, client).
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bindings.hpp"
+#include "llmbridge/llm/client.hpp"
+#include "llmbridge/llm/completion_queue.hpp"
+#include "llmbridge/llm/errors.hpp"
+#include "llmbridge/llm/generation.hpp"
+#include "llmbridge/llm/stream.hpp"
+#include "py_text.hpp"
+
+namespace py = pybind11;
+
+namespace llmbridge::bindings {
+namespace {
+
+py::object none_if_empty(const std::string& s) { return s.empty() ? py::object(py::none()) : utf8_to_str(s); }
+py::object none_if(int v, int missing) { return v == missing ? py::object(py::none()) : py::object(py::int_(v)); }
+
+// A tool call as Python sees it: the arguments parsed once.
+struct PyToolCall {
+  llm::ToolCall call;
+  py::object arguments;
+};
+
+PyToolCall to_py(llm::ToolCall&& t) {
+  PyToolCall p;
+  p.arguments = py::none();
+  if (!t.arguments_json.empty()) {
+    try {
+      p.arguments = json_to_object(t.arguments_json);
+    } catch (py::error_already_set&) {
+      p.arguments = py::none();  // JSON Python cannot hold: arguments_text keeps it
+    }
+  }
+  p.call = std::move(t);
+  return p;
+}
+
+py::list tool_list(std::vector<llm::ToolCall>&& calls) {
+  py::list out;
+  for (auto& t : calls) out.append(py::cast(to_py(std::move(t))));
+  return out;
+}
+
+// A chat result as Python sees it: data and tool calls converted once, on the thread
+// that holds the GIL.
+struct PyChatResult {
+  llm::ChatResult r;
+  py::object data;
+  py::list tool_calls;
+};
+
+py::object make_chat_result(llm::ChatResult&& r) {
+  PyChatResult p;
+  p.data = py::none();
+  if (!r.data_json.empty()) {
+    try {
+      p.data = json_to_object(r.data_json);
+    } catch (py::error_already_set& e) {
+      if (!e.matches(PyExc_ValueError) && !e.matches(PyExc_RecursionError)) throw;
+      r.success = false;
+      r.retryable = true;
+      r.error = llm::invalid_json_error("the answer cannot be converted to Python objects (" +
+                                        exception_excerpt(e) + ")");
+    }
+  }
+  p.tool_calls = tool_list(std::move(r.tool_calls));
+  p.r = std::move(r);
+  return py::cast(std::move(p));
+}
+
+// A failed result saying why conversion failed (the last resort of drain()).
+py::object chat_conversion_failure(const llm::ChatResult& from, const std::string& why) {
+  llm::ChatResult r;
+  static_cast<llm::Attempt&>(r) = static_cast<const llm::Attempt&>(from);
+  r.success = false;
+  r.data_json.clear();
+  r.raw_response.clear();
+  r.error = llm::invalid_json_error("the result could not be converted (" + why + ")");
+  r.retryable = true;
+  return make_chat_result(std::move(r));
+}
+
+py::object event_to_py(llm::StreamEvent&& e) {
+  return std::visit(
+      [](auto&& ev) -> py::object {
+        using T = std::decay_t<decltype(ev)>;
+        if constexpr (std::is_same_v<T, llm::StreamEndEvent>) {
+          // tool calls converted with their arguments parsed
+          py::object end = py::cast(std::move(ev));
+          return end;
+        } else {
+          return py::cast(std::move(ev));
+        }
+      },
+      std::move(e));
+}
+
+py::list events_to_list(std::vector<llm::StreamEvent>&& events) {
+  py::list out(events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) out[i] = event_to_py(std::move(events[i]));
+  return out;
+}
+
+// The Python handle of one stream: its channel, and how to cancel it.
+struct NativeStream {
+  std::shared_ptr<llm::StreamChannel> channel;
+  llm::Client* client = nullptr;  // the Python client object keeps it alive (keep_alive)
+  std::uint64_t call_id = 0;
+};
+
+llm::GenerateCall make_generate(int op, py::handle messages_json, py::handle prompt,
+                                const llm::GenerateOptions& options) {
+  llm::GenerateCall c;
+  c.op = op == 0 ? llm::Operation::kChat : llm::Operation::kCompletion;
+  c.messages_json = utf8_arg(messages_json, "messages");
+  c.prompt = utf8_arg(prompt, "prompt");
+  c.options = options;
+  return c;
+}
+
+// Caller mistakes from the core (check_generate_call) are ValueErrors.
+template <class F>
+auto caller_errors_as_value_error(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+}
+
+std::string repr_text(const std::string& s, std::size_t max = 40) {
+  py::object r = py::repr(utf8_to_str(s.size() > max ? s.substr(0, max) + "..." : s));
+  return r.cast<std::string>();
+}
+
+}  // namespace
+
+void bind_generation(py::module_& m) {
+  using llm::GenerateOptions;
+  py::class_<GenerateOptions>(m, "GenerateOptions",
+                              "Options of one chat/generate/complete call, converted by the Python layer.")
+      .def(py::init<>())
+      .def_readwrite("model", &GenerateOptions::model)
+      .def_readwrite("max_tokens", &GenerateOptions::max_tokens)
+      .def_readwrite("temperature", &GenerateOptions::temperature)
+      .def_readwrite("top_p", &GenerateOptions::top_p)
+      .def_readwrite("stop", &GenerateOptions::stop)
+      .def_readwrite("seed", &GenerateOptions::seed)
+      .def_readwrite("json_schema", &GenerateOptions::json_schema)
+      .def_readwrite("response_format", &GenerateOptions::response_format)
+      .def_readwrite("tools", &GenerateOptions::tools)
+      .def_readwrite("tool_choice", &GenerateOptions::tool_choice)
+      .def_readwrite("extra_body", &GenerateOptions::extra_body)
+      .def_readwrite("timeout", &GenerateOptions::timeout_s)
+      .def_readwrite("stream_idle_timeout", &GenerateOptions::stream_idle_timeout_s);
+
+  py::class_<PyToolCall>(m, "ToolCall", "One tool call of the model: arguments parsed (repaired if needed).")
+      .def_property_readonly("id", [](const PyToolCall& t) { return none_if_empty(t.call.id); })
+      .def_property_readonly("name", [](const PyToolCall& t) { return utf8_to_str(t.call.name); })
+      .def_property_readonly("arguments", [](const PyToolCall& t) { return t.arguments; })
+      .def_property_readonly("arguments_text", [](const PyToolCall& t) { return utf8_to_str(t.call.arguments_text); })
+      .def_property_readonly("repaired", [](const PyToolCall& t) { return t.call.arguments_repaired; })
+      .def_property_readonly("index", [](const PyToolCall& t) { return t.call.index; })
+      .def("__repr__", [](const PyToolCall& t) {
+        return "ToolCall(id=" + repr_text(t.call.id) + ", name=" + repr_text(t.call.name) +
+               ", arguments_text=" + repr_text(t.call.arguments_text, 60) + ")";
+      });
+
+  py::class_<PyChatResult>(m, "ChatResult",
+                           "The outcome of one chat/generate/complete call (after every retry).")
+      .def_property_readonly("success", [](const PyChatResult& p) { return p.r.success; })
+      .def_property_readonly("ok", [](const PyChatResult& p) { return p.r.success; })
+      .def_property_readonly("text", [](const PyChatResult& p) { return utf8_to_str(p.r.text); })
+      .def_property_readonly("data", [](const PyChatResult& p) { return p.data; })
+      .def_property_readonly("error", [](const PyChatResult& p) { return none_if_empty(p.r.error); })
+      .def_property_readonly("retryable", [](const PyChatResult& p) { return p.r.retryable; })
+      .def_property_readonly("status_code", [](const PyChatResult& p) { return none_if(p.r.status_code, 0); })
+      .def_property_readonly("finish_reason", [](const PyChatResult& p) { return none_if_empty(p.r.finish_reason); })
+      .def_property_readonly("tool_calls", [](const PyChatResult& p) { return p.tool_calls; })
+      .def_property_readonly("reasoning", [](const PyChatResult& p) { return none_if_empty(p.r.reasoning); })
+      .def_property_readonly("prompt_tokens", [](const PyChatResult& p) { return none_if(p.r.prompt_tokens, -1); })
+      .def_property_readonly("completion_tokens",
+                             [](const PyChatResult& p) { return none_if(p.r.completion_tokens, -1); })
+      .def_property_readonly("latency_ms", [](const PyChatResult& p) { return p.r.latency_ms; })
+      .def_property_readonly("attempts", [](const PyChatResult& p) { return p.r.attempts; })
+      .def_property_readonly("model", [](const PyChatResult& p) { return utf8_to_str(p.r.model); })
+      .def_property_readonly("provider", [](const PyChatResult& p) { return utf8_to_str(p.r.provider); })
+      .def_property_readonly("request_id", [](const PyChatResult& p) { return none_if_empty(p.r.request_id); })
+      .def_property_readonly("truncated", [](const PyChatResult& p) { return p.r.truncated; })
+      .def_property_readonly("repaired", [](const PyChatResult& p) { return p.r.repaired; })
+      .def_property_readonly("auth_refused", [](const PyChatResult& p) { return p.r.auth_refused; })
+      .def_property_readonly("raw_response", [](const PyChatResult& p) { return utf8_to_str(p.r.raw_response); })
+      .def_property_readonly("description", [](const PyChatResult& p) { return llm::describe(p.r); },
+                             "A sentence for logs (never holds the API key).");
+
+  py::class_<llm::ModelInfo>(m, "ModelInfo", "One model a server lists.")
+      .def_property_readonly("id", [](const llm::ModelInfo& i) { return utf8_to_str(i.id); })
+      .def_property_readonly("owned_by", [](const llm::ModelInfo& i) { return none_if_empty(i.owned_by); })
+      .def_property_readonly("max_model_len", [](const llm::ModelInfo& i) {
+        return i.max_model_len > 0 ? py::object(py::int_(i.max_model_len)) : py::object(py::none());
+      })
+      .def("__repr__", [](const llm::ModelInfo& i) {
+        return "ModelInfo(id=" + repr_text(i.id, 80) + ", owned_by=" + repr_text(i.owned_by) +
+               ", max_model_len=" + (i.max_model_len > 0 ? std::to_string(i.max_model_len) : "None") + ")";
+      });
+
+  py::class_<llm::StreamMetrics>(m, "StreamMetrics", "Timing and usage of one stream.")
+      .def_property_readonly("ttft_ms", [](const llm::StreamMetrics& s) {
+        return s.ttft_ms < 0 ? py::object(py::none()) : py::object(py::float_(s.ttft_ms));
+      })
+      .def_readonly("total_ms", &llm::StreamMetrics::total_ms)
+      .def_readonly("tokens", &llm::StreamMetrics::tokens)
+      .def_readonly("tokens_per_s", &llm::StreamMetrics::tokens_per_s)
+      .def_property_readonly("prompt_tokens", [](const llm::StreamMetrics& s) { return none_if(s.prompt_tokens, -1); })
+      .def_property_readonly("completion_tokens",
+                             [](const llm::StreamMetrics& s) { return none_if(s.completion_tokens, -1); })
+      .def("__repr__", [](const llm::StreamMetrics& s) {
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "StreamMetrics(ttft_ms=%.1f, total_ms=%.1f, tokens=%ld, tokens_per_s=%.1f)",
+                      s.ttft_ms, s.total_ms, s.tokens, s.tokens_per_s);
+        return std::string(buf);
+      });
+
+  py::class_<llm::StreamStarted>(m, "StreamStarted", "The first event of every stream.")
+      .def_property_readonly("request_id", [](const llm::StreamStarted& e) { return utf8_to_str(e.request_id); })
+      .def_property_readonly("model", [](const llm::StreamStarted& e) { return utf8_to_str(e.model); })
+      .def("__repr__", [](const llm::StreamStarted& e) {
+        return "StreamStarted(request_id=" + repr_text(e.request_id) + ", model=" + repr_text(e.model) + ")";
+      });
+  py::class_<llm::Token>(m, "Token", "A piece of the answer's text.")
+      .def_property_readonly("text", [](const llm::Token& e) { return utf8_to_str(e.text); })
+      .def_readonly("index", &llm::Token::index)
+      .def("__repr__", [](const llm::Token& e) {
+        return "Token(text=" + repr_text(e.text) + ", index=" + std::to_string(e.index) + ")";
+      });
+  py::class_<llm::ReasoningToken>(m, "ReasoningToken", "A piece of the model's reasoning text.")
+      .def_property_readonly("text", [](const llm::ReasoningToken& e) { return utf8_to_str(e.text); })
+      .def_readonly("index", &llm::ReasoningToken::index)
+      .def("__repr__", [](const llm::ReasoningToken& e) {
+        return "ReasoningToken(text=" + repr_text(e.text) + ", index=" + std::to_string(e.index) + ")";
+      });
+  py::class_<llm::ToolCallDelta>(m, "ToolCallDelta", "A piece of a tool call: append arguments per index.")
+      .def_readonly("index", &llm::ToolCallDelta::index)
+      .def_property_readonly("id", [](const llm::ToolCallDelta& e) { return none_if_empty(e.id); })
+      .def_property_readonly("name", [](const llm::ToolCallDelta& e) { return none_if_empty(e.name); })
+      .def_property_readonly("arguments", [](const llm::ToolCallDelta& e) { return utf8_to_str(e.arguments); })
+      .def("__repr__", [](const llm::ToolCallDelta& e) {
+        return "ToolCallDelta(index=" + std::to_string(e.index) + ", name=" + repr_text(e.name) +
+               ", arguments=" + repr_text(e.arguments) + ")";
+      });
+  py::class_<llm::StreamEndEvent>(m, "StreamEnd", "The last event of a stream that completed.")
+      .def_property_readonly("finish_reason",
+                             [](const llm::StreamEndEvent& e) { return none_if_empty(e.finish_reason); })
+      .def_readonly("metrics", &llm::StreamEndEvent::metrics)
+      .def_property_readonly("model", [](const llm::StreamEndEvent& e) { return utf8_to_str(e.model); })
+      .def_property_readonly("tool_calls",
+                             [](const llm::StreamEndEvent& e) {
+                               std::vector<llm::ToolCall> copy = e.tool_calls;
+                               return tool_list(std::move(copy));
+                             })
+      .def("__repr__", [](const llm::StreamEndEvent& e) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, ", tokens=%ld, ttft_ms=%.1f, total_ms=%.1f)", e.metrics.tokens,
+                      e.metrics.ttft_ms, e.metrics.total_ms);
+        return "StreamEnd(finish_reason=" + repr_text(e.finish_reason) + buf;
+      });
+  py::class_<llm::StreamErrorEvent>(m, "StreamError", "The last event of a stream that failed.")
+      .def_property_readonly("error", [](const llm::StreamErrorEvent& e) { return utf8_to_str(e.error); })
+      .def_readonly("retryable", &llm::StreamErrorEvent::retryable)
+      .def_property_readonly("status_code", [](const llm::StreamErrorEvent& e) { return none_if(e.status_code, 0); })
+      .def_property_readonly("message", [](const llm::StreamErrorEvent& e) { return none_if_empty(e.message); })
+      .def("__repr__", [](const llm::StreamErrorEvent& e) {
+        return "StreamError(error=" + repr_text(e.error, 80) + ", retryable=" + (e.retryable ? "True" : "False") +
+               ", status_code=" + (e.status_code ? std::to_string(e.status_code) : "None") + ")";
+      });
+
+  py::class_<NativeStream>(m, "NativeStream")
+      .def("take", [](NativeStream& s) { return events_to_list(s.channel->take()); },
+           "Every event ready now (maybe none); resumes a paused transfer.")
+      .def(
+          "wait_take",
+          [](NativeStream& s, double timeout) {
+            std::vector<llm::StreamEvent> events;
+            {
+              py::gil_scoped_release release;
+              events = s.channel->wait_take(timeout);
+            }
+            return events_to_list(std::move(events));
+          },
+          py::arg("timeout"), "As take(), waiting up to timeout seconds (< 0: no limit) for one event.")
+      .def("cancel", [](NativeStream& s) { s.client->cancel(s.call_id); })
+      .def_property_readonly("buffered", [](NativeStream& s) { return s.channel->buffered(); })
+      .def_property_readonly("paused", [](NativeStream& s) { return s.channel->paused(); })
+      .def_property_readonly("closed", [](NativeStream& s) { return s.channel->closed(); });
+}
+
+py::object chat_item_to_py(llm::ChatResult&& r) {
+  try {
+    return make_chat_result(std::move(r));
+  } catch (py::error_already_set& e) {
+    return chat_conversion_failure(r, exception_excerpt(e));
+  } catch (const std::exception& e) {
+    return chat_conversion_failure(r, e.what());
+  }
+}
+
+void add_generation_methods(py::class_<llm::Client>& cls) {
+  cls.def(
+         "submit_generate",
+         [](llm::Client& c, std::shared_ptr<llm::CompletionQueue> queue, std::uint64_t token, int op,
+            py::handle messages_json, py::handle prompt, const llm::GenerateOptions& options) {
+           llm::GenerateCall call = make_generate(op, messages_json, prompt, options);
+           return caller_errors_as_value_error([&] {
+             return c.start_generate(call, [queue, token](llm::ChatResult&& r) { queue->push(token, std::move(r)); });
+           });
+         },
+         py::arg("queue"), py::arg("token"), py::arg("op"), py::arg("messages_json"), py::arg("prompt"),
+         py::arg("options"))
+      .def(
+          "generate_sync",
+          [](llm::Client& c, int op, py::handle messages_json, py::handle prompt, const llm::GenerateOptions& options) {
+            llm::GenerateCall call = make_generate(op, messages_json, prompt, options);
+            auto result = std::make_shared<std::promise<llm::ChatResult>>();
+            auto f = result->get_future();
+            caller_errors_as_value_error([&] {
+              return c.start_generate(call, [result](llm::ChatResult&& r) { result->set_value(std::move(r)); });
+            });
+            llm::ChatResult r;
+            {
+              py::gil_scoped_release release;
+              r = f.get();
+            }
+            return chat_item_to_py(std::move(r));
+          },
+          py::arg("op"), py::arg("messages_json"), py::arg("prompt"), py::arg("options"))
+      .def(
+          "open_stream",
+          [](llm::Client& c, py::object queue, std::uint64_t token, int op, py::handle messages_json, py::handle prompt,
+             const llm::GenerateOptions& options, std::size_t high_water) {
+            llm::GenerateCall call = make_generate(op, messages_json, prompt, options);
+            auto channel = std::make_shared<llm::StreamChannel>(high_water);
+            if (!queue.is_none()) {
+              auto q = queue.cast<std::shared_ptr<llm::CompletionQueue>>();
+              // Runs on the I/O thread: only C++ state is touched.
+              channel->set_waker([q, token] { q->push_stream_ready(token); });
+            }
+            NativeStream s;
+            s.channel = channel;
+            s.client = &c;
+            s.call_id = caller_errors_as_value_error([&] { return c.start_stream(call, channel); });
+            return s;
+          },
+          py::arg("queue"), py::arg("token"), py::arg("op"), py::arg("messages_json"), py::arg("prompt"),
+          py::arg("options"), py::arg("high_water") = 1024, py::keep_alive<0, 1>())
+      .def(
+          "list_models",
+          [](llm::Client& c, double timeout) {
+            llm::ModelsResult r;
+            {
+              py::gil_scoped_release release;
+              r = c.list_models(timeout);
+            }
+            py::list models;
+            for (auto& m : r.models) models.append(py::cast(std::move(m)));
+            return py::make_tuple(models, none_if_empty(r.error), none_if(r.status_code, 0),
+                                  r.error.empty() ? py::object(py::none()) : py::object(py::str(llm::describe(r))));
+          },
+          py::arg("timeout"), "(models, error, status_code, description): the server's model list, blocking.");
+}
+
+}  // namespace llmbridge::bindings

@@ -1,0 +1,510 @@
+"""The generation surface: chat, generate, complete, token streams and model lists.
+
+Every method here is on every client (VLLMClient, OpenAICompatibleClient, OllamaClient)
+and has a ``*_sync`` twin. The native core builds the requests, runs the retries,
+parses SSE / NDJSON streams on its I/O thread and hands results back as typed values
+(``ChatResult``, ``ModelInfo``, the stream events); this module only converts the
+arguments and bridges to asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from . import _native
+from .errors import LLMCallError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._client import _BaseClient
+
+__all__ = [
+    "AsyncEventStream",
+    "ChatResult",
+    "ModelInfo",
+    "ReasoningToken",
+    "StreamEnd",
+    "StreamError",
+    "StreamMetrics",
+    "StreamStarted",
+    "SyncEventStream",
+    "Token",
+    "ToolCall",
+    "ToolCallDelta",
+]
+
+ChatResult = _native.ChatResult
+ToolCall = _native.ToolCall
+ModelInfo = _native.ModelInfo
+StreamStarted = _native.StreamStarted
+Token = _native.Token
+ReasoningToken = _native.ReasoningToken
+ToolCallDelta = _native.ToolCallDelta
+StreamEnd = _native.StreamEnd
+StreamError = _native.StreamError
+StreamMetrics = _native.StreamMetrics
+
+StreamEvent = Union[StreamStarted, Token, ReasoningToken, ToolCallDelta, StreamEnd, StreamError]
+
+_CHAT = 0
+_COMPLETION = 1
+
+#: Events a stream may hold before its transfer pauses (the consumer is too slow).
+STREAM_BUFFER_EVENTS = 1024
+
+_RESULT_FIELDS = (
+    "success", "text", "data", "error", "retryable", "status_code", "finish_reason",
+    "tool_calls", "reasoning", "prompt_tokens", "completion_tokens", "latency_ms",
+    "attempts", "model", "provider", "request_id", "truncated", "repaired",
+)
+
+
+def _result_to_dict(self: Any) -> dict[str, Any]:
+    out = {name: getattr(self, name) for name in _RESULT_FIELDS}
+    out["tool_calls"] = [
+        {"id": t.id, "name": t.name, "arguments": t.arguments, "arguments_text": t.arguments_text}
+        for t in self.tool_calls
+    ]
+    return out
+
+
+def _result_raise_for_error(self: Any) -> None:
+    if not self.success:
+        raise LLMCallError(self)
+
+
+def _result_repr(self: Any) -> str:
+    shown = ("success", "error", "status_code", "attempts", "provider", "model", "finish_reason")
+    inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in shown)
+    text = self.text
+    if len(text) > 40:
+        text = text[:40] + "..."
+    return f"ChatResult({inner}, text={text!r}, tool_calls={len(self.tool_calls)})"
+
+
+ChatResult.to_dict = _result_to_dict
+ChatResult.raise_for_error = _result_raise_for_error
+ChatResult.__repr__ = _result_repr
+
+
+def _json(value: Any, name: str) -> str:
+    from ._client import _to_json
+
+    return _to_json(value, name)
+
+
+def _messages_json(messages: Any) -> str:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise TypeError(
+            "messages must be a list of OpenAI-style message dicts "
+            f"({{'role': ..., 'content': ...}}), got {type(messages).__name__}"
+        )
+    if not messages:
+        raise ValueError("messages is empty: give at least one message")
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping):
+            raise TypeError(f"messages[{i}] must be a dict with 'role' and 'content', got {type(m).__name__}")
+        if "role" not in m:
+            raise ValueError(f"messages[{i}] has no 'role'")
+    return _json(list(messages), "messages")
+
+
+def _options(
+    *,
+    model: Optional[str] = None,
+    max_tokens: Optional[int] = None,
+    temperature: Optional[float] = None,
+    top_p: Optional[float] = None,
+    stop: Union[str, Sequence[str], None] = None,
+    seed: Optional[int] = None,
+    json_schema: Optional[Mapping[str, Any]] = None,
+    response_format: Optional[Mapping[str, Any]] = None,
+    tools: Optional[Sequence[Mapping[str, Any]]] = None,
+    tool_choice: Union[str, Mapping[str, Any], None] = None,
+    extra_body: Optional[Mapping[str, Any]] = None,
+    timeout: Optional[float] = None,
+    stream_idle_timeout: Optional[float] = None,
+) -> Any:
+    o = _native.GenerateOptions()
+    if model is not None:
+        if not isinstance(model, str):
+            raise TypeError(f"model must be str, got {type(model).__name__}")
+        o.model = model
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+            raise TypeError(f"max_tokens must be int, got {type(max_tokens).__name__}")
+        o.max_tokens = max_tokens
+    if temperature is not None:
+        o.temperature = float(temperature)
+    if top_p is not None:
+        o.top_p = float(top_p)
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else list(stop)
+        if not all(isinstance(s, str) for s in stops):
+            raise TypeError("stop must be a str or a list of str")
+        o.stop = stops
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be int, got {type(seed).__name__}")
+        o.seed = seed
+    if json_schema is not None:
+        if not isinstance(json_schema, Mapping):
+            raise TypeError(f"json_schema must be a dict (JSON Schema), got {type(json_schema).__name__}")
+        from ._client import _schema_text
+
+        o.json_schema = _schema_text(json_schema)
+    if response_format is not None:
+        if not isinstance(response_format, Mapping):
+            raise TypeError("response_format must be a dict (OpenAI response_format)")
+        o.response_format = _json(dict(response_format), "response_format")
+    if tools is not None:
+        if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence):
+            raise TypeError("tools must be a list of OpenAI function-tool dicts")
+        if not tools:
+            raise ValueError("tools is empty: leave it out, or give at least one tool")
+        o.tools = _json(list(tools), "tools")
+    if tool_choice is not None:
+        if not isinstance(tool_choice, (str, Mapping)):
+            raise TypeError("tool_choice must be 'auto', 'none', 'required' or a dict")
+        o.tool_choice = _json(tool_choice if isinstance(tool_choice, str) else dict(tool_choice), "tool_choice")
+    if extra_body is not None:
+        if not isinstance(extra_body, Mapping):
+            raise TypeError(f"extra_body must be a dict, got {type(extra_body).__name__}")
+        o.extra_body = _json(dict(extra_body), "extra_body")
+    if timeout is not None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        o.timeout = float(timeout)
+    if stream_idle_timeout is not None:
+        if stream_idle_timeout <= 0:
+            raise ValueError(f"stream_idle_timeout must be > 0 seconds, got {stream_idle_timeout!r}")
+        o.stream_idle_timeout = float(stream_idle_timeout)
+    return o
+
+
+def _generate_messages(prompt: str, system: Optional[str]) -> list[dict[str, str]]:
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
+    if system is not None and not isinstance(system, str):
+        raise TypeError(f"system must be str or None, got {type(system).__name__}")
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def _prompt(prompt: Any) -> str:
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
+    return prompt
+
+
+_stream_tokens = itertools.count(1 << 62)  # apart from call tokens
+
+
+def _is_last(event: Any) -> bool:
+    t = type(event)
+    return t is StreamEnd or t is StreamError
+
+
+class AsyncEventStream:
+    """The events of one token stream, as an async iterator (and async context manager).
+
+    Exactly one ``StreamStarted`` comes first and exactly one ``StreamEnd`` or
+    ``StreamError`` last. Breaking out of the loop and dropping the stream, ``aclose()``,
+    leaving ``async with``, cancelling the task or closing the client abort the transfer
+    and free its connection.
+    """
+
+    __slots__ = ("_native", "_buf", "_finished", "_token", "_bridge", "__weakref__")
+
+    def __init__(self, client: _BaseClient, op: int, messages_json: str, prompt: str, options: Any) -> None:
+        from ._client import _bridge
+
+        loop = asyncio.get_running_loop()
+        self._bridge = _bridge(loop)
+        self._token = next(_stream_tokens)
+        self._buf: collections.deque[Any] = collections.deque()
+        self._finished = False
+        self._native = client._native.open_stream(
+            self._bridge.queue, self._token, op, messages_json, prompt, options, STREAM_BUFFER_EVENTS
+        )
+
+    def __aiter__(self) -> AsyncEventStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        buf = self._buf
+        if not buf:
+            if self._finished:
+                raise StopAsyncIteration
+            await self._fill()
+        event = buf.popleft()
+        if _is_last(event):
+            self._finished = True
+        return event
+
+    async def _fill(self) -> None:
+        native = self._native
+        pending = self._bridge.pending
+        while True:
+            batch = native.take()
+            if batch:
+                self._buf.extend(batch)
+                return
+            fut = asyncio.get_running_loop().create_future()
+            pending[self._token] = fut
+            # An event may have come (and its wake-up been drained) before the future was
+            # registered: look once more before waiting.
+            batch = native.take()
+            if batch:
+                pending.pop(self._token, None)
+                self._buf.extend(batch)
+                return
+            try:
+                await fut
+            except asyncio.CancelledError:
+                pending.pop(self._token, None)
+                self.close()
+                raise
+
+    def close(self) -> None:
+        """Abort the transfer (no-op once the stream has ended)."""
+        if not self._finished:
+            self._finished = True
+            self._buf.clear()
+            self._native.cancel()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> AsyncEventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if not self._finished:
+                self._native.cancel()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    async def collect(self) -> tuple[str, Any]:
+        """Read the whole stream: (joined token text, the last event)."""
+        parts = []
+        last: Any = None
+        async for event in self:
+            if type(event) is Token:
+                parts.append(event.text)
+            last = event
+        return "".join(parts), last
+
+
+class SyncEventStream:
+    """The blocking twin of :class:`AsyncEventStream`: a plain iterator (and context
+    manager). Waiting releases the GIL."""
+
+    __slots__ = ("_native", "_buf", "_finished", "__weakref__")
+
+    #: Seconds per wait, so that Ctrl-C reaches a thread blocked on a silent stream.
+    _WAIT_SLICE = 0.2
+
+    def __init__(self, client: _BaseClient, op: int, messages_json: str, prompt: str, options: Any) -> None:
+        self._buf: collections.deque[Any] = collections.deque()
+        self._finished = False
+        self._native = client._native.open_stream(
+            None, 0, op, messages_json, prompt, options, STREAM_BUFFER_EVENTS
+        )
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        buf = self._buf
+        while not buf:
+            if self._finished:
+                raise StopIteration
+            buf.extend(self._native.wait_take(self._WAIT_SLICE))
+        event = buf.popleft()
+        if _is_last(event):
+            self._finished = True
+        return event
+
+    def close(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._buf.clear()
+            self._native.cancel()
+
+    def __enter__(self) -> SyncEventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if not self._finished:
+                self._native.cancel()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def collect(self) -> tuple[str, Any]:
+        """Read the whole stream: (joined token text, the last event)."""
+        parts = []
+        last: Any = None
+        for event in self:
+            if type(event) is Token:
+                parts.append(event.text)
+            last = event
+        return "".join(parts), last
+
+
+class GenerationMixin:
+    """chat / generate / complete / streams / list_models, shared by every client."""
+
+    _native: Any
+
+    # ---- shared plumbing ----
+
+    def _ensure_ready_sync(self) -> None:
+        from ._client import _MODEL_READY
+
+        if self._native.closed:
+            from .errors import LLMBridgeError
+
+            raise LLMBridgeError(f"{type(self).__name__} is closed")
+        if self._model_state != _MODEL_READY:  # type: ignore[attr-defined]
+            if self._native.current_model or not self.auto_pick_model:  # type: ignore[attr-defined]
+                self._model_state = _MODEL_READY
+            else:
+                self._pick_model()  # type: ignore[attr-defined]
+
+    async def _ensure_ready(self) -> None:
+        from ._client import _MODEL_READY
+
+        if self._native.closed:
+            from .errors import LLMBridgeError
+
+            raise LLMBridgeError(f"{type(self).__name__} is closed")
+        if self._model_state != _MODEL_READY:  # type: ignore[attr-defined]
+            await self._pick_model_async()  # type: ignore[attr-defined]
+
+    async def _submit(self, op: int, messages_json: str, prompt: str, options: Any) -> Any:
+        from ._client import _bridge, _tokens
+
+        await self._ensure_ready()
+        loop = asyncio.get_running_loop()
+        bridge = _bridge(loop)
+        token = next(_tokens)
+        fut: asyncio.Future[Any] = loop.create_future()
+        bridge.pending[token] = fut
+        try:
+            call_id = self._native.submit_generate(bridge.queue, token, op, messages_json, prompt, options)
+        except BaseException:
+            bridge.pending.pop(token, None)
+            raise
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            bridge.pending.pop(token, None)
+            self._native.cancel(call_id)
+            raise
+
+    def _run_sync(self, op: int, messages_json: str, prompt: str, options: Any) -> Any:
+        self._ensure_ready_sync()
+        return self._native.generate_sync(op, messages_json, prompt, options)
+
+    # ---- chat ----
+
+    async def chat(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> Any:
+        """Send a chat (OpenAI-style messages); returns a ChatResult, never raises for
+        transport or model problems. Options: model, max_tokens, temperature, top_p,
+        stop, seed, json_schema, response_format, tools, tool_choice, extra_body, timeout."""
+        return await self._submit(_CHAT, _messages_json(messages), "", _options(**options))
+
+    def chat_sync(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> Any:
+        """Blocking twin of :meth:`chat`."""
+        return self._run_sync(_CHAT, _messages_json(messages), "", _options(**options))
+
+    async def generate(self, prompt: str, system: Optional[str] = None, **options: Any) -> Any:
+        """A chat of [system, user]: the usual one-shot generation."""
+        return await self.chat(_generate_messages(prompt, system), **options)
+
+    def generate_sync(self, prompt: str, system: Optional[str] = None, **options: Any) -> Any:
+        """Blocking twin of :meth:`generate`."""
+        return self.chat_sync(_generate_messages(prompt, system), **options)
+
+    async def complete(self, prompt: str, **options: Any) -> Any:
+        """Raw completion: /v1/completions (OpenAI-compatible) or /api/generate (Ollama)."""
+        return await self._submit(_COMPLETION, "", _prompt(prompt), _options(**options))
+
+    def complete_sync(self, prompt: str, **options: Any) -> Any:
+        """Blocking twin of :meth:`complete`."""
+        return self._run_sync(_COMPLETION, "", _prompt(prompt), _options(**options))
+
+    # ---- streams ----
+
+    def chat_stream(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> AsyncEventStream:
+        """Stream a chat's tokens: ``async for event in client.chat_stream(messages)``.
+        Takes chat()'s options plus ``stream_idle_timeout`` (seconds between events,
+        default 60); ``timeout`` bounds the wait for the first byte."""
+        messages_json = _messages_json(messages)
+        opts = _options(**options)
+        self._check_stream_ready()
+        return AsyncEventStream(self, _CHAT, messages_json, "", opts)  # type: ignore[arg-type]
+
+    def chat_stream_sync(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> SyncEventStream:
+        """Blocking twin of :meth:`chat_stream`: a plain iterator of events."""
+        messages_json = _messages_json(messages)
+        opts = _options(**options)
+        self._ensure_ready_sync()
+        return SyncEventStream(self, _CHAT, messages_json, "", opts)  # type: ignore[arg-type]
+
+    def complete_stream(self, prompt: str, **options: Any) -> AsyncEventStream:
+        """Stream a completion's tokens (/v1/completions or Ollama /api/generate)."""
+        opts = _options(**options)
+        self._check_stream_ready()
+        return AsyncEventStream(self, _COMPLETION, "", _prompt(prompt), opts)  # type: ignore[arg-type]
+
+    def complete_stream_sync(self, prompt: str, **options: Any) -> SyncEventStream:
+        """Blocking twin of :meth:`complete_stream`."""
+        opts = _options(**options)
+        self._ensure_ready_sync()
+        return SyncEventStream(self, _COMPLETION, "", _prompt(prompt), opts)  # type: ignore[arg-type]
+
+    def _check_stream_ready(self) -> None:
+        if self._native.closed:
+            from .errors import LLMBridgeError
+
+            raise LLMBridgeError(f"{type(self).__name__} is closed")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "chat_stream()/complete_stream() need a running event loop; "
+                "use chat_stream_sync()/complete_stream_sync() outside asyncio"
+            ) from None
+        # A stream starts without awaiting, so an empty model is not looked up here: it
+        # is sent as is (vLLM serves its own model); chat() or health() pick one first.
+
+    # ---- models ----
+
+    def list_models_sync(self, timeout: Optional[float] = None) -> list[Any]:
+        """The server's models (GET /v1/models or /api/tags). Raises LLMCallError when
+        the list cannot be had (connection, HTTP or format problem)."""
+        if timeout is None:
+            timeout = min(float(self.config.timeout), 10.0)  # type: ignore[attr-defined]
+        models, error, status, description = self._native.list_models(float(timeout))
+        if error is not None:
+            raise LLMCallError.from_values(error, status_code=status, description=description)
+        return list(models)
+
+    async def list_models(self, timeout: Optional[float] = None) -> list[Any]:
+        """Async twin of :meth:`list_models_sync` (runs in the default executor)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.list_models_sync, timeout)
