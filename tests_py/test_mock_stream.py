@@ -8,12 +8,14 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 from llmbridge.testing import STREAM_FAULTS, MockLLMServer, Reply, split_tokens
 
 CHAT = "/v1/chat/completions"
+VLLM_SAMPLES = Path(__file__).parent / "wire_samples" / "vllm"
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
@@ -187,6 +189,43 @@ def test_chat_stream_chunk_order(server: MockLLMServer) -> None:
     assert all("usage" not in c for c in chunks)  # not requested
     assert (server.streams_started, server.streams_completed) == (1, 1)
     assert server.events_written == len(events)
+
+
+def only_in_mock(mock: Any, real: Any, path: str = "$") -> list[str]:
+    """Keys or JSON types the mock sends that the real answer does not have."""
+    if mock is None or real is None:
+        return []
+    if type(mock) is not type(real):
+        return [f"{path}: mock {type(mock).__name__}, real {type(real).__name__}"]
+    problems: list[str] = []
+    if isinstance(mock, dict):
+        for key, value in mock.items():
+            if key not in real:
+                problems.append(f"{path}.{key}: only in the mock")
+            else:
+                problems += only_in_mock(value, real[key], f"{path}.{key}")
+    elif isinstance(mock, list) and mock and real:
+        problems += only_in_mock(mock[0], real[0], f"{path}[0]")
+    return problems
+
+
+def test_chat_stream_sends_nothing_a_real_vllm_does_not(server: MockLLMServer) -> None:
+    # Recorded from vLLM 0.32 (tests_py/wire_samples/vllm/README.md): role chunk, six
+    # token chunks, the last of which carries finish_reason "length", usage, [DONE].
+    sample = json.loads((VLLM_SAMPLES / "chat_stream_include_usage.json").read_text())
+    real = sse_json(sample["body"].encode())
+    real_role, real_token, real_usage = real[0], real[1], real[-2]
+    real_finish = real[-3]
+    server.enqueue(Reply("a b", finish_reason="length"))
+    with stream_chat(server, stream_options={"include_usage": True}) as s:
+        mock = sse_json(s.body())
+    assert len(mock) == len(["role", "a", " b", "finish", "usage", "[DONE]"])
+    pairs = [(mock[0], real_role), (mock[1], real_token), (mock[2], real_token),
+             (mock[3], real_finish), (mock[4], real_usage)]
+    for mine, theirs in pairs:
+        assert only_in_mock(mine, theirs) == []
+    assert mock[-1] == real[-1] == "[DONE]"
+    assert sample["headers"]["content-type"] == s.headers["content-type"]
 
 
 def test_each_event_is_one_http_chunk_and_compact_utf8(server: MockLLMServer) -> None:
