@@ -1,6 +1,8 @@
 """A throwaway nginx that answers POST /v1/chat/completions with one fixed body.
 
-Used by bench/bench_client.py. The config comes from bench/nginx.conf.template; every
+Used by bench/bench_client.py (config: bench/nginx.conf.template, the body inline in a
+`return`) and bench/bench_stream.py (bench/nginx_stream.conf.template: a body too large to
+inline, so it is written as a file into the temp directory and served from there). Every
 file nginx writes (pid, error log, temp dirs) lives in a private temp directory, and
 nginx runs in the foreground as a child of this process, so stopping it is ours to do:
 `NginxServer` is a context manager that always stops it (also on an exception or
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
@@ -64,10 +67,18 @@ def _die_with_parent() -> None:
 
 
 class NginxServer:
-    """`with NginxServer(body) as srv:` serves `body` at `srv.url + "/v1/chat/completions"`."""
+    """`with NginxServer(body) as srv:` serves `body` at `srv.url + "/v1/chat/completions"`.
 
-    def __init__(self, body: bytes, nginx: str | None = None) -> None:
+    `template` and `files` are for configs that serve files: each `files` entry is written
+    to `<prefix>/www/<name>` before nginx starts, and `@WWW@` in the template names that
+    directory. The answer to POST /v1/chat/completions must still be `body` (checked).
+    """
+
+    def __init__(self, body: bytes, nginx: str | None = None, *, template: Path = TEMPLATE,
+                 files: Mapping[str, bytes] | None = None) -> None:
         self.body = body
+        self.template = template
+        self.files = dict(files or {})
         self.nginx = nginx or find_nginx()
         if self.nginx is None:
             raise FileNotFoundError(INSTALL_HINT)
@@ -92,15 +103,28 @@ class NginxServer:
 
     def start(self) -> None:
         self.prefix = tempfile.mkdtemp(prefix="llmbridge-bench-nginx-")
+        www = os.path.join(self.prefix, "www")
+        os.mkdir(www)
+        if self.files:
+            # Started as root, nginx reads files as its workers' user (nobody): let it
+            # through the private prefix (0700 from mkdtemp) to www, and read the files.
+            os.chmod(self.prefix, 0o711)
+            os.chmod(www, 0o755)
+        for name, data in self.files.items():
+            with open(os.path.join(www, name), "wb") as f:
+                f.write(data)
+            os.chmod(os.path.join(www, name), 0o644)
         # A port picked free can be taken before nginx binds it: try a few.
         last_error = ""
         for _ in range(5):
             self.port = free_port()
             conf = os.path.join(self.prefix, "nginx.conf")
-            text = TEMPLATE.read_text()
+            text = self.template.read_text()
             text = (text.replace("@PREFIX@", self.prefix)
-                    .replace("@PORT@", str(self.port))
-                    .replace("@BODY@", nginx_quote(self.body.decode("utf-8"))))
+                    .replace("@WWW@", www)
+                    .replace("@PORT@", str(self.port)))
+            if "@BODY@" in text:
+                text = text.replace("@BODY@", nginx_quote(self.body.decode("utf-8")))
             with open(conf, "w") as f:
                 f.write(text)
             log = open(os.path.join(self.prefix, "stderr.log"), "wb")

@@ -198,9 +198,11 @@ def test_script_is_fifo_across_generation_endpoints(server: MockLLMServer) -> No
     assert chat_content(server) == "one"
     _, _, body = call(server, "POST", "/v1/completions", {"prompt": "x", "max_tokens": 1})
     assert json.loads(body)["choices"][0]["text"] == "two"
-    _, _, body = call(server, "POST", "/api/chat", {"model": "m", "messages": []})
+    # Ollama streams unless told not to.
+    _, _, body = call(server, "POST", "/api/chat", {"model": "m", "messages": [], "stream": False})
     assert json.loads(json.loads(body)["message"]["content"]) == {"three": 3}
-    _, _, body = call(server, "POST", "/api/generate", {"model": "m", "prompt": "x"})
+    generate = {"model": "m", "prompt": "x", "stream": False}
+    _, _, body = call(server, "POST", "/api/generate", generate)
     assert json.loads(body)["response"] == "four"
     assert server.pending_replies == 0
 
@@ -366,7 +368,8 @@ def test_finish_reason_length(server: MockLLMServer) -> None:
     _, _, body = chat(server)
     choice = json.loads(body)["choices"][0]
     assert (choice["finish_reason"], choice["message"]["content"]) == ("length", '{"a": [1, 2')
-    _, _, body = call(server, "POST", "/api/generate", {"model": "m", "prompt": "x"})
+    generate = {"model": "m", "prompt": "x", "stream": False}
+    _, _, body = call(server, "POST", "/api/generate", generate)
     assert json.loads(body)["done_reason"] == "length"
 
 

@@ -2,6 +2,7 @@
 
 ``MockLLMServer`` is an HTTP/1.1 server on 127.0.0.1 that answers like vLLM's
 OpenAI-compatible API and Ollama's native API, from a script of ``Reply`` objects. It
+streams (SSE as vLLM sends it, NDJSON as Ollama does) and can inject stream faults. It
 uses only the standard library and does not need llmbridge's native extension, so it
 can drive any client: llmbridge's, httpx, openai-python, urllib. See docs/testing.md.
 """
@@ -9,6 +10,14 @@ can drive any client: llmbridge's, httpx, openai-python, urllib. See docs/testin
 from __future__ import annotations
 
 from ._mock_server import MockLLMServer, run, serve_forever
-from ._reply import RecordedRequest, Reply
+from ._reply import STREAM_FAULTS, RecordedRequest, Reply, split_tokens
 
-__all__ = ["MockLLMServer", "RecordedRequest", "Reply", "run", "serve_forever"]
+__all__ = [
+    "STREAM_FAULTS",
+    "MockLLMServer",
+    "RecordedRequest",
+    "Reply",
+    "run",
+    "serve_forever",
+    "split_tokens",
+]

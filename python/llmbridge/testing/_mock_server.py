@@ -1,9 +1,10 @@
 """A scriptable, real HTTP/1.1 LLM server for tests: `MockLLMServer`.
 
-It speaks the non-streaming subset of vLLM's OpenAI-compatible API and of Ollama's native
-API on 127.0.0.1, on its own asyncio event loop in a daemon thread. Running its own loop
-is what lets one object serve sync tests (threads, blocking clients) and async tests
-alike: the caller's loop is never used, so a client under test cannot deadlock it.
+It speaks a subset of vLLM's OpenAI-compatible API and of Ollama's native API, streaming
+included (SSE and NDJSON, with scripted faults), on 127.0.0.1, on its own asyncio event
+loop in a daemon thread. Running its own loop is what lets one object serve sync tests
+(threads, blocking clients) and async tests alike: the caller's loop is never used, so a
+client under test cannot deadlock it.
 
 The HTTP layer is deliberately small (request line, headers, Content-Length or chunked
 bodies, keep-alive, `Expect: 100-continue` as libcurl sends it) and deliberately real: a
@@ -23,12 +24,13 @@ import struct
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, Callable, Optional
 
-from ._reply import RecordedRequest, Reply, ReplyLike, as_reply
+from ._reply import RecordedRequest, Reply, ReplyLike, as_reply, split_tokens
 
 __all__ = ["MockLLMServer", "run", "serve_forever"]
 
@@ -44,6 +46,13 @@ _LISTEN_BACKLOG = 1024
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
 _DISCONNECT_POLL = 0.05
+# Stream events are written in batches of about this many bytes, each followed by
+# drain(): the server holds one batch plus the transport's buffer, however long the
+# stream, and a client that stops reading stops the server.
+_STREAM_BATCH = 16 * 1024
+_KEEPALIVE_INTERVAL = 0.2
+# Tool-call arguments stream in fragments of this many characters.
+_ARGUMENT_FRAGMENT = 8
 
 # What a client sees when a reply asks for a malformed body: the start of a real answer,
 # cut mid-token, so a parser fails the way it would on a proxy that lost the tail.
@@ -55,6 +64,10 @@ _OLLAMA_GENERATION = {"/api/chat", "/api/generate"}
 
 class _BadRequest(Exception):
     """The client sent something that is not HTTP/1.x we can parse; answer 400, close."""
+
+
+class _HungUp(Exception):
+    """The client closed the connection while a stream was being written."""
 
 
 class _Route:
@@ -82,7 +95,7 @@ _ROUTES: dict[str, _Route] = {
 class _Response:
     """A response ready to be written, plus the fault to inject while writing it."""
 
-    __slots__ = ("status", "headers", "body", "truncate", "reset")
+    __slots__ = ("status", "headers", "body", "truncate", "reset", "stream")
 
     def __init__(
         self,
@@ -92,11 +105,14 @@ class _Response:
         headers: dict[str, str] | None = None,
         truncate: bool = False,
         reset: bool = False,
+        stream: _Stream | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.truncate = truncate
         self.reset = reset
+        #: When set, the body is this stream, sent with chunked transfer encoding.
+        self.stream = stream
         self.headers: list[tuple[str, str]] = []
         if content_type is not None:
             self.headers.append(("Content-Type", content_type))
@@ -115,6 +131,171 @@ class _Response:
 
 def _json_body(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+# Streams are serialised as vLLM (pydantic) and Ollama (Go) do: compact, UTF-8 unescaped.
+_stream_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_HOLE = "\x00hole\x00"
+_HOLE_JSON = _stream_json(_HOLE)
+
+
+class _Template:
+    """One stream event as compact JSON with a hole, filled per event with a JSON value.
+
+    A 200,000-token stream then costs one string encoding per token instead of one
+    serialisation of the whole chunk object.
+    """
+
+    __slots__ = ("_before", "_after")
+
+    def __init__(self, obj: Any, sse: bool) -> None:
+        before, after = _stream_json(obj).split(_HOLE_JSON)
+        self._before = ("data: " if sse else "") + before
+        self._after = after + ("\n\n" if sse else "\n")
+
+    def fill(self, value_json: str) -> bytes:
+        return (self._before + value_json + self._after).encode()
+
+
+def _sse(obj: Any) -> bytes:
+    return f"data: {_stream_json(obj)}\n\n".encode()
+
+
+def _ndjson(obj: Any) -> bytes:
+    return f"{_stream_json(obj)}\n".encode()
+
+
+class _Stream:
+    """A streamed answer: the events to write, in three parts, and the fault to inject.
+
+    `prologue` (the role chunk) is written first; `tokens` yields the token events
+    (reasoning, content, tool calls), which `Reply.fault_after` counts; `epilogue` ends
+    with the final marker (``data: [DONE]``, Ollama's ``done: true`` line).
+    """
+
+    __slots__ = ("sse", "prologue", "tokens", "epilogue", "error_events", "reply")
+
+    def __init__(
+        self,
+        *,
+        sse: bool,
+        prologue: list[bytes],
+        tokens: Iterator[bytes],
+        epilogue: list[bytes],
+        error_events: list[bytes],
+        reply: Reply,
+    ) -> None:
+        self.sse = sse
+        self.prologue = prologue
+        self.tokens = tokens
+        self.epilogue = epilogue
+        self.error_events = error_events
+        self.reply = reply
+
+    @property
+    def garbage(self) -> bytes:
+        return b"data: not json\n\n" if self.sse else b"not json\n"
+
+    @property
+    def keepalive(self) -> bytes:
+        return b": keep-alive\n\n" if self.sse else b"\n"
+
+
+class _EventWriter:
+    """Frames stream events as HTTP chunks and writes them in drained batches."""
+
+    __slots__ = ("server", "reader", "writer", "delay", "_parts", "_size", "_events", "_started")
+
+    def __init__(
+        self,
+        server: MockLLMServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        delay: float,
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.delay = delay
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._events = 0
+        self._started = False
+
+    def raw(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._size += len(data)
+
+    def chunk(self, data: bytes) -> None:
+        self.raw(b"%x\r\n%s\r\n" % (len(data), data))
+
+    async def event(self, data: bytes) -> None:
+        """One counted event, `delay` seconds after the previous one."""
+        if self.delay > 0 and self._started:
+            await self.flush()
+            await self.sleep(self.delay)
+        self._started = True
+        self.chunk(data)
+        self._events += 1
+        if self.delay > 0 or self._size >= _STREAM_BATCH:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.writer.transport.is_closing():
+            raise _HungUp
+        # Counted before the bytes leave, so a client that has read them sees the count.
+        if self._events:
+            with self.server._lock:
+                self.server._events_written += self._events
+            self._events = 0
+        if self._parts:
+            self.writer.write(b"".join(self._parts))
+            self._parts.clear()
+            self._size = 0
+        await self.writer.drain()
+
+    async def sleep(self, seconds: float) -> None:
+        if not await self.server._sleep_unless_hung_up(seconds, self.reader, self.writer):
+            raise _HungUp
+
+
+def _wants_stream(request: RecordedRequest) -> bool:
+    """OpenAI streams on ``"stream": true``; Ollama unless ``"stream": false``."""
+    data = request.json
+    if not isinstance(data, dict):
+        return False  # nothing to go by: answer in one piece
+    if request.path in _OLLAMA_GENERATION:
+        return data.get("stream") is not False
+    return data.get("stream") is True
+
+
+def _tool_call_id(call: dict[str, Any]) -> str:
+    given = call.get("id")
+    return given if isinstance(given, str) else f"chatcmpl-tool-{uuid.uuid4().hex}"
+
+
+def _openai_arguments(arguments: Any) -> str:
+    # A str goes out as is, so a test can send broken JSON.
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def _ollama_arguments(arguments: Any) -> Any:
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return arguments
+
+
+def _ollama_tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "function": {"name": call.get("name", ""),
+                     "arguments": _ollama_arguments(call.get("arguments", {}))}
+    }
+    if isinstance(call.get("id"), str):
+        out["id"] = call["id"]
+    return out
 
 
 def _requested_schema(request: RecordedRequest) -> dict[str, Any] | None:
@@ -248,6 +429,9 @@ class MockLLMServer:
         self._errors: list[BaseException] = []
         self._connections_accepted = 0
         self._requests_abandoned = 0
+        self._streams_started = 0
+        self._streams_completed = 0
+        self._events_written = 0
         self._port: int | None = None
 
         self._thread: threading.Thread | None = None
@@ -407,6 +591,27 @@ class MockLLMServer:
             return self._requests_abandoned
 
     @property
+    def streams_started(self) -> int:
+        """Streamed answers begun (SSE or NDJSON), since start or `reset`."""
+        with self._lock:
+            return self._streams_started
+
+    @property
+    def streams_completed(self) -> int:
+        """Streams whose final marker was written: ``data: [DONE]`` (also after an
+        "error" fault, as vLLM sends it) or Ollama's ``done: true`` line."""
+        with self._lock:
+            return self._streams_completed
+
+    @property
+    def events_written(self) -> int:
+        """Stream events (SSE ``data:`` events, NDJSON lines; not keep-alives) handed to
+        the socket. Written in batches followed by a drain, so it stops growing while a
+        client does not read: a test of backpressure."""
+        with self._lock:
+            return self._events_written
+
+    @property
     def errors(self) -> list[BaseException]:
         """Exceptions raised by the `responder` (each was answered with a 500)."""
         with self._lock:
@@ -428,6 +633,9 @@ class MockLLMServer:
             self._errors.clear()
             self._connections_accepted = 0
             self._requests_abandoned = 0
+            self._streams_started = 0
+            self._streams_completed = 0
+            self._events_written = 0
 
     # -------------------------------------------------------------- event loop
 
@@ -558,6 +766,10 @@ class MockLLMServer:
             if response.reset:
                 self._reset(writer)
                 return
+            if response.stream is not None:
+                if not await self._write_stream(reader, writer, response, keep_alive=keep_alive):
+                    return
+                continue
             if not await self._write(
                 writer, response, keep_alive=keep_alive, head_only=method == "HEAD"
             ):
@@ -678,15 +890,7 @@ class MockLLMServer:
         """Write `response`; False when the connection must be closed afterwards."""
         body = response.body
         response.set_header("Content-Length", str(len(body)))
-        if not response.has_header("Date"):
-            response.set_header("Date", formatdate(usegmt=True))
-        if not response.has_header("Server"):
-            response.set_header("Server", "llmbridge-mock")
-        if not keep_alive or response.truncate:
-            response.set_header("Connection", "close")
-        lines = [f"HTTP/1.1 {response.status} {_reason(response.status)}"]
-        lines.extend(f"{name}: {value}" for name, value in response.headers)
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        head = self._head(response, close=not keep_alive or response.truncate)
         if head_only:
             body = b""
         if response.truncate:
@@ -698,6 +902,119 @@ class MockLLMServer:
         writer.write(head + body)
         await writer.drain()
         return keep_alive
+
+    @staticmethod
+    def _head(response: _Response, *, close: bool) -> bytes:
+        if not response.has_header("Date"):
+            response.set_header("Date", formatdate(usegmt=True))
+        if not response.has_header("Server"):
+            response.set_header("Server", "llmbridge-mock")
+        if close:
+            response.set_header("Connection", "close")
+        lines = [f"HTTP/1.1 {response.status} {_reason(response.status)}"]
+        lines.extend(f"{name}: {value}" for name, value in response.headers)
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    async def _write_stream(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        response: _Response,
+        *,
+        keep_alive: bool,
+    ) -> bool:
+        """Write a streamed answer; False when the connection must be closed afterwards.
+
+        Events go out as one HTTP chunk each, in batches followed by ``drain()``, so the
+        memory held is one batch plus the transport's buffer and a client that stops
+        reading makes the server wait. A hang-up ends the stream early.
+        """
+        stream = response.stream
+        assert stream is not None
+        reply = stream.reply
+        fault = reply.stream_fault
+        response.set_header("Transfer-Encoding", "chunked")
+        # A cut stream ends the connection, and says so in advance, so that a pooling
+        # client does not race the close by reusing it.
+        close = not keep_alive or fault in ("cut", "cut_hard")
+        out = _EventWriter(self, reader, writer, reply.chunk_delay)
+        with self._lock:
+            self._streams_started += 1
+        try:
+            out.raw(self._head(response, close=close))
+            for event in stream.prologue:
+                await out.event(event)
+            sent = 0
+            pending = fault is not None
+            ended = False
+            for event in stream.tokens:
+                if pending and sent == reply.fault_after:
+                    pending = False
+                    ended = await self._inject(fault, stream, out)
+                    if ended:
+                        break
+                await out.event(event)
+                sent += 1
+            if pending:
+                ended = await self._inject(fault, stream, out)
+            if not ended:
+                for event in stream.epilogue:
+                    await out.event(event)
+                out.raw(b"0\r\n\r\n")
+                with self._lock:
+                    self._streams_completed += 1
+                await out.flush()
+        except (_HungUp, ConnectionError) as exc:
+            logger.debug("client left during a stream: %r", exc)
+            writer.transport.abort()
+            return False
+        if close or writer.transport.is_closing():
+            writer.close()
+            return False
+        return True
+
+    async def _inject(self, fault: str | None, stream: _Stream, out: _EventWriter) -> bool:
+        """Apply a `Reply.stream_fault`; True when the response ended here (the body is
+        complete, or the connection is closing), False when the stream goes on."""
+        reply = stream.reply
+        if fault == "garbage":
+            await out.event(stream.garbage)
+            return False
+        if fault == "cut":
+            # A well-formed end of the body, without the stream's own end marker.
+            out.raw(b"0\r\n\r\n")
+            await out.flush()
+            out.writer.close()
+            return True
+        if fault == "cut_hard":
+            # Announce a whole chunk, send half of it, close: an incomplete body.
+            event = stream.epilogue[0]
+            out.raw(b"%x\r\n" % len(event) + event[: len(event) // 2])
+            await out.flush()
+            out.writer.close()
+            return True
+        if fault == "error":
+            for event in stream.error_events:
+                await out.event(event)
+            out.raw(b"0\r\n\r\n")
+            if stream.sse:
+                with self._lock:
+                    self._streams_completed += 1  # vLLM still sends [DONE]
+            await out.flush()
+            return True
+        if fault in ("stall", "stall_keepalive"):
+            await out.flush()
+            deadline = time.monotonic() + reply.stall_seconds
+            keepalive = fault == "stall_keepalive"
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                await out.sleep(min(remaining, _KEEPALIVE_INTERVAL) if keepalive else remaining)
+                if keepalive and time.monotonic() < deadline:
+                    out.chunk(stream.keepalive)
+                    await out.flush()
+        raise AssertionError(f"unknown stream fault {fault!r}")  # Reply validates it
 
     @staticmethod
     def _reset(writer: asyncio.StreamWriter) -> None:
@@ -732,6 +1049,11 @@ class MockLLMServer:
         if not isinstance(data, dict):
             return self._openai_error(400, "1 validation error: the request body is not a "
                                       "JSON object", "Bad Request", "body")
+        if data.get("stream_options") and not data.get("stream"):
+            # vLLM's request validator, with its truthiness tests.
+            return self._openai_error(
+                400, "Stream options can only be defined when stream=True.",
+                "Bad Request", "stream_options")
         model = data.get("model")
         if model is not None and model not in self.models:
             return self._openai_error(
@@ -846,67 +1168,109 @@ class MockLLMServer:
                         }
                     }
                 )
+        elif _wants_stream(request):
+            content_type = "application/x-ndjson" if ollama else "text/event-stream; charset=utf-8"
+            return _Response(reply.status, content_type=content_type, headers=headers,
+                             stream=self._stream_plan(request, reply))
         else:
             body = _json_body(self._success_body(request, reply))
         return _Response(reply.status, body, headers=headers, truncate=reply.truncate_body)
 
     @staticmethod
-    async def _sleep_unless_hung_up(delay: float, reader: asyncio.StreamReader) -> bool:
+    async def _sleep_unless_hung_up(
+        delay: float,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter | None = None,
+    ) -> bool:
         """Wait `delay` seconds; False as soon as the client closes its side."""
         deadline = time.monotonic() + delay
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return True
-            # at_eof() turns true once the peer's FIN or RST arrived and any pipelined
-            # bytes were consumed; polling keeps those bytes for the next request.
-            if reader.at_eof():
+            # at_eof() turns true once the peer's FIN arrived and any pipelined bytes were
+            # consumed; polling keeps those bytes for the next request. An RST does not
+            # set it, but closes the transport.
+            if reader.at_eof() or (writer is not None and writer.transport.is_closing()):
                 return False
             await asyncio.sleep(min(remaining, _DISCONNECT_POLL))
 
-    def _success_body(self, request: RecordedRequest, reply: Reply) -> dict[str, Any]:
+    def _answer_model(self, request: RecordedRequest, reply: Reply) -> str:
         data = request.json if isinstance(request.json, dict) else {}
         requested_model = data.get("model")
-        model = reply.model or (
+        return reply.model or (
             requested_model
             if isinstance(requested_model, str) and requested_model
             else (self.models[0] if self.models else "mock-model")
         )
+
+    @staticmethod
+    def _usage_numbers(
+        request: RecordedRequest, reply: Reply, content: str | None
+    ) -> tuple[int, int]:
         prompt_tokens = (
             reply.prompt_tokens
             if reply.prompt_tokens is not None
             else _estimate_tokens(request.prompt)
         )
-        content = "" if reply.empty_choices else reply.content
-        completion_tokens = (
-            reply.completion_tokens
-            if reply.completion_tokens is not None
-            else _estimate_tokens(content)
-        )
+        if reply.completion_tokens is not None:
+            completion_tokens = reply.completion_tokens
+        elif reply.tokens is not None and not reply.empty_choices:
+            completion_tokens = len(reply.tokens)
+        else:
+            completion_tokens = _estimate_tokens(content)
+        return prompt_tokens, completion_tokens
+
+    @staticmethod
+    def _finish_reason(request: RecordedRequest, reply: Reply) -> str:
+        if reply.finish_reason is not None:
+            return reply.finish_reason
+        # Ollama reports "stop" after tool calls; OpenAI says "tool_calls".
+        if reply.tool_calls and request.path == "/v1/chat/completions":
+            return "tool_calls"
+        return "stop"
+
+    @staticmethod
+    def _ollama_metrics(request: RecordedRequest, prompt_tokens: int, completion_tokens: int,
+                        done_reason: str) -> dict[str, Any]:
+        elapsed_ns = max(1, int((time.monotonic() - request.received_at) * 1e9))
+        return {
+            "done": True,
+            "done_reason": done_reason,
+            "total_duration": elapsed_ns,
+            "load_duration": 0,
+            "prompt_eval_count": prompt_tokens,
+            "prompt_eval_duration": elapsed_ns // 2,
+            "eval_count": completion_tokens,
+            "eval_duration": elapsed_ns // 2,
+        }
+
+    def _success_body(self, request: RecordedRequest, reply: Reply) -> dict[str, Any]:
+        model = self._answer_model(request, reply)
+        text = reply.answer_text
+        content = "" if reply.empty_choices else text
+        prompt_tokens, completion_tokens = self._usage_numbers(request, reply, content)
+        finish_reason = self._finish_reason(request, reply)
+        tool_calls = reply.tool_calls or []
 
         if request.path in _OLLAMA_GENERATION:
-            elapsed_ns = max(1, int((time.monotonic() - request.received_at) * 1e9))
             result: dict[str, Any] = {"model": model, "created_at": _rfc3339_now()}
-            text = content or ""
+            ollama_calls = [_ollama_tool_call(c) for c in tool_calls]
             if request.path == "/api/chat":
-                message: dict[str, Any] = {"role": "assistant", "content": text}
+                message: dict[str, Any] = {"role": "assistant", "content": content or ""}
                 if reply.reasoning is not None:
                     message["thinking"] = reply.reasoning
+                if ollama_calls:
+                    message["tool_calls"] = ollama_calls
                 result["message"] = message
             else:
-                result["response"] = text
+                result["response"] = content or ""
                 if reply.reasoning is not None:
                     result["thinking"] = reply.reasoning
-            result.update(
-                done=True,
-                done_reason=reply.finish_reason,
-                total_duration=elapsed_ns,
-                load_duration=0,
-                prompt_eval_count=prompt_tokens,
-                prompt_eval_duration=elapsed_ns // 2,
-                eval_count=completion_tokens,
-                eval_duration=elapsed_ns // 2,
-            )
+                if ollama_calls:
+                    result["tool_calls"] = ollama_calls
+            result.update(self._ollama_metrics(request, prompt_tokens, completion_tokens,
+                                               finish_reason))
             return result
 
         usage = {
@@ -920,9 +1284,9 @@ class MockLLMServer:
             choices: list[dict[str, Any]] = [
                 {
                     "index": 0,
-                    "text": reply.content or "",
+                    "text": text or "",
                     "logprobs": None,
-                    "finish_reason": reply.finish_reason,
+                    "finish_reason": finish_reason,
                     "stop_reason": None,
                 }
             ]
@@ -934,17 +1298,30 @@ class MockLLMServer:
                 "choices": [] if reply.empty_choices else choices,
                 "usage": usage,
             }
+        message = {
+            "role": "assistant",
+            "content": text,
+            "reasoning": reply.reasoning,
+            "refusal": None,
+        }
+        if tool_calls:  # vLLM leaves the key out when there are none
+            message["tool_calls"] = [
+                {
+                    "id": _tool_call_id(call),
+                    "type": "function",
+                    "function": {
+                        "name": call.get("name", ""),
+                        "arguments": _openai_arguments(call.get("arguments", {})),
+                    },
+                }
+                for call in tool_calls
+            ]
         choices = [
             {
                 "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": reply.content,
-                    "reasoning": reply.reasoning,
-                    "refusal": None,
-                },
+                "message": message,
                 "logprobs": None,
-                "finish_reason": reply.finish_reason,
+                "finish_reason": finish_reason,
                 "stop_reason": None,
             }
         ]
@@ -957,6 +1334,116 @@ class MockLLMServer:
             "choices": [] if reply.empty_choices else choices,
             "usage": usage,
         }
+
+    # ------------------------------------------------------------------ streams
+
+    def _stream_plan(self, request: RecordedRequest, reply: Reply) -> _Stream:
+        if request.path in _OLLAMA_GENERATION:
+            return self._ollama_stream(request, reply)
+        return self._openai_stream(request, reply)
+
+    def _openai_stream(self, request: RecordedRequest, reply: Reply) -> _Stream:
+        data = request.json if isinstance(request.json, dict) else {}
+        model = self._answer_model(request, reply)
+        created = int(time.time())
+        chat = request.path == "/v1/chat/completions"
+        content_tokens = [] if reply.empty_choices else reply.stream_tokens()
+        reasoning_tokens = split_tokens(reply.reasoning) if chat else []
+        tool_calls = list(reply.tool_calls or []) if chat else []
+        finish_reason = self._finish_reason(request, reply)
+        prompt_tokens, completion_tokens = self._usage_numbers(
+            request, reply, None if reply.empty_choices else reply.answer_text)
+
+        if chat:
+            head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
+                    "created": created, "model": model}
+            choice = {"index": 0, "delta": _HOLE, "logprobs": None, "finish_reason": None}
+            final_choice = {"index": 0, "delta": {}, "logprobs": None,
+                            "finish_reason": finish_reason, "stop_reason": None}
+        else:
+            head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
+                    "created": created, "model": model}
+            choice = {"index": 0, "text": _HOLE, "logprobs": None, "finish_reason": None,
+                      "stop_reason": None}
+            final_choice = {"index": 0, "text": "", "logprobs": None,
+                            "finish_reason": finish_reason, "stop_reason": None}
+        token_event = _Template({**head, "choices": [choice]}, sse=True)
+
+        def tokens() -> Iterator[bytes]:
+            if not chat:
+                for tok in content_tokens:
+                    yield token_event.fill(_stream_json(tok))
+                return
+            for tok in reasoning_tokens:
+                yield token_event.fill('{"reasoning":' + _stream_json(tok) + "}")
+            for tok in content_tokens:
+                yield token_event.fill('{"content":' + _stream_json(tok) + "}")
+            for index, call in enumerate(tool_calls):
+                first = {"tool_calls": [{
+                    "index": index, "id": _tool_call_id(call), "type": "function",
+                    "function": {"name": call.get("name", ""), "arguments": ""}}]}
+                yield token_event.fill(_stream_json(first))
+                arguments = _openai_arguments(call.get("arguments", {}))
+                for start in range(0, len(arguments), _ARGUMENT_FRAGMENT):
+                    fragment = arguments[start:start + _ARGUMENT_FRAGMENT]
+                    delta = {"tool_calls": [{"index": index,
+                                             "function": {"arguments": fragment}}]}
+                    yield token_event.fill(_stream_json(delta))
+
+        prologue = []
+        if chat:
+            prologue.append(token_event.fill('{"role":"assistant","content":""}'))
+        epilogue = [_sse({**head, "choices": [final_choice]})]
+        options = data.get("stream_options")
+        if reply.usage_chunk and isinstance(options, dict) and options.get("include_usage"):
+            epilogue.append(_sse({**head, "choices": [], "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }}))
+        epilogue.append(b"data: [DONE]\n\n")
+        message = reply.error_message or "Internal Server Error"
+        error_events = [
+            _sse({"error": {"message": message, "type": "InternalServerError",
+                            "param": None, "code": 500}}),
+            b"data: [DONE]\n\n",
+        ]
+        return _Stream(sse=True, prologue=prologue, tokens=tokens(), epilogue=epilogue,
+                       error_events=error_events, reply=reply)
+
+    def _ollama_stream(self, request: RecordedRequest, reply: Reply) -> _Stream:
+        model = self._answer_model(request, reply)
+        created_at = _rfc3339_now()
+        chat = request.path == "/api/chat"
+        content_tokens = [] if reply.empty_choices else reply.stream_tokens()
+        thinking_tokens = split_tokens(reply.reasoning)
+        tool_calls = list(reply.tool_calls or [])
+        head = {"model": model, "created_at": created_at}
+
+        def event(**fields: Any) -> dict[str, Any]:
+            if chat:
+                return {**head, "message": {"role": "assistant", **fields}, "done": False}
+            renamed = {("response" if k == "content" else k): v for k, v in fields.items()}
+            return {**head, **renamed, "done": False}
+
+        content_event = _Template(event(content=_HOLE), sse=False)
+        thinking_event = _Template(event(content="", thinking=_HOLE), sse=False)
+
+        def tokens() -> Iterator[bytes]:
+            for tok in thinking_tokens:
+                yield thinking_event.fill(_stream_json(tok))
+            for tok in content_tokens:
+                yield content_event.fill(_stream_json(tok))
+            for call in tool_calls:
+                yield _ndjson(event(content="", tool_calls=[_ollama_tool_call(call)]))
+
+        prompt_tokens, completion_tokens = self._usage_numbers(
+            request, reply, None if reply.empty_choices else reply.answer_text)
+        final = {**event(content=""), **self._ollama_metrics(
+            request, prompt_tokens, completion_tokens, self._finish_reason(request, reply))}
+        message = reply.error_message or "Internal Server Error"
+        return _Stream(sse=False, prologue=[], tokens=tokens(), epilogue=[_ndjson(final)],
+                       error_events=[_ndjson({"error": message})], reply=reply)
 
     def _models(self) -> _Response:
         created = int(time.time())

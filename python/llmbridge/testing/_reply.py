@@ -8,10 +8,24 @@ completions, Ollama chat, Ollama generate).
 from __future__ import annotations
 
 import json as _json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 DEFAULT_CONTENT = '{"ok": true}'
+
+#: The values of `Reply.stream_fault`.
+STREAM_FAULTS = ("cut", "cut_hard", "stall", "stall_keepalive", "error", "garbage")
+
+# A token is a run of non-space characters with the whitespace before it, or trailing
+# whitespace on its own: "Hello, world!\n" -> ["Hello,", " world!", "\n"]. The tokens
+# join back to the text exactly, which is all a stream test needs of a tokenizer.
+_TOKEN = re.compile(r"\s*\S+|\s+")
+
+
+def split_tokens(text: str | None) -> list[str]:
+    """`text` split the way the mock streams it: words with their leading whitespace."""
+    return _TOKEN.findall(text) if text else []
 
 
 @dataclass
@@ -22,7 +36,9 @@ class Reply:
     if `reset`, drop the connection; build the body (`raw_body`, else a non-JSON body if
     `malformed`, else the provider's error envelope if `status >= 400`, else the
     endpoint's success shape); send it (only half of it, then close, if
-    `truncate_body`).
+    `truncate_body`). A streaming request (OpenAI ``"stream": true``; Ollama unless
+    ``"stream": false``) whose reply reaches the success shape is answered as a stream
+    instead: see `tokens`, `chunk_delay`, `usage_chunk` and `stream_fault`.
     """
 
     #: The generated text (OpenAI ``message.content`` / ``text``, Ollama
@@ -37,8 +53,9 @@ class Reply:
     delay: float = 0.0
     #: Value of the ``Retry-After`` header (seconds or an HTTP date), if any.
     retry_after: float | str | None = None
-    #: OpenAI ``finish_reason``; Ollama ``done_reason``.
-    finish_reason: str = "stop"
+    #: OpenAI ``finish_reason``; Ollama ``done_reason``. ``None``: ``"tool_calls"`` on
+    #: OpenAI paths when `tool_calls` is set, else ``"stop"``.
+    finish_reason: str | None = None
     #: OpenAI: ``"choices": []``; Ollama: empty ``message.content`` / ``response``.
     empty_choices: bool = False
     #: Close the TCP connection abruptly (RST) without answering.
@@ -61,6 +78,55 @@ class Reply:
     model: str | None = None
     #: Reasoning text: OpenAI ``message.reasoning``, Ollama ``thinking``.
     reasoning: str | None = None
+    #: The answer as stream tokens, one stream event each. ``None``: `content` split by
+    #: `split_tokens`. When set, non-streaming answers use ``"".join(tokens)`` as the
+    #: content, and ``completion_tokens`` defaults to ``len(tokens)``.
+    tokens: list[str] | None = None
+    #: Tool calls, each ``{"name": str, "arguments": dict | str, "id": str | None}``. A
+    #: dict argument is sent as JSON (a string on OpenAI paths, an object on Ollama);
+    #: a str argument is sent as is on OpenAI paths, so it may be broken JSON. When set,
+    #: the default `content` becomes ``None``.
+    tool_calls: list[dict[str, Any]] | None = None
+    #: Seconds between stream events (asynchronous; the stream stops if the client
+    #: hangs up meanwhile).
+    chunk_delay: float = 0.0
+    #: OpenAI streams: send the usage chunk when the request asked for it with
+    #: ``stream_options.include_usage``. False never sends it.
+    usage_chunk: bool = True
+    #: A fault injected into a stream after `fault_after` token events: "cut", "cut_hard",
+    #: "stall", "stall_keepalive", "error" or "garbage" (see docs/testing.md).
+    stream_fault: str | None = None
+    #: Token events (reasoning, content and tool-call deltas) sent before `stream_fault`.
+    fault_after: int = 1
+    #: How long a "stall" / "stall_keepalive" lasts before the stream resumes (the
+    #: server stops earlier if the client hangs up).
+    stall_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.stream_fault is not None and self.stream_fault not in STREAM_FAULTS:
+            raise ValueError(
+                f"stream_fault must be one of {', '.join(STREAM_FAULTS)}, "
+                f"got {self.stream_fault!r}"
+            )
+        if self.fault_after < 0:
+            raise ValueError(f"fault_after must be >= 0, got {self.fault_after}")
+        # A tool-call answer has no text unless the test gave some. The identity test
+        # tells the untouched default from a `content` the caller passed.
+        if self.tool_calls and self.content is DEFAULT_CONTENT:
+            self.content = None
+
+    @property
+    def answer_text(self) -> str | None:
+        """The answer's full text: ``"".join(tokens)`` when `tokens` is set, else `content`."""
+        if self.tokens is not None:
+            return "".join(self.tokens)
+        return self.content
+
+    def stream_tokens(self) -> list[str]:
+        """The content tokens of a stream: `tokens`, else `content` split by `split_tokens`."""
+        if self.tokens is not None:
+            return self.tokens
+        return split_tokens(self.content)
 
     @classmethod
     def json(cls, obj: Any, **kwargs: Any) -> Reply:
@@ -94,6 +160,23 @@ class Reply:
             retry_after=retry_after,
             **kwargs,
         )
+
+    @classmethod
+    def tool_call(
+        cls,
+        name: str,
+        arguments: dict[str, Any] | str | None = None,
+        *,
+        id: str | None = None,  # noqa: A002 - the wire name
+        **kwargs: Any,
+    ) -> Reply:
+        """A reply that calls one tool (``content`` None, finish_reason "tool_calls").
+
+        `arguments` is a dict (sent as JSON) or a str sent as is (may be broken JSON).
+        """
+        call = {"name": name, "arguments": {} if arguments is None else arguments, "id": id}
+        kwargs.setdefault("content", None)
+        return cls(tool_calls=[call], **kwargs)
 
     @classmethod
     def truncated(cls, content: str, **kwargs: Any) -> Reply:
