@@ -61,54 +61,12 @@ py::list validate_config(const std::string& provider, py::handle cfg) {
 
 // ---- attempts ----
 
-py::object opt_str(const std::string& s) {
-  if (s.empty()) return py::none();
-  return py::str(s);
-}
-py::object opt_int(int v, int missing) {
-  if (v == missing) return py::none();
-  return py::int_(v);
-}
-
-// Field order matches llmbridge._client.ExtractionAttempt._FIELDS.
-py::tuple attempt_to_tuple(llm::Attempt& a) {
-  py::object data = py::none();
-  if (!a.data_json.empty()) {
-    try {
-      data = json_to_object(a.data_json);
-    } catch (py::error_already_set& e) {
-      // Valid JSON that Python cannot hold (an integer over sys.get_int_max_str_digits()
-      // digits): a failed attempt like any other answer that is not usable JSON.
-      if (!e.matches(PyExc_ValueError) && !e.matches(PyExc_RecursionError)) throw;
-      a.success = false;
-      a.retryable = true;
-      a.error = llm::invalid_json_error("the answer cannot be converted to Python objects (" +
-                                        exception_excerpt(e) + ")");
-    }
-  }
-  return py::make_tuple(a.success, data, utf8_to_str(a.raw_response), opt_str(a.error), a.retryable,
-                        opt_int(a.status_code, 0), a.attempts, a.latency_ms, a.provider, a.model,
-                        opt_str(a.finish_reason), a.truncated, a.repaired,
-                        opt_int(a.prompt_tokens, -1), opt_int(a.completion_tokens, -1),
-                        opt_str(a.request_id), a.auth_refused);
-}
-
-// The last resort of the completion queue: a result that could not be converted at all
-// (MemoryError, ...) still completes its call, as a failed attempt saying why.
-py::tuple conversion_failure(llm::Attempt a, const std::string& why) {
-  // The same tuple builder, on an attempt holding nothing that needs converting.
-  a.success = false;
-  a.data_json.clear();
-  a.raw_response.clear();
-  a.error = llm::invalid_json_error("the result could not be converted (" + why + ")");
-  a.retryable = true;
-  a.finish_reason.clear();
-  a.truncated = false;
-  a.repaired = false;
-  a.prompt_tokens = -1;
-  a.completion_tokens = -1;
-  a.auth_refused = false;
-  return attempt_to_tuple(a);
+// An attempt reaches Python as the same typed result as a chat (ChatResult carries every
+// Attempt field by name); ExtractionAttempt is built from it by name.
+py::object attempt_to_py(llm::Attempt&& a) {
+  llm::ChatResult r;
+  static_cast<llm::Attempt&>(r) = std::move(a);
+  return chat_item_to_py(std::move(r));
 }
 
 // ---- clients ----
@@ -185,19 +143,9 @@ void bind_llm(py::module_& m) {
               payload = py::none();  // the stream's events wait in its channel
               break;
             case llm::CompletionQueue::Kind::kChat:
+            case llm::CompletionQueue::Kind::kAttempt:
               payload = chat_item_to_py(std::move(item.result));
               break;
-            case llm::CompletionQueue::Kind::kAttempt: {
-              llm::Attempt& a = item.result;
-              try {
-                payload = attempt_to_tuple(a);
-              } catch (py::error_already_set& e) {
-                payload = conversion_failure(a, exception_excerpt(e));
-              } catch (const std::exception& e) {
-                payload = conversion_failure(a, e.what());
-              }
-              break;
-            }
           }
           out[i] = py::make_tuple(item.token, std::move(payload));
         }
@@ -247,13 +195,7 @@ void bind_llm(py::module_& m) {
                            [target](llm::Attempt&& a) {
                              py::gil_scoped_acquire gil;
                              try {
-                               py::tuple fields;
-                               try {
-                                 fields = attempt_to_tuple(a);
-                               } catch (py::error_already_set& e) {
-                                 fields = conversion_failure(a, exception_excerpt(e));
-                               }
-                               target->call_soon(target->callback, std::move(fields));
+                               target->call_soon(target->callback, attempt_to_py(std::move(a)));
                              } catch (py::error_already_set& e) {
                                e.discard_as_unraisable("llmbridge call_soon bridge");
                              }
@@ -273,11 +215,7 @@ void bind_llm(py::module_& m) {
               py::gil_scoped_release release;
               a = c.call(call);
             }
-            try {
-              return attempt_to_tuple(a);
-            } catch (py::error_already_set& e) {
-              return conversion_failure(a, exception_excerpt(e));
-            }
+            return attempt_to_py(std::move(a));
           },
           py::arg("system"), py::arg("user"), py::arg("messages_json"), py::arg("schema_json"),
           py::arg("document"), py::arg("schema_name"))

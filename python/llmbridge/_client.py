@@ -14,6 +14,7 @@ import copy
 import itertools
 import json
 import logging
+import operator
 import os
 import threading
 import time
@@ -122,8 +123,9 @@ class ExtractionAttempt:
         self.auth_refused = auth_refused
 
     @classmethod
-    def _from_native(cls, fields: tuple[Any, ...]) -> ExtractionAttempt:
-        return cls(*fields)
+    def _from_native(cls, result: Any) -> ExtractionAttempt:
+        """From the core's typed result (a ChatResult), field by field by name."""
+        return cls(*_attempt_fields(result))
 
     @property
     def ok(self) -> bool:
@@ -148,6 +150,9 @@ class ExtractionAttempt:
         return f"ExtractionAttempt({inner}, latency_ms={self.latency_ms:.1f})"
 
 
+_attempt_fields = operator.attrgetter(*ExtractionAttempt._FIELDS)
+
+
 # ---- asyncio bridge: one completion queue (eventfd) per event loop ----
 
 
@@ -156,26 +161,20 @@ class _LoopBridge:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.queue = _native.CompletionQueue()
-        self.pending: dict[int, asyncio.Future[ExtractionAttempt]] = {}
+        self.pending: dict[int, asyncio.Future[Any]] = {}
         loop.add_reader(self.queue.fileno(), self._ready)
 
     def _ready(self) -> None:
         # Every drained result completes its future, whatever happens to the others: the
         # native drain turns a result it cannot convert into a failed attempt, and a
         # failure here becomes that one future's exception.
-        # A payload is the fields of an ExtractionAttempt (a tuple), a ChatResult, or
-        # None: a stream has events waiting in its own channel.
+        # A payload is a typed result (the awaiting call converts it to what it
+        # returns), or None: a stream has events waiting in its own channel.
         for token, payload in self.queue.drain():
             fut = self.pending.pop(token, None)
             if fut is None or fut.done():
                 continue
-            try:
-                if type(payload) is tuple:
-                    fut.set_result(ExtractionAttempt._from_native(payload))
-                else:
-                    fut.set_result(payload)
-            except Exception as e:  # pragma: no cover - the native side already converted
-                fut.set_exception(e)
+            fut.set_result(payload)
 
 
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = (
@@ -429,7 +428,7 @@ class _BaseClient(GenerationMixin):
         loop = asyncio.get_running_loop()
         bridge = _bridge(loop)
         token = next(_tokens)
-        fut: asyncio.Future[ExtractionAttempt] = loop.create_future()
+        fut: asyncio.Future[Any] = loop.create_future()
         bridge.pending[token] = fut
         try:
             call_id = self._native.submit(bridge.queue, token, *args)
@@ -437,7 +436,7 @@ class _BaseClient(GenerationMixin):
             bridge.pending.pop(token, None)
             raise
         try:
-            return await fut
+            return ExtractionAttempt._from_native(await fut)
         except asyncio.CancelledError:
             bridge.pending.pop(token, None)
             self._native.cancel(call_id)
