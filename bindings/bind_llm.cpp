@@ -27,11 +27,21 @@ using config::VLLMConfig;
 
 // ---- configs ----
 
+// Runs f with a default-constructed config of the provider's type (from the provider
+// table); an unknown name is a ValueError listing the known ones.
+template <class F>
+auto with_config(const std::string& provider, F&& f) {
+  const llm::ProviderSpec& spec = llm::provider_spec(provider);  // invalid_argument -> ValueError
+  switch (spec.config_type) {
+    case llm::ConfigType::kVLLM: return f(VLLMConfig{});
+    case llm::ConfigType::kOpenAI: return f(OpenAIConfig{});
+    case llm::ConfigType::kOllama: break;
+  }
+  return f(OllamaConfig{});
+}
+
 py::dict config_defaults(const std::string& provider) {
-  if (provider == "vllm") return config_fields(VLLMConfig{});
-  if (provider == "openai") return config_fields(OpenAIConfig{});
-  if (provider == "ollama") return config_fields(OllamaConfig{});
-  throw py::value_error("unknown provider '" + provider + "' (expected vllm, openai or ollama)");
+  return with_config(provider, [](auto c) { return config_fields(c); });
 }
 
 py::list problems_to_list(const std::vector<config::ConfigProblem>& problems) {
@@ -41,22 +51,10 @@ py::list problems_to_list(const std::vector<config::ConfigProblem>& problems) {
 }
 
 py::list validate_config(const std::string& provider, py::handle cfg) {
-  if (provider == "vllm") {
-    VLLMConfig c;
+  return with_config(provider, [&](auto c) {
     read_config(cfg, c);
     return problems_to_list(config::validate(c));
-  }
-  if (provider == "openai") {
-    OpenAIConfig c;
-    read_config(cfg, c);
-    return problems_to_list(config::validate(c));
-  }
-  if (provider == "ollama") {
-    OllamaConfig c;
-    read_config(cfg, c);
-    return problems_to_list(config::validate(c));
-  }
-  throw py::value_error("unknown provider '" + provider + "' (expected vllm, openai or ollama)");
+  });
 }
 
 // ---- attempts ----
@@ -94,22 +92,10 @@ std::unique_ptr<llm::Client> make_client(const std::string& provider, py::handle
   o.ca_file = std::move(ca_file);
   o.verify_tls = verify_tls;
   o.max_response_bytes = max_response_bytes;
-  if (provider == "vllm") {
-    VLLMConfig c;
+  return with_config(provider, [&](auto c) {
     read_config(cfg, c);
     return std::make_unique<llm::Client>(c, o);
-  }
-  if (provider == "openai") {
-    OpenAIConfig c;
-    read_config(cfg, c);
-    return std::make_unique<llm::Client>(c, o);
-  }
-  if (provider == "ollama") {
-    OllamaConfig c;
-    read_config(cfg, c);
-    return std::make_unique<llm::Client>(c, o);
-  }
-  throw py::value_error("unknown provider '" + provider + "' (expected vllm, openai or ollama)");
+  });
 }
 
 }  // namespace

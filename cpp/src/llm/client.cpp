@@ -109,17 +109,17 @@ Client::Client(const ProviderSpec& spec, config::ProviderConfig base, ClientOpti
       engine_(std::make_unique<http::Engine>(engine_options(options_))) {}
 
 Client::Client(const config::VLLMConfig& config, ClientOptions options)
-    : Client(provider_spec("vllm"), config, std::move(options)) {
+    : Client(provider_spec(kProviderVLLM), config, std::move(options)) {
   openai_ = config;
 }
 
 Client::Client(const config::OpenAIConfig& config, ClientOptions options)
-    : Client(provider_spec("openai"), config, std::move(options)) {
+    : Client(provider_spec(kProviderOpenAI), config, std::move(options)) {
   openai_ = config;
 }
 
 Client::Client(const config::OllamaConfig& config, ClientOptions options)
-    : Client(provider_spec("ollama"), config, std::move(options)) {
+    : Client(provider_spec(kProviderOllama), config, std::move(options)) {
   ollama_ = config;
 }
 

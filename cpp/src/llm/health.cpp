@@ -1,5 +1,6 @@
 // Health checks: list the models (GET /v1/models or /api/tags), then judge the answer.
 #include "llmbridge/llm/health.hpp"
+#include "llmbridge/llm/provider_table.hpp"
 
 #include <simdjson.h>
 
@@ -67,7 +68,8 @@ ModelList parse_models(std::string_view provider, const http::Response& response
     list.error = response.status == 0 ? connection_error("no HTTP response") : http_error(int(response.status));
     return list;
   }
-  const bool ollama = provider == kProviderOllama;
+  const ProviderSpec* spec = find_provider(provider);
+  const bool ollama = spec && spec->dialect == Dialect::kOllama;
   simdjson::dom::parser parser;
   simdjson::padded_string padded(response.body);
   simdjson::dom::element doc;
@@ -111,7 +113,10 @@ http::Request models_request(std::string_view provider, std::string_view base_ur
                              double timeout_s) {
   http::Request r;
   r.method = "GET";
-  r.url = config::normalized_base_url(base_url) + (provider == kProviderOllama ? "/api/tags" : "/v1/models");
+  // Unknown names (registered OpenAI-compatible providers) list models as OpenAI does.
+  const ProviderSpec* spec = find_provider(provider);
+  r.url = config::normalized_base_url(base_url) +
+          std::string(spec ? spec->models_path : provider_spec("openai").models_path);
   r.headers.push_back({"Accept", "application/json"});
   if (!api_key.empty()) r.headers.push_back({"Authorization", "Bearer " + std::string(api_key)});
   const long ms = std::isfinite(timeout_s) && timeout_s > 0 ? long(timeout_s * 1000.0 + 0.5) : 10000;
@@ -122,7 +127,8 @@ http::Request models_request(std::string_view provider, std::string_view base_ur
 
 bool model_matches(std::string_view provider, std::string_view configured, std::string_view served) {
   if (configured == served) return true;
-  if (provider != kProviderOllama) return false;
+  const ProviderSpec* spec = find_provider(provider);
+  if (!spec || spec->dialect != Dialect::kOllama) return false;
   return with_default_tag(configured) == with_default_tag(served);
 }
 

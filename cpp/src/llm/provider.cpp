@@ -3,6 +3,7 @@
 #include "strings.hpp"
 #include "wire.hpp"
 #include "llmbridge/llm/provider.hpp"
+#include "llmbridge/llm/provider_table.hpp"
 
 #include <simdjson.h>
 

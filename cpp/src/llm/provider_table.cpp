@@ -9,11 +9,11 @@ namespace llmbridge::llm {
 namespace {
 
 constexpr ProviderSpec kProviders[] = {
-    {"vllm", Dialect::kOpenAI, StreamFormat::kSse, "/v1/chat/completions", "/v1/completions",
+    {kProviderVLLM, Dialect::kOpenAI, ConfigType::kVLLM, StreamFormat::kSse, "/v1/chat/completions", "/v1/completions",
      "/v1/embeddings", "/v1/models", true},
-    {"openai", Dialect::kOpenAI, StreamFormat::kSse, "/v1/chat/completions", "/v1/completions",
+    {kProviderOpenAI, Dialect::kOpenAI, ConfigType::kOpenAI, StreamFormat::kSse, "/v1/chat/completions", "/v1/completions",
      "/v1/embeddings", "/v1/models", true},
-    {"ollama", Dialect::kOllama, StreamFormat::kNdjson, "/api/chat", "/api/generate", "/api/embed",
+    {kProviderOllama, Dialect::kOllama, ConfigType::kOllama, StreamFormat::kNdjson, "/api/chat", "/api/generate", "/api/embed",
      "/api/tags", false},
 };
 

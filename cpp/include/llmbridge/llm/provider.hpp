@@ -10,12 +10,9 @@
 #include "llmbridge/config/provider_config.hpp"
 #include "llmbridge/http/message.hpp"
 #include "llmbridge/llm/attempt.hpp"
+#include "llmbridge/llm/provider_table.hpp"
 
 namespace llmbridge::llm {
-
-inline constexpr std::string_view kProviderVLLM = "vllm";
-inline constexpr std::string_view kProviderOpenAI = "openai";
-inline constexpr std::string_view kProviderOllama = "ollama";
 
 inline constexpr std::string_view kDocumentPlaceholder = "{document_text}";
 

@@ -8,6 +8,11 @@
 
 namespace llmbridge::llm {
 
+// The names of the table's rows.
+inline constexpr std::string_view kProviderVLLM = "vllm";
+inline constexpr std::string_view kProviderOpenAI = "openai";
+inline constexpr std::string_view kProviderOllama = "ollama";
+
 enum class Dialect {
   kOpenAI,  // OpenAI-compatible JSON, SSE streams (vLLM, OpenAI, llama-server, ...)
   kOllama,  // Ollama's native API, NDJSON streams
@@ -17,9 +22,13 @@ enum class Operation { kChat, kCompletion, kEmbeddings, kModels, kHealth };
 
 enum class StreamFormat { kSse, kNdjson };
 
+// Which config struct (config/provider_config.hpp) the provider is configured with.
+enum class ConfigType { kVLLM, kOpenAI, kOllama };
+
 struct ProviderSpec {
   std::string_view name;  // "vllm", "openai", "ollama"
   Dialect dialect;
+  ConfigType config_type;
   StreamFormat stream_format;
   std::string_view chat_path;        // call_llm, chat, generate
   std::string_view completion_path;  // complete
