@@ -738,6 +738,22 @@ def test_chat_unreachable_server_exits_1() -> None:
     assert error_line(proc, "chat").startswith("llmbridge chat: error: connection_error")
 
 
+def test_readme_chat_and_models_lines_run(server: MockLLMServer) -> None:
+    # README.md, "Command line": every `llmbridge chat` / `llmbridge models` line works
+    # as written, pointed at the mock.
+    import shlex
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    lines = re.findall(r'^(?:echo "(.+)" \| )?llmbridge ((?:chat|models)\b.*?)(?:  +#.*)?$',
+                       readme, re.M)
+    assert len(lines) >= 3, "README.md no longer shows the chat and models examples"
+    for stdin, command in lines:
+        argv = shlex.split(command) + ["--provider", "vllm", "--base-url", server.url]
+        proc = run_cli(*argv, stdin=stdin)
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert proc.stdout.strip(), command
+
+
 # ---- repair ----------------------------------------------------------------------
 
 
