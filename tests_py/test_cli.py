@@ -100,7 +100,7 @@ def generation_requests(server: MockLLMServer) -> list:
 
 # ---- parser: help, no command ------------------------------------------------
 
-SUBCOMMANDS = ["demo", "extract", "health", "models", "repair", "serve-mock"]
+SUBCOMMANDS = ["chat", "demo", "extract", "health", "models", "repair", "serve-mock"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
@@ -360,6 +360,17 @@ USAGE_ERRORS = [
     ("bad-base-url", ["health", "--provider", "vllm", "--base-url", "notaurl"], {},
      ["base_url", "notaurl"]),
     ("bad-env-for-models", ["models"], {"OLLAMA_MAX_RETRIES": "1.5"}, ["OLLAMA_MAX_RETRIES"]),
+    ("chat-missing-schema-file", ["chat", "hi", "--schema", "{tmp}/missing.json"], {},
+     ["schema file", "missing.json"]),
+    ("chat-schema-not-object", ["chat", "hi", "--schema", "{tmp}/array.json"], {},
+     ["array.json", "JSON object"]),
+    # Refused by the core before any I/O (the model is given, so nothing is looked up).
+    ("chat-negative-temperature", ["chat", "hi", "--provider", "vllm", "--model", "m",
+                                   "--temperature", "-1"], {}, ["temperature"]),
+    ("chat-zero-max-tokens", ["chat", "hi", "--provider", "ollama", "--max-tokens", "0"], {},
+     ["max_tokens"]),
+    ("chat-temperature-not-a-number", ["chat", "hi", "--temperature", "hot"], {},
+     ["--temperature", "'hot'"]),
 ]
 
 
@@ -446,6 +457,40 @@ def test_models_one_per_line(server: MockLLMServer, provider: str) -> None:
     assert proc.stdout.splitlines() == ["qwen2.5-7b-instruct", "llama3.1:8b"]
 
 
+@pytest.mark.parametrize(("provider", "expected"), [
+    ("vllm", [{"id": "qwen2.5-7b-instruct", "owned_by": "vllm", "max_model_len": 8192},
+              {"id": "llama3.1:8b", "owned_by": "vllm", "max_model_len": 8192}]),
+    # /api/tags has neither field.
+    ("ollama", [{"id": "qwen2.5-7b-instruct", "owned_by": None, "max_model_len": None},
+                {"id": "llama3.1:8b", "owned_by": None, "max_model_len": None}]),
+])
+def test_models_long_and_json(provider: str, expected: list) -> None:
+    with MockLLMServer(models=["qwen2.5-7b-instruct", "llama3.1:8b"], max_model_len=8192) as server:
+        proc = run_cli("models", "--json", "--provider", provider, "--base-url", server.url)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == expected
+        proc = run_cli("models", "-l", "--provider", provider, "--base-url", server.url)
+        assert proc.returncode == 0, proc.stderr
+        assert [line.split("\t") for line in proc.stdout.splitlines()] == [
+            ["-" if v is None else str(v) for v in m.values()] for m in expected]
+        path = "/api/tags" if provider == "ollama" else "/v1/models"
+        assert {r.path for r in server.requests} == {path}
+
+
+def test_models_api_key_flag() -> None:
+    with MockLLMServer(api_key="sk-right-123") as server:
+        proc = run_cli("models", "--provider", "vllm", "--base-url", server.url,
+                       "--api-key", "sk-wrong-456")
+        assert proc.returncode == 1
+        assert proc.stdout == ""
+        assert "http_401" in error_line(proc, "models")
+        assert "sk-wrong-456" not in proc.stderr
+        proc = run_cli("models", "--provider", "vllm", "--base-url", server.url,
+                       "--api-key", "sk-right-123")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines() == ["mock-model"]
+
+
 def test_models_unreachable_exits_1() -> None:
     port = closed_port()
     proc = run_cli("models", "--provider", "vllm", "--base-url", f"http://127.0.0.1:{port}")
@@ -460,6 +505,253 @@ def test_models_unreachable_is_one_error_line() -> None:
                    "--base-url", f"http://127.0.0.1:{closed_port()}")
     assert proc.returncode == 1
     error_line(proc, "models")
+
+
+# ---- chat ------------------------------------------------------------------------
+
+
+def chat_flags(server: MockLLMServer, provider: str = "vllm") -> list[str]:
+    return ["--provider", provider, "--base-url", server.url, "--model", "mock-model"]
+
+
+@pytest.mark.parametrize("provider", ["vllm", "ollama"])
+def test_chat_streams_the_answer(server: MockLLMServer, provider: str) -> None:
+    server.enqueue(Reply(tokens=["Bonjour", ",", " Zoë", "!"]))
+    proc = run_cli("chat", "Say hello", "--system", "Be brief.", "--max-tokens", "64",
+                   "--temperature", "0.5", *chat_flags(server, provider))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Bonjour, Zoë!\n"
+    assert proc.stderr == ""
+    (request,) = generation_requests(server)
+    body = request.json
+    assert body["messages"] == [{"role": "system", "content": "Be brief."},
+                                {"role": "user", "content": "Say hello"}]
+    if provider == "vllm":
+        assert request.path == "/v1/chat/completions"
+        assert body["stream"] is True
+        assert body["stream_options"] == {"include_usage": True}
+        assert (body["max_tokens"], body["temperature"]) == (64, 0.5)
+    else:
+        assert request.path == "/api/chat"
+        assert body["stream"] is True
+        assert (body["options"]["num_predict"], body["options"]["temperature"]) == (64, 0.5)
+    assert server.streams_completed == 1
+
+
+def test_chat_prints_each_token_as_it_arrives(server: MockLLMServer) -> None:
+    # The first token reaches the reader while the server is still sending the rest.
+    server.enqueue(Reply(tokens=["first", " second", " third"], chunk_delay=1.0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmbridge", "chat", "go", *chat_flags(server)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=cli_env(), bufsize=0)
+    try:
+        first = proc.stdout.read(5)
+        assert first == b"first"
+        assert server.streams_completed == 0  # the stream is still going
+        rest, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    assert first + rest == b"first second third\n"
+
+
+@pytest.mark.parametrize("args", [["-"], []], ids=["dash", "no-argument"])
+def test_chat_reads_the_prompt_from_stdin(server: MockLLMServer, args: list[str]) -> None:
+    proc = run_cli("chat", *args, *chat_flags(server), stdin="Résumé this:\nline two\n")
+    assert proc.returncode == 0, proc.stderr
+    (request,) = generation_requests(server)
+    assert request.json["messages"] == [{"role": "user", "content": "Résumé this:\nline two\n"}]
+
+
+def test_chat_without_any_prompt_is_a_usage_error(server: MockLLMServer) -> None:
+    proc = run_cli("chat", *chat_flags(server), stdin=" \n")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "prompt" in error_line(proc, "chat")
+    assert generation_requests(server) == []
+
+
+@pytest.mark.parametrize("provider", ["vllm", "ollama"])
+def test_chat_no_stream(server: MockLLMServer, provider: str) -> None:
+    server.enqueue(Reply("Plain answer."))
+    proc = run_cli("chat", "hi", "--no-stream", *chat_flags(server, provider))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Plain answer.\n"
+    (request,) = generation_requests(server)
+    assert request.json.get("stream", False) is False
+    assert server.streams_started == 0
+
+
+def test_chat_json_prints_the_whole_result(server: MockLLMServer) -> None:
+    server.enqueue(Reply("<think>2 + 2</think>4", prompt_tokens=11, completion_tokens=5))
+    proc = run_cli("chat", "2 + 2?", "--json", *chat_flags(server))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["success"] is True
+    assert result["text"] == "4"
+    assert result["reasoning"] == "2 + 2"
+    assert (result["prompt_tokens"], result["completion_tokens"]) == (11, 5)
+    assert result["error"] is None and result["tool_calls"] == []
+    assert result["provider"] == "vllm" and result["model"] == "mock-model"
+    assert server.streams_started == 0  # --json does not stream
+
+
+def test_chat_json_shows_tool_calls(server: MockLLMServer) -> None:
+    server.enqueue(Reply.tool_call("get_weather", '{"city": "Paris",', id="call_1"))
+    proc = run_cli("chat", "weather?", "--json", *chat_flags(server))
+    assert proc.returncode == 0, proc.stderr
+    (call,) = json.loads(proc.stdout)["tool_calls"]
+    assert call == {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"},
+                    "arguments_text": '{"city": "Paris",'}
+
+
+@pytest.mark.parametrize(("provider", "field"), [("vllm", "response_format"), ("ollama", "format")])
+def test_chat_schema_prints_the_data(
+    server: MockLLMServer, tmp_path: Path, provider: str, field: str
+) -> None:
+    server.enqueue(Reply.fenced({"total": 12.5, "currency": "EUR"}))
+    proc = run_cli("chat", "Invoice: 12.50 EUR", "--schema", str(write_schema(tmp_path)),
+                   *chat_flags(server, provider))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"total": 12.5, "currency": "EUR"}
+    (request,) = generation_requests(server)
+    if provider == "vllm":
+        assert request.json[field] == {"type": "json_schema", "json_schema": {
+            "name": "response", "schema": INVOICE_SCHEMA, "strict": True}}
+    else:
+        assert request.json[field] == INVOICE_SCHEMA
+    assert server.streams_started == 0  # --schema implies --no-stream
+
+
+def test_chat_schema_unparseable_answer_exits_1(server: MockLLMServer, tmp_path: Path) -> None:
+    server.set_default(Reply.text("Sorry, no."))
+    proc = run_cli("chat", "x", "--schema", str(write_schema(tmp_path)), *chat_flags(server),
+                   env={"VLLM_MAX_RETRIES": "0"})
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert error_line(proc, "chat").startswith("llmbridge chat: error: invalid_json")
+
+
+def _metrics(line: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in line.split(": ", 1)[1].split())
+
+
+def test_chat_verbose_prints_the_stream_metrics(server: MockLLMServer) -> None:
+    server.enqueue(Reply(tokens=["a", " b", " c", " d"], chunk_delay=0.05,
+                         prompt_tokens=9, completion_tokens=4))
+    proc = run_cli("chat", "go", "-v", *chat_flags(server))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "a b c d\n"
+    (line,) = proc.stderr.splitlines()
+    m = _metrics(line)
+    assert (m["tokens"], m["prompt_tokens"], m["completion_tokens"]) == ("4", "9", "4")
+    assert m["finish_reason"] == "stop"
+    ttft, total, rate = float(m["ttft_ms"]), float(m["total_ms"]), float(m["tokens_per_s"])
+    assert 0 < ttft <= total
+    # 3 tokens after the first, 50 ms apart: at most 1 / 0.05 s per token.
+    assert 0 < rate <= 25
+
+
+def test_chat_verbose_without_stream(server: MockLLMServer) -> None:
+    server.enqueue(Reply("ok", prompt_tokens=3, completion_tokens=1))
+    proc = run_cli("chat", "go", "-v", "--no-stream", *chat_flags(server))
+    assert proc.returncode == 0, proc.stderr
+    m = _metrics(proc.stderr.strip())
+    assert (m["attempts"], m["prompt_tokens"], m["completion_tokens"]) == ("1", "3", "1")
+    assert float(m["latency_ms"]) > 0
+
+
+# (fault, the error's start, the message) for a stream broken after 2 tokens.
+STREAM_FAULTS = [
+    ("cut", "connection_error: the stream ended before [DONE]", None),
+    ("error", "http_500", "model overloaded"),
+    ("garbage", "invalid_json", "not json"),
+]
+
+
+@pytest.mark.parametrize(("fault", "error", "message"), STREAM_FAULTS,
+                         ids=[f[0] for f in STREAM_FAULTS])
+def test_chat_stream_failure_exits_1(
+    server: MockLLMServer, fault: str, error: str, message: str | None
+) -> None:
+    server.enqueue(Reply(tokens=["one", " two", " three"], stream_fault=fault, fault_after=2,
+                         error_message="model overloaded"))
+    proc = run_cli("chat", "go", *chat_flags(server))
+    assert proc.returncode == 1
+    assert proc.stdout == "one two\n"  # what came before the fault, then the line ends
+    line = error_line(proc, "chat")
+    assert line.startswith(f"llmbridge chat: error: {error}")
+    if message:
+        assert line.endswith(f" ({message})")
+    assert len(generation_requests(server)) == 1  # never retried after the first token
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-stream"], ["--json"]],
+                         ids=["stream", "no-stream", "json"])
+def test_chat_server_error_exits_1(server: MockLLMServer, mode: list[str]) -> None:
+    server.enqueue(Reply.error(500, message="engine crashed"))
+    proc = run_cli("chat", "go", *mode, *chat_flags(server), env={"VLLM_MAX_RETRIES": "0"})
+    assert proc.returncode == 1
+    line = error_line(proc, "chat")
+    assert line.startswith("llmbridge chat: error: http_500 (")
+    assert "engine crashed" in line
+    if mode == ["--json"]:  # the result is still printed: it is the data
+        result = json.loads(proc.stdout)
+        assert (result["success"], result["error"]) == (False, "http_500")
+        assert result["status_code"] == 500
+    else:
+        assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-stream"]], ids=["stream", "no-stream"])
+def test_chat_never_prints_the_api_key(mode: list[str]) -> None:
+    key = "sk-secret-7f3a9"
+    with MockLLMServer() as server:
+        # Some servers quote the key they were sent in the 401 body.
+        server.set_default(Reply.error(401, message=f"invalid key {key}"))
+        proc = run_cli("chat", "go", *mode, "--api-key", key, *chat_flags(server))
+        assert proc.returncode == 1
+        line = error_line(proc, "chat")
+        assert "http_401" in line and "API key" in line
+        assert key not in proc.stdout + proc.stderr
+        (request,) = generation_requests(server)  # 401 is never retried
+        assert request.headers["authorization"] == f"Bearer {key}"
+
+
+def test_chat_api_key_from_the_environment(server: MockLLMServer) -> None:
+    proc = run_cli("chat", "go", "--provider", "openai", "--base-url", server.url,
+                   env={"OPENAI_API_KEY": "sk-env-1", "OPENAI_MODEL": "gpt-test"})
+    assert proc.returncode == 0, proc.stderr
+    (request,) = generation_requests(server)
+    assert request.headers["authorization"] == "Bearer sk-env-1"
+    assert request.json["model"] == "gpt-test"
+
+
+def test_chat_unreachable_server_exits_1() -> None:
+    proc = run_cli("chat", "go", "--provider", "vllm", "--model", "m", "--base-url",
+                   f"http://127.0.0.1:{closed_port()}", env={"VLLM_MAX_RETRIES": "0"})
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert error_line(proc, "chat").startswith("llmbridge chat: error: connection_error")
+
+
+def test_readme_chat_and_models_lines_run(server: MockLLMServer) -> None:
+    # README.md, "Command line": every `llmbridge chat` / `llmbridge models` line works
+    # as written, pointed at the mock.
+    import shlex
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    lines = re.findall(r'^(?:echo "(.+)" \| )?llmbridge ((?:chat|models)\b.*?)(?:  +#.*)?$',
+                       readme, re.M)
+    assert len(lines) >= 3, "README.md no longer shows the chat and models examples"
+    for stdin, command in lines:
+        argv = shlex.split(command) + ["--provider", "vllm", "--base-url", server.url]
+        proc = run_cli(*argv, stdin=stdin)
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert proc.stdout.strip(), command
 
 
 # ---- repair ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The llmbridge command line: demo, extract, health, models, repair, serve-mock.
+"""The llmbridge command line: chat, demo, extract, health, models, repair, serve-mock.
 
 Exit codes: 0 success, 1 the model or server failed, 2 bad usage or configuration.
 Errors go to stderr in one line; progress and tables go to stderr; data goes to
@@ -71,6 +71,8 @@ def _app_config(args: argparse.Namespace) -> tuple[str, Any]:
         changes["timeout"] = args.timeout
     if getattr(args, "max_tokens", None) is not None:
         changes["max_tokens"] = args.max_tokens
+    if getattr(args, "api_key", None):
+        changes["api_key"] = args.api_key
     if changes and hasattr(app, provider):
         try:
             app = app.replace(**{provider: getattr(app, provider).replace(**changes)})
@@ -107,15 +109,21 @@ def _read(path: Optional[str], what: str) -> str:
         raise UsageError(f"cannot read {what} {path!r}: {exc.strerror}") from None
 
 
+def _load_schema(path: str | None) -> dict[str, Any] | None:
+    """The JSON Schema in `path` (None: no schema)."""
+    if not path:
+        return None
+    try:
+        schema = json.loads(_read(path, "schema file"))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"schema file {path!r} is not JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise UsageError(f"schema file {path!r} must hold a JSON object")
+    return schema
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
-    schema = None
-    if args.schema:
-        try:
-            schema = json.loads(_read(args.schema, "schema file"))
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"schema file {args.schema!r} is not JSON: {exc}") from None
-        if not isinstance(schema, dict):
-            raise UsageError(f"schema file {args.schema!r} must hold a JSON object")
+    schema = _load_schema(args.schema)
     user = _read(args.prompt_file, "prompt file") if args.prompt_file else args.prompt
     document = _read(args.document, "document")
     client = _client(args)
@@ -148,14 +156,139 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from . import LLMCallError
+    from ._health import display_url
+
     client = _client(args)
     with client:
-        report = client.health_sync(force=True, timeout=args.timeout)
-    if not report.reachable:
-        _err("models", f"{report.base_url or client.config.base_url}: {report.reason}")
+        try:
+            models = client.list_models_sync(timeout=args.timeout)
+        except LLMCallError as exc:
+            _err("models", f"{display_url(client.config.base_url)}: {exc}")
+            return EXIT_FAILED
+    rows = [{"id": m.id, "owned_by": m.owned_by, "max_model_len": m.max_model_len} for m in models]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    elif args.long:
+        # Tab-separated, so `cut -f` works; "-" where the server gave nothing.
+        for r in rows:
+            print("\t".join("-" if v is None else str(v) for v in r.values()))
+    else:
+        for r in rows:
+            print(r["id"])
+    return EXIT_OK
+
+
+# ---- chat ----
+
+
+def _chat_prompt(args: argparse.Namespace) -> str:
+    prompt = args.prompt
+    if prompt is None or prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise UsageError("no prompt: give it as an argument, or on stdin (with - or no argument)")
+    return prompt
+
+
+def _chat_failure(error: str | None, message: str | None) -> int:
+    """The one error line of a failed chat: `error: <error> (<message>)`."""
+    line = f"error: {error or 'unknown'}"
+    if message and message != error:
+        line += f" ({message})"
+    _err("chat", line)
+    return EXIT_FAILED
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _print_stream_metrics(end: Any) -> None:
+    m = end.metrics
+    _err("chat", f"ttft_ms={_fmt(m.ttft_ms)} tokens_per_s={_fmt(m.tokens_per_s)} "
+                 f"tokens={m.tokens} prompt_tokens={_fmt(m.prompt_tokens)} "
+                 f"completion_tokens={_fmt(m.completion_tokens)} total_ms={_fmt(m.total_ms)} "
+                 f"finish_reason={_fmt(end.finish_reason)}")
+
+
+def _print_result_metrics(result: Any) -> None:
+    _err("chat", f"latency_ms={_fmt(result.latency_ms)} attempts={result.attempts} "
+                 f"prompt_tokens={_fmt(result.prompt_tokens)} "
+                 f"completion_tokens={_fmt(result.completion_tokens)} "
+                 f"finish_reason={_fmt(result.finish_reason)}")
+
+
+def _stream_chat(client: Any, messages: list[dict[str, str]], options: dict[str, Any],
+                 metrics: bool) -> int:
+    from . import StreamEnd, StreamError, Token
+
+    out = sys.stdout
+    wrote = False
+    with client.chat_stream_sync(messages, **options) as stream:
+        for event in stream:
+            kind = type(event)
+            if kind is Token:
+                out.write(event.text)
+                out.flush()  # each token as it arrives
+                wrote = True
+            elif kind is StreamEnd:
+                out.write("\n")
+                out.flush()
+                if metrics:
+                    _print_stream_metrics(event)
+                return EXIT_OK
+            elif kind is StreamError:
+                if wrote:  # end the partial answer's line before the error
+                    out.write("\n")
+                    out.flush()
+                message = event.message
+                if not message and event.status_code in (401, 403):
+                    # The core leaves out 401/403 bodies: some servers quote the key.
+                    message = f"the server refused the API key (HTTP {event.status_code})"
+                return _chat_failure(event.error, message)
+    return _chat_failure("connection_error", "the stream ended without its last event")
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    schema = _load_schema(args.schema)
+    prompt = _chat_prompt(args)
+    messages = [{"role": "system", "content": args.system}] if args.system else []
+    messages.append({"role": "user", "content": prompt})
+    options: dict[str, Any] = {}
+    if args.temperature is not None:
+        options["temperature"] = args.temperature
+    if schema is not None:
+        options["json_schema"] = schema
+    client = _client(args)  # --model, --max-tokens and --timeout go into its config
+    stream = not (args.no_stream or args.json or schema is not None)
+    try:
+        with client:
+            if stream:
+                return _stream_chat(client, messages, options, args.metrics)
+            result = client.chat_sync(messages, **options)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from reporting
+        # the pipe again when it flushes stdout at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
-    for name in report.models:
-        print(name)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    elif result.success:
+        if schema is not None:
+            print(json.dumps(result.data, ensure_ascii=False))
+        else:
+            print(result.text)
+    if args.metrics:
+        _print_result_metrics(result)
+    if not result.success:
+        return _chat_failure(result.error, result.description)
     return EXIT_OK
 
 
@@ -205,6 +338,8 @@ def _provider_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", help="vllm, ollama or openai (default: $LLM_PROVIDER / $AI_PROVIDER, else ollama)")
     p.add_argument("--base-url", help="server URL (default: from the provider's environment variables)")
     p.add_argument("--model", help="model name (default: from the environment)")
+    p.add_argument("--api-key", help="API key (default: $VLLM_API_KEY / $OPENAI_API_KEY / "
+                                     "$OLLAMA_API_KEY, which keep it out of shell history)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,6 +347,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also print the library's log records (INFO and up) on stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("chat", help="prompt -> the model's answer, streamed to stdout")
+    p.add_argument("prompt", nargs="?", help="the user prompt (default, or -: read stdin)")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--schema", metavar="FILE",
+                   help="JSON Schema file: ask for JSON in that shape and print the parsed JSON "
+                        "(implies --no-stream)")
+    p.add_argument("--max-tokens", type=int, metavar="N",
+                   help="most tokens the model may generate (default: the provider's "
+                        "*_MAX_TOKENS variable, else 4096)")
+    p.add_argument("--temperature", type=float, metavar="T",
+                   help="sampling temperature (default: the provider's *_TEMPERATURE "
+                        "variable, else 0)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="seconds per HTTP try; when streaming, the wait for the first byte")
+    p.add_argument("--no-stream", action="store_true",
+                   help="wait for the whole answer instead of printing tokens as they come")
+    p.add_argument("--json", action="store_true",
+                   help="print the whole result (text, data, tool calls, usage, error) as JSON "
+                        "(implies --no-stream)")
+    p.add_argument("-v", "--metrics", action="store_true",
+                   help="print timing and usage on stderr (streaming: TTFT, tokens/s, tokens)")
+    _provider_flags(p)
+    p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("demo", help="repair sample answers, then run extractions against the bundled mock server")
     p.add_argument("--calls", type=int, default=300, help="extractions to run (default 300)")
@@ -243,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="the models a server lists, one per line")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    p.add_argument("-l", "--long", action="store_true",
+                   help="id, owned_by and max_model_len, tab-separated (- when not listed)")
+    p.add_argument("--json", action="store_true",
+                   help="a JSON list of {id, owned_by, max_model_len} objects")
     _provider_flags(p)
     p.set_defaults(func=cmd_models)
 
