@@ -227,9 +227,11 @@ void bind_generation(py::module_& m) {
       .def_property_readonly("completion_tokens",
                              [](const llm::StreamMetrics& s) { return none_if(s.completion_tokens, -1); })
       .def("__repr__", [](const llm::StreamMetrics& s) {
+        char ttft[32] = "None";
+        if (s.ttft_ms >= 0) std::snprintf(ttft, sizeof ttft, "%.1f", s.ttft_ms);
         char buf[200];
-        std::snprintf(buf, sizeof buf, "StreamMetrics(ttft_ms=%.1f, total_ms=%.1f, tokens=%ld, tokens_per_s=%.1f)",
-                      s.ttft_ms, s.total_ms, s.tokens, s.tokens_per_s);
+        std::snprintf(buf, sizeof buf, "StreamMetrics(ttft_ms=%s, total_ms=%.1f, tokens=%ld, tokens_per_s=%.1f)", ttft,
+                      s.total_ms, s.tokens, s.tokens_per_s);
         return std::string(buf);
       });
 
@@ -271,9 +273,11 @@ void bind_generation(py::module_& m) {
                                return tool_list(std::move(copy));
                              })
       .def("__repr__", [](const llm::StreamEndEvent& e) {
+        char ttft[32] = "None";
+        if (e.metrics.ttft_ms >= 0) std::snprintf(ttft, sizeof ttft, "%.1f", e.metrics.ttft_ms);
         char buf[160];
-        std::snprintf(buf, sizeof buf, ", tokens=%ld, ttft_ms=%.1f, total_ms=%.1f)", e.metrics.tokens,
-                      e.metrics.ttft_ms, e.metrics.total_ms);
+        std::snprintf(buf, sizeof buf, ", tokens=%ld, ttft_ms=%s, total_ms=%.1f)", e.metrics.tokens, ttft,
+                      e.metrics.total_ms);
         return "StreamEnd(finish_reason=" + repr_text(e.finish_reason) + buf;
       });
   py::class_<llm::StreamErrorEvent>(m, "StreamError", "The last event of a stream that failed.")
@@ -328,6 +332,14 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
          },
          py::arg("queue"), py::arg("token"), py::arg("op"), py::arg("messages_json"), py::arg("prompt"),
          py::arg("options"))
+      .def(
+          "check_generate",
+          [](llm::Client& c, int op, py::handle messages_json, py::handle prompt, const llm::GenerateOptions& options) {
+            llm::GenerateCall call = make_generate(op, messages_json, prompt, options);
+            if (auto problem = llm::check_generate_call(c.spec(), call)) throw py::value_error(*problem);
+          },
+          py::arg("op"), py::arg("messages_json"), py::arg("prompt"), py::arg("options"),
+          "Raises ValueError when the call cannot be sent to this provider (nothing is sent).")
       .def(
           "generate_sync",
           [](llm::Client& c, int op, py::handle messages_json, py::handle prompt, const llm::GenerateOptions& options) {

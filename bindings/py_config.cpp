@@ -11,19 +11,21 @@ namespace py = pybind11;
 namespace llmbridge::bindings {
 namespace {
 
-py::dict base_fields(const config::ProviderConfig& c) {
+// A field's value for Python: the API key is None when empty (never sent).
+template <typename T>
+py::object to_py(const char* name, const T& v) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (std::string_view(name) == "api_key" && v.empty()) return py::none();
+    return py::str(v);
+  } else {
+    return py::cast(v);
+  }
+}
+
+template <class Config>
+py::dict fields_of(Config c) {
   py::dict d;
-  d["base_url"] = c.base_url;
-  d["model"] = c.model;
-  d["timeout"] = c.timeout;
-  d["max_retries"] = c.max_retries;
-  d["retry_base_delay"] = c.retry_base_delay;
-  d["retry_max_delay"] = c.retry_max_delay;
-  d["retry_backoff_multiplier"] = c.retry_backoff_multiplier;
-  d["max_tokens"] = c.max_tokens;
-  d["temperature"] = c.temperature;
-  d["api_key"] = c.api_key.empty() ? py::object(py::none()) : py::object(py::str(c.api_key));
-  d["connect_timeout"] = c.connect_timeout;
+  config::for_each_field(c, [&](const char* name, const auto& member) { d[name] = to_py(name, member); });
   return d;
 }
 
@@ -45,50 +47,18 @@ void read(py::handle obj, const char* name, T& out) {
   }
 }
 
-void read_base(py::handle o, config::ProviderConfig& c) {
-  read(o, "base_url", c.base_url);
-  read(o, "model", c.model);
-  read(o, "timeout", c.timeout);
-  read(o, "max_retries", c.max_retries);
-  read(o, "retry_base_delay", c.retry_base_delay);
-  read(o, "retry_max_delay", c.retry_max_delay);
-  read(o, "retry_backoff_multiplier", c.retry_backoff_multiplier);
-  read(o, "max_tokens", c.max_tokens);
-  read(o, "temperature", c.temperature);
-  read(o, "api_key", c.api_key);
-  read(o, "connect_timeout", c.connect_timeout);
-}
-
 }  // namespace
 
-py::dict config_fields(const config::OpenAICompatibleConfig& c) {
-  py::dict d = base_fields(c);
-  d["text_model"] = c.text_model;
-  d["vision_model"] = c.vision_model;
-  d["embedding_model"] = c.embedding_model;
-  d["embedding_dimensions"] = c.embedding_dimensions;
-  return d;
-}
+py::dict config_fields(const config::OpenAICompatibleConfig& c) { return fields_of(c); }
 
-py::dict config_fields(const config::OllamaConfig& c) {
-  py::dict d = base_fields(c);
-  d["num_ctx"] = c.num_ctx;
-  d["keep_alive"] = c.keep_alive;
-  return d;
-}
+py::dict config_fields(const config::OllamaConfig& c) { return fields_of(c); }
 
 void read_config(py::handle o, config::OpenAICompatibleConfig& c) {
-  read_base(o, c);
-  read(o, "text_model", c.text_model);
-  read(o, "vision_model", c.vision_model);
-  read(o, "embedding_model", c.embedding_model);
-  read(o, "embedding_dimensions", c.embedding_dimensions);
+  config::for_each_field(c, [&](const char* name, auto& member) { read(o, name, member); });
 }
 
 void read_config(py::handle o, config::OllamaConfig& c) {
-  read_base(o, c);
-  read(o, "num_ctx", c.num_ctx);
-  read(o, "keep_alive", c.keep_alive);
+  config::for_each_field(c, [&](const char* name, auto& member) { read(o, name, member); });
 }
 
 }  // namespace llmbridge::bindings

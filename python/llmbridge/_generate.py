@@ -138,9 +138,9 @@ def _options(
             raise TypeError(f"max_tokens must be int, got {type(max_tokens).__name__}")
         o.max_tokens = max_tokens
     if temperature is not None:
-        o.temperature = float(temperature)
+        o.temperature = _number(temperature, "temperature")
     if top_p is not None:
-        o.top_p = float(top_p)
+        o.top_p = _number(top_p, "top_p")
     if stop is not None:
         stops = [stop] if isinstance(stop, str) else list(stop)
         if not all(isinstance(s, str) for s in stops):
@@ -183,6 +183,12 @@ def _options(
             raise ValueError(f"stream_idle_timeout must be > 0 seconds, got {stream_idle_timeout!r}")
         o.stream_idle_timeout = float(stream_idle_timeout)
     return o
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    return float(value)
 
 
 def _generate_messages(prompt: str, system: Optional[str]) -> list[dict[str, str]]:
@@ -397,6 +403,8 @@ class GenerationMixin:
     async def _submit(self, op: int, messages_json: str, prompt: str, options: Any) -> Any:
         from ._client import _bridge, _tokens
 
+        # Refused options are refused before anything is sent, model look-up included.
+        self._native.check_generate(op, messages_json, prompt, options)
         await self._ensure_ready()
         loop = asyncio.get_running_loop()
         bridge = _bridge(loop)
@@ -416,6 +424,7 @@ class GenerationMixin:
             raise
 
     def _run_sync(self, op: int, messages_json: str, prompt: str, options: Any) -> Any:
+        self._native.check_generate(op, messages_json, prompt, options)
         self._ensure_ready_sync()
         return self._native.generate_sync(op, messages_json, prompt, options)
 
@@ -462,6 +471,7 @@ class GenerationMixin:
         """Blocking twin of :meth:`chat_stream`: a plain iterator of events."""
         messages_json = _messages_json(messages)
         opts = _options(**options)
+        self._native.check_generate(_CHAT, messages_json, "", opts)
         self._ensure_ready_sync()
         return SyncEventStream(self, _CHAT, messages_json, "", opts)  # type: ignore[arg-type]
 
@@ -474,6 +484,7 @@ class GenerationMixin:
     def complete_stream_sync(self, prompt: str, **options: Any) -> SyncEventStream:
         """Blocking twin of :meth:`complete_stream`."""
         opts = _options(**options)
+        self._native.check_generate(_COMPLETION, "", _prompt(prompt), opts)
         self._ensure_ready_sync()
         return SyncEventStream(self, _COMPLETION, "", _prompt(prompt), opts)  # type: ignore[arg-type]
 

@@ -22,6 +22,11 @@ _OLLAMA = _native.config_defaults("ollama")
 
 _C = TypeVar("_C", bound="_ProviderConfig")
 
+# The fields of each config, from the core's one field list (config::for_each_field).
+_FIELD_NAMES: dict[str, tuple[str, ...]] = {
+    p: tuple(d) for p, d in (("vllm", _VLLM), ("openai", _OPENAI), ("ollama", _OLLAMA))
+}
+
 
 def _redacted(key: Optional[str]) -> str:
     return "None" if key is None else ("''" if key == "" else "'***'")
@@ -45,6 +50,15 @@ class _ProviderConfig:
 
     def __post_init__(self) -> None:
         self.validate()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A misspelt field (cfg.modle = ...) would otherwise be silently ignored.
+        known = _FIELD_NAMES.get(type(self).provider)
+        if known is not None and name not in known:
+            raise AttributeError(
+                f"{type(self).__name__} has no field {name[:60]!r}; fields: " + ", ".join(known)
+            )
+        object.__setattr__(self, name, value)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field, its value and what is allowed."""

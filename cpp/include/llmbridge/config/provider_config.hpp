@@ -53,6 +53,41 @@ struct OllamaConfig : ProviderConfig {
   std::string keep_alive;  // "5m", "24h", "300", "-1"; empty = not sent
 };
 
+// The one list of a config's fields, in declaration order: f(name, member) for each.
+// The bindings convert configs to and from Python through it, and the Python dataclasses
+// are checked against it (tests_py/test_config_env.py), so a field is declared in the
+// struct and here, nowhere else in C++.
+template <class F>
+void for_each_field(ProviderConfig& c, F&& f) {
+  f("base_url", c.base_url);
+  f("model", c.model);
+  f("timeout", c.timeout);
+  f("max_retries", c.max_retries);
+  f("retry_base_delay", c.retry_base_delay);
+  f("retry_max_delay", c.retry_max_delay);
+  f("retry_backoff_multiplier", c.retry_backoff_multiplier);
+  f("max_tokens", c.max_tokens);
+  f("temperature", c.temperature);
+  f("api_key", c.api_key);
+  f("connect_timeout", c.connect_timeout);
+}
+
+template <class F>
+void for_each_field(OpenAICompatibleConfig& c, F&& f) {
+  for_each_field(static_cast<ProviderConfig&>(c), f);
+  f("text_model", c.text_model);
+  f("vision_model", c.vision_model);
+  f("embedding_model", c.embedding_model);
+  f("embedding_dimensions", c.embedding_dimensions);
+}
+
+template <class F>
+void for_each_field(OllamaConfig& c, F&& f) {
+  for_each_field(static_cast<ProviderConfig&>(c), f);
+  f("num_ctx", c.num_ctx);
+  f("keep_alive", c.keep_alive);
+}
+
 // One invalid field. `value` is the offending value as text ("<redacted>" for secrets),
 // `allowed` says what would be accepted.
 struct ConfigProblem {
