@@ -222,7 +222,7 @@ def test_timeout_option_bounds_the_call(
     "timeout" (the call would succeed if the option were ignored)."""
     server.set_default(Reply(delay=1.0))
     with make_client(server, cls, max_retries=0) as client:
-        outcome = invoke(client, mode, method, *args_of(method), timeout=0.15)
+        outcome = invoke(client, mode, method, *args_of(method), timeout=0.1)
     if method in STREAM_METHODS:
         assert type(outcome[-1]) is llmbridge.StreamError, outcome
         assert outcome[-1].error == "timeout"
@@ -505,7 +505,7 @@ def test_http_400_is_not_retried(server: MockLLMServer, cls: type, mode: str) ->
 @pytest.mark.parametrize("cls", PROVIDERS)
 def test_timeout_is_retried_then_timeout(server: MockLLMServer, cls: type, mode: str) -> None:
     server.set_default(Reply(delay=1.0))
-    with make_client(server, cls, timeout=0.15, max_retries=1) as client:
+    with make_client(server, cls, timeout=0.1, max_retries=1) as client:
         r = invoke(client, mode, "chat", MESSAGES)
     assert not r.success
     assert r.error == "timeout" and r.retryable is True and r.status_code is None
