@@ -601,3 +601,24 @@ def test_stream_event_types_are_exported() -> None:
         "StreamError",
     ):
         assert getattr(llmbridge, name) is getattr(llmbridge._generate, name)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_unread_stream_dropped_frees_the_connection(server: MockLLMServer, mode: str) -> None:
+    """A stream that is opened (the request goes out at once) and dropped unread."""
+    server.enqueue(Reply(**SLOW))
+    with make_client(server, VLLMClient) as client:
+        if mode == "sync":
+            stream: Any = client.chat_stream_sync(MESSAGES)
+            assert wait_until(lambda: server.streams_started == 1, 2.0)
+            del stream
+        else:
+
+            async def main() -> None:
+                stream = client.chat_stream(MESSAGES)
+                assert await async_wait_until(lambda: server.streams_started == 1, 2.0)
+                del stream
+
+            asyncio.run(main())
+        assert wait_until(lambda: server.open_connections == 0, 1.0), server.open_connections
+    assert server.streams_completed == 0
