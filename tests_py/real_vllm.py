@@ -96,7 +96,18 @@ def server_env(venv: Path) -> dict[str, str]:
     return env
 
 
-def vllm_argv(venv: Path, model_dir: Path, port: int, api_key: str | None) -> list[str]:
+# Tool calling on the plain server: vLLM refuses every tool_choice but "none" without a
+# --tool-call-parser (400). "pythonic" is a parser that needs no special tokens in the
+# tiny model's vocabulary (hermes, llama3_json and mistral refuse to start without
+# theirs); with it, tool_choice "required" or a named function is constrained by a
+# grammar and answered with real tool calls, and "auto" stays text (the tiny model never
+# writes a pythonic call). Only requests with `tools` are affected. The auth server keeps
+# vLLM's default, so the refusal is tested too.
+TOOL_ARGS = ("--enable-auto-tool-choice", "--tool-call-parser", "pythonic")
+
+
+def vllm_argv(venv: Path, model_dir: Path, port: int, api_key: str | None,
+              extra_args: tuple[str, ...] = ()) -> list[str]:
     argv = [
         str(venv / "bin" / "vllm"), "serve", str(model_dir),
         "--served-model-name", SERVED_MODEL,
@@ -107,12 +118,13 @@ def vllm_argv(venv: Path, model_dir: Path, port: int, api_key: str | None) -> li
     ]
     if api_key:
         argv += ["--api-key", api_key]
-    return argv
+    return argv + list(extra_args)
 
 
 @contextlib.contextmanager
 def start_vllm_server(
-    model_dir: Path, tmp_dir: Path, *, api_key: str | None = None
+    model_dir: Path, tmp_dir: Path, *, api_key: str | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[RunningServer]:
     """`vllm serve model_dir` on a free port, ready on /health; stopped on exit."""
     python = vllm_python()
@@ -122,15 +134,20 @@ def start_vllm_server(
     port = free_port()
     name = "vllm-auth" if api_key else "vllm"
     with run_server(
-        "vllm", vllm_argv(venv, model_dir, port, api_key),
+        "vllm", vllm_argv(venv, model_dir, port, api_key, extra_args),
         port=port, model=SERVED_MODEL, max_model_len=MAX_MODEL_LEN, api_key=api_key,
         log_path=tmp_dir / f"{name}.log", ready_path="/health",
         ready_timeout=READY_TIMEOUT, env=server_env(venv),
     ) as server:
+        server.extra["args"] = list(extra_args)
         yield server
 
 
-_VARIANTS = {"plain": None, "auth": API_KEY}
+# name: (API key, extra arguments)
+_VARIANTS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "plain": (None, TOOL_ARGS),
+    "auth": (API_KEY, ()),
+}
 
 
 @contextlib.contextmanager
@@ -139,8 +156,8 @@ def start_vllm_servers(
 ) -> Iterator[dict[str, RunningServer | BaseException]]:
     """Start "plain" (no key) and "auth" (`--api-key API_KEY`) in parallel, so the pair
     costs one start-up; yield {name: server, or the error that kept it from starting}."""
-    managers = {name: start_vllm_server(model_dir, tmp_dir, api_key=key)
-                for name, key in _VARIANTS.items()}
+    managers = {name: start_vllm_server(model_dir, tmp_dir, api_key=key, extra_args=args)
+                for name, (key, args) in _VARIANTS.items()}
     results: dict[str, RunningServer | BaseException] = {}
     with contextlib.ExitStack() as stack:
         # Each start blocks until its server is ready (or fails): one thread each.
@@ -199,11 +216,13 @@ def _server(servers: dict[str, RunningServer | BaseException], name: str) -> Run
 
 @pytest.fixture(scope="session")
 def vllm_server(_vllm_servers: dict[str, RunningServer | BaseException]) -> RunningServer:
-    """A real vLLM serving the tiny model as "tiny", max_model_len 8192, no API key."""
+    """A real vLLM serving the tiny model as "tiny", max_model_len 8192, no API key,
+    tool calling on (`TOOL_ARGS`)."""
     return _server(_vllm_servers, "plain")
 
 
 @pytest.fixture(scope="session")
 def vllm_server_auth(_vllm_servers: dict[str, RunningServer | BaseException]) -> RunningServer:
-    """The same with `--api-key sk-vllm-test` (`server.api_key`)."""
+    """The same with `--api-key sk-vllm-test` (`server.api_key`), without tool calling
+    (vLLM's default: requests with a tool_choice other than "none" get 400)."""
     return _server(_vllm_servers, "auth")
