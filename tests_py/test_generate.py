@@ -335,12 +335,6 @@ def test_bad_input_types_are_type_errors(server: MockLLMServer, method: str, bad
     assert_nothing_sent(server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: temperature/top_p are passed through float() instead of being type-checked: "
-    "temperature='0.5' is silently sent as 0.5 and temperature='hot' raises ValueError "
-    "(max_tokens/seed/model raise TypeError for a str)",
-)
 @pytest.mark.parametrize(
     "options", [{"temperature": "0.5"}, {"top_p": "0.9"}, {"temperature": "hot"}]
 )
@@ -351,12 +345,6 @@ def test_str_temperature_is_a_type_error(server: MockLLMServer, options: dict[st
     assert_nothing_sent(server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: on a client with no configured model (vLLM auto-pick), an option the "
-    "provider cannot express (complete(tools=...), json_schema+response_format) is "
-    "refused only after GET /v1/models was sent: validation runs after the model pick",
-)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
     ("method", "options"),

@@ -178,12 +178,6 @@ def test_ndjson_framing(server: MockLLMServer, body: str) -> None:
     assert (end.metrics.prompt_tokens, end.metrics.completion_tokens) == (5, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an NDJSON stream whose last line (done:true) has no trailing newline "
-    "ends with StreamError 'connection_error: the stream ended before done:true'; "
-    "protocols.md §3.3: a final line without a trailing newline is still valid",
-)
 def test_ndjson_final_line_without_newline(server: MockLLMServer) -> None:
     body = f"{line('Hel')}\n{line('lo')}\n{LAST}"
     server.enqueue(Reply(raw_body=body.encode(), headers=NDJSON))

@@ -253,7 +253,10 @@ void read_ollama_tool_calls(ChatResult& r, dom::element message) {
 // The last step of a 2xx answer: text, tool calls and (with want_json) data.
 void finish_result(ChatResult& r, bool want_json, const std::string& body) {
   split_think_block(r);
-  if (trim(r.text).empty() && r.tool_calls.empty()) {
+  if (trim(r.text).empty() && r.tool_calls.empty() && (want_json || r.finish_reason.empty())) {
+    // No answer to parse, or a server that did not say it finished. A plain-text answer
+    // that is empty with a finish reason (a stop string matched the first token) is an
+    // answer like any other, as the stream of the same answer is.
     detail::fail(r, std::string(kErrorEmptyModelResponse), body);
     return;
   }
