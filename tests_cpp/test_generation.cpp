@@ -424,8 +424,12 @@ TEST_CASE("check_generate_call: each refusal names the option", "[generation][ch
   }
   n.options.top_p = 1.0;
   CHECK(refusal("vllm", n).empty());
-  n.options.temperature = -0.5;
-  CHECK(refusal("vllm", n).rfind("temperature must be", 0) == 0);
+  for (double bad : {-0.5, 100.5, std::numeric_limits<double>::quiet_NaN()}) {
+    n.options.temperature = bad;
+    CHECK(refusal("vllm", n) == "temperature must be between 0 and 100");
+  }
+  n.options.temperature = 100.0;
+  CHECK(refusal("vllm", n).empty());
   n.options.temperature = 0.0;
   n.options.timeout_s = -1;
   CHECK(refusal("vllm", n) == "timeout must be >= 0");
