@@ -16,6 +16,7 @@
 #include "llmbridge/config/provider_config.hpp"
 #include "llmbridge/llm/client.hpp"
 #include "llmbridge/llm/stream.hpp"
+#include "llmbridge/text/utf8.hpp"
 #include "support/test_http_server.hpp"
 
 using namespace llmbridge;
@@ -633,6 +634,28 @@ TEST_CASE("client stream: an Ollama body cut mid-line ends before done:true", "[
   REQUIRE(err);
   CHECK(err->error == "connection_error: the stream ended before done:true (1 tokens received)");
   CHECK(err->retryable);
+  CHECK(drains(client));
+}
+
+TEST_CASE("client stream: an error message quoting invalid UTF-8 is made valid", "[client][stream][utf8]") {
+  TestHttpServer server;
+  SECTION("a payload that is not JSON, mid-stream") {
+    server.route("/v1/chat/completions",
+                 sse_reply({{0, kRoleChunk + token_chunk("a")}, {5, "data: <h1>Erreur \xe9lev\xe9" "e</h1>\n\n"}}));
+  }
+  SECTION("an error body before the stream") {
+    server.route("/v1/chat/completions", json_reply(400, "{\"error\":{\"message\":\"mod\xe8le inconnu\"}}"));
+  }
+  Client client(vllm_config(server));
+  auto ch = std::make_shared<StreamChannel>();
+  client.start_stream(chat_call(), ch);
+  const auto events = collect(*ch);
+  const StreamErrorEvent* err = error_of(events);
+  REQUIRE(err);
+  INFO(err->error);
+  CHECK_FALSE(err->message.empty());
+  CHECK(text::is_valid_utf8(err->message));
+  CHECK(err->message.find("\xEF\xBF\xBD") != std::string::npos);  // U+FFFD where the bad byte was
   CHECK(drains(client));
 }
 

@@ -476,6 +476,7 @@ void Client::end_stream(const std::shared_ptr<Call>& call, ChatResult&& failure)
                                                        : error_message_from_body(failure.raw_response),
                                    200);
     text::make_valid_utf8(e.error);
+    text::make_valid_utf8(e.message);  // it quotes the server: an error page in Latin-1, say
     st.channel->close(std::move(e));
     return;
   }
