@@ -1,7 +1,7 @@
 // A small, real HTTP/1.1 server for the engine tests: 127.0.0.1 on an ephemeral port,
 // one thread per connection, keep-alive with Content-Length bodies, and scripted
 // replies (status, headers, body, delay, reset, partial body, close-delimited body,
-// a chunked body written in delayed pieces).
+// a chunked body written in delayed pieces, optionally cut off before its end).
 // Header-only so tests_cpp/CMakeLists.txt needs no change.
 #pragma once
 
@@ -63,6 +63,9 @@ struct Reply {
   // A chunked body written piece by piece, as a streaming server does: before each
   // piece wait its delay (ms), then send it as one HTTP chunk. Replaces `body`.
   std::vector<std::pair<int, std::string>> pieces;
+  // With pieces: close the connection after the last piece instead of sending the
+  // terminating zero-size chunk (a body cut off mid-stream).
+  bool cut_after_pieces = false;
 };
 
 using Handler = std::function<Reply(const ReceivedRequest&)>;
@@ -224,6 +227,7 @@ class TestHttpServer {
         std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
         if (!send_all(fd, std::string(size) + bytes + "\r\n")) return false;
       }
+      if (reply.cut_after_pieces) return false;
       return send_all(fd, "0\r\n\r\n");
     }
     if (reply.close_delimited)

@@ -9,6 +9,7 @@
 
 #include "llmbridge/http/stream_parser.hpp"
 #include "llmbridge/llm/errors.hpp"
+#include "llmbridge/text/repair.hpp"
 #include "llmbridge/text/utf8.hpp"
 
 namespace llmbridge::llm {
@@ -402,6 +403,21 @@ http::ChunkAction Client::on_stream_chunk(const std::shared_ptr<Call>& call, std
 
 void Client::on_stream_response(const std::shared_ptr<Call>& call, http::Response&& response) {
   Stream& st = *call->stream;
+  if (!st.ended && !st.sse && response.error == http::TransportError::kNone && !st.decoder.failed()) {
+    // The body ended cleanly. A last NDJSON line without its LF is still a value when
+    // it is whole JSON (protocols.md §3.3): decode it like any other line. A line cut
+    // short leaves the stream cut (reported below as ending before done:true).
+    std::string last;
+    st.ndjson_parser.finish([&](const http::NdjsonLine& line) {
+      if (text::is_valid_json(line.json) || text::is_valid_json(text::replace_invalid_utf8(line.json)))
+        last.assign(line.json);
+    });
+    if (!last.empty()) {
+      st.ndjson_parser = http::NdjsonParser();  // finished (and empty): take the line anew
+      last += '\n';
+      on_stream_chunk(call, last);
+    }
+  }
   if (st.ended) {
     forget(call);
     return;
@@ -477,6 +493,7 @@ void Client::end_stream(const std::shared_ptr<Call>& call, ChatResult&& failure)
                                                        : error_message_from_body(failure.raw_response),
                                    200);
     text::make_valid_utf8(e.error);
+    text::make_valid_utf8(e.message);  // it quotes the server: an error page in Latin-1, say
     st.channel->close(std::move(e));
     return;
   }

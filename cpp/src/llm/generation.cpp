@@ -324,7 +324,7 @@ std::optional<std::string> check_generate_call(const ProviderSpec& spec, const G
     return std::string("extra_body must be a JSON object");
   if (o.max_tokens && *o.max_tokens < 1) return std::string("max_tokens must be >= 1");
   if (o.temperature && !(*o.temperature >= 0 && *o.temperature <= 100))
-    return std::string("temperature must be a number >= 0");
+    return std::string("temperature must be between 0 and 100");
   if (o.top_p && !(*o.top_p >= 0 && *o.top_p <= 1)) return std::string("top_p must be between 0 and 1");
   if (!(o.timeout_s >= 0)) return std::string("timeout must be >= 0");
   if (!(o.stream_idle_timeout_s > 0)) return std::string("stream_idle_timeout must be > 0");
