@@ -422,23 +422,6 @@ void Client::on_stream_response(const std::shared_ptr<Call>& call, http::Respons
     forget(call);
     return;
   }
-  // NDJSON may end without a newline after its last line (protocols.md §3.3): that line
-  // is still a value, and may be the done:true one.
-  if (!st.sse && response.error == http::TransportError::kNone && !st.decoder.failed()) {
-    const auto now = Clock::now();
-    const StreamDecoder::Sink sink = [&st, &call, now](StreamEvent&& e) {
-      if (st.first_token_ms < 0 && std::holds_alternative<Token>(e))
-        st.first_token_ms = std::chrono::duration<double, std::milli>(now - call->started).count();
-      st.channel->push(std::move(e));
-    };
-    st.ndjson_parser.finish([&](const http::NdjsonLine& line) { st.decoder.feed(line.json, sink); });
-    if (st.decoder.done()) {
-      ChatResult none;
-      end_stream(call, std::move(none));
-      forget(call);
-      return;
-    }
-  }
   // Started and not complete: the body ended, failed, or was aborted before its marker.
   ChatResult failure;
   failure.status_code = static_cast<int>(response.status);
