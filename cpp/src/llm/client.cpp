@@ -79,6 +79,7 @@ struct Client::Stream {
   bool abort_retryable = true;
   long first_byte_ms = 0;
   long idle_ms = 0;
+  std::vector<StreamEvent> batch;  // the events of the piece being decoded
 
   Stream(const ProviderSpec& spec, Operation op)
       : sse(spec.stream_format == StreamFormat::kSse), decoder(spec.dialect, op) {}
@@ -356,17 +357,16 @@ http::ChunkAction Client::on_stream_chunk(const std::shared_ptr<Call>& call, std
     st.last_event = now;
     st.channel->push(StreamStarted{call->request_id, call->model});
   }
-  bool full = false;
+  // The events of this piece go to the channel together: one lock, one wake-up.
   struct Ctx {
     Client::Stream* st;
     Client::Call* call;
-    bool* full;
     Clock::time_point now;
-  } ctx{&st, call.get(), &full, now};
+  } ctx{&st, call.get(), now};
   const StreamDecoder::Sink sink = [p = &ctx](StreamEvent&& e) {
     if (p->st->first_token_ms < 0 && std::holds_alternative<Token>(e))
       p->st->first_token_ms = std::chrono::duration<double, std::milli>(p->now - p->call->started).count();
-    if (p->st->channel->push(std::move(e))) *p->full = true;
+    p->st->batch.push_back(std::move(e));
   };
   http::StreamError perr;
   if (st.sse) {
@@ -385,6 +385,7 @@ http::ChunkAction Client::on_stream_chunk(const std::shared_ptr<Call>& call, std
       if (st.decoder.done()) st.marker = true;
     });
   }
+  const bool full = st.channel->push_many(st.batch);
   if (perr != http::StreamError::kNone) {
     st.abort_error = invalid_json_error(std::string("a stream event is too large (") + http::to_string(perr) + ")");
     st.abort_retryable = false;

@@ -211,6 +211,30 @@ bool StreamChannel::push(StreamEvent&& event) {
   return full;
 }
 
+bool StreamChannel::push_many(std::vector<StreamEvent>& batch) {
+  if (batch.empty()) return false;
+  bool wake = false, full = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) {
+      batch.clear();
+      return false;
+    }
+    wake = events_.empty();
+    for (auto& e : batch) events_.push_back(std::move(e));
+    if (events_.size() >= high_water_) {
+      paused_ = true;
+      full = true;
+    }
+  }
+  batch.clear();
+  if (wake) {
+    cv_.notify_all();
+    if (waker_) waker_();
+  }
+  return full;
+}
+
 void StreamChannel::close(StreamEvent&& last) {
   bool wake = false;
   {

@@ -132,6 +132,8 @@ class StreamChannel {
   // True when the buffer reached high_water: the caller must pause the producer; the
   // channel then counts as paused until a take() empties it.
   bool push(StreamEvent&& event);
+  // push() for several events under one lock (and at most one wake-up); empties `events`.
+  bool push_many(std::vector<StreamEvent>& events);
   // The last event of the stream (End or Error); nothing is pushed after it.
   void close(StreamEvent&& last);
 
