@@ -3,6 +3,8 @@
 // against env_variables() by the tests). Secrets are never echoed.
 #include "llmbridge/config/env.hpp"
 
+#include "llmbridge/text/ascii.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -12,13 +14,7 @@
 namespace llmbridge::config {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 std::string lower(std::string_view s) {
   std::string out(s);

@@ -2,6 +2,8 @@
 // what is allowed, so a user can fix it without reading code. Secrets never appear.
 #include "llmbridge/config/provider_config.hpp"
 
+#include "llmbridge/text/ascii.hpp"
+
 #include "llmbridge/text/utf8.hpp"
 
 #include <charconv>
@@ -28,13 +30,7 @@ std::string quoted(std::string_view s) {
   return out;
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 bool starts_with_nocase(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;

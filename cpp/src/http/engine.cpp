@@ -7,6 +7,8 @@
 // multi handle, before the thread exists.
 #include "llmbridge/http/engine.hpp"
 
+#include "llmbridge/text/ascii.hpp"
+
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -19,6 +21,8 @@
 #include <optional>
 
 #include <algorithm>
+#include <climits>
+#include <cmath>
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -36,6 +40,13 @@
 #include "llmbridge/http/curl_handles.hpp"
 
 namespace llmbridge::http {
+
+long seconds_to_ms(double seconds, long fallback) noexcept {
+  if (!std::isfinite(seconds) || seconds <= 0) return fallback;
+  const double ms = std::round(seconds * 1000.0);
+  if (ms >= double(LONG_MAX)) return LONG_MAX;
+  return ms < 1 ? 1 : static_cast<long>(ms);
+}
 namespace {
 
 // getpid() is a system call (glibc stopped caching it) and the fork check runs on every
@@ -156,13 +167,7 @@ bool has_line_break(std::string_view s) {
   return s.find_first_of("\r\n") != std::string_view::npos;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                        s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 // One request: waiting for its delay, or handed to curl (`easy` set).
 struct Transfer {

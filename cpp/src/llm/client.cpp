@@ -257,8 +257,8 @@ std::uint64_t Client::start_stream(const GenerateCall& gen, std::shared_ptr<Stre
   auto stream = std::make_unique<Stream>(*spec_, gen.op);
   stream->channel = std::move(channel);
   const double first_byte_s = gen.options.timeout_s > 0 ? gen.options.timeout_s : base_config().timeout;
-  stream->first_byte_ms = std::max(1L, static_cast<long>(first_byte_s * 1000.0));
-  stream->idle_ms = std::max(1L, static_cast<long>(gen.options.stream_idle_timeout_s * 1000.0));
+  stream->first_byte_ms = http::seconds_to_ms(first_byte_s, 120000);
+  stream->idle_ms = http::seconds_to_ms(gen.options.stream_idle_timeout_s, 60000);
   call->request.timeout_ms = 0;  // no total limit: the watchdog keeps the two stream clocks
   call->stream = std::move(stream);
   std::weak_ptr<Call> weak = call;
@@ -337,7 +337,7 @@ void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& res
   const int retries_done = call->tries - 1;
   if (!cancelled && !closed_.load() && policy_.should_retry(a, retries_done)) {
     const double delay_s = policy_.next_delay(a, retries_done, jitter01());
-    send(call, static_cast<long>(delay_s * 1000.0 + 0.5));
+    send(call, http::seconds_to_ms(delay_s, 0));
     return;
   }
   if (call->stream) {
@@ -639,7 +639,7 @@ bool Client::closing_when_idle() const {
 
 ModelsResult Client::list_models(double timeout_s) {
   http::Request request = build_models_request(*spec_, base_config());
-  request.timeout_ms = std::max(1L, static_cast<long>(timeout_s * 1000.0));
+  request.timeout_ms = http::seconds_to_ms(timeout_s, 10000);
   request.connect_timeout_ms = std::min(request.connect_timeout_ms, request.timeout_ms);
   auto result = std::make_shared<std::promise<http::Response>>();
   std::future<http::Response> f = result->get_future();

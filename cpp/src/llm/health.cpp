@@ -119,8 +119,7 @@ http::Request models_request(std::string_view provider, std::string_view base_ur
           std::string(spec ? spec->models_path : provider_spec("openai").models_path);
   r.headers.push_back({"Accept", "application/json"});
   if (!api_key.empty()) r.headers.push_back({"Authorization", "Bearer " + std::string(api_key)});
-  const long ms = std::isfinite(timeout_s) && timeout_s > 0 ? long(timeout_s * 1000.0 + 0.5) : 10000;
-  r.timeout_ms = ms > 0 ? ms : 1;
+  r.timeout_ms = http::seconds_to_ms(timeout_s, 10000);
   r.connect_timeout_ms = r.timeout_ms;
   return r;
 }

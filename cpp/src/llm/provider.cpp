@@ -24,12 +24,7 @@
 namespace llmbridge::llm {
 namespace detail {
 
-long to_ms(double seconds, long fallback) {
-  if (!std::isfinite(seconds) || seconds <= 0) return fallback;
-  const double ms = std::round(seconds * 1000.0);
-  if (ms >= double(LONG_MAX)) return LONG_MAX;
-  return ms < 1 ? 1 : static_cast<long>(ms);
-}
+long to_ms(double seconds, long fallback) { return http::seconds_to_ms(seconds, fallback); }
 
 http::Request base_request(const config::ProviderConfig& config, std::string_view path,
                            std::string_view request_id) {

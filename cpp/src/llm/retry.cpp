@@ -1,6 +1,8 @@
 // Backoff arithmetic, retry decisions and Retry-After / HTTP-date parsing.
 #include "llmbridge/llm/retry.hpp"
 
+#include "llmbridge/text/ascii.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -13,12 +15,7 @@
 namespace llmbridge::llm {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 // A whole-string decimal float (locale independent); nullopt on junk.
 std::optional<double> parse_number(std::string_view s) {

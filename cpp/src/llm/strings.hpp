@@ -3,15 +3,12 @@
 
 #include <string_view>
 
+#include "llmbridge/text/ascii.hpp"
+
 namespace llmbridge::llm::detail {
 
 inline bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-// `s` without surrounding ASCII white space.
-inline std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 }  // namespace llmbridge::llm::detail

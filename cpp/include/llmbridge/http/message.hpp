@@ -15,6 +15,11 @@ struct Header {
   std::string value;
 };
 
+// Seconds (as configs and callers give them) to the milliseconds libcurl takes: the one
+// conversion. Rounded to the nearest millisecond, at least 1, saturating; a value that
+// is not a finite number > 0 gives `fallback`.
+long seconds_to_ms(double seconds, long fallback) noexcept;
+
 // What a body-chunk consumer wants next.
 enum class ChunkAction { kContinue, kPause, kAbort };
 
