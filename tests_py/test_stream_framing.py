@@ -207,3 +207,37 @@ def test_ndjson_error_line(server: MockLLMServer) -> None:
     assert type(err) is StreamError
     assert err.error == "http_500" and err.message == "model crashed"
     assert token_text(events) == "Hel"
+
+
+def test_a_json_body_instead_of_a_stream_says_so(server: MockLLMServer) -> None:
+    # A proxy that drops "stream": true answers with one chat completion: not a cut
+    # stream but a server that did not stream, and retrying would not change it.
+    body = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                    "finish_reason": "stop"}]})
+    server.enqueue(Reply(raw_body=body.encode()))
+    with make_client(server, VLLMClient, max_retries=2) as client:
+        events = list(client.chat_stream_sync(MESSAGES))
+    check_event_order(events)
+    end = events[-1]
+    assert type(end) is StreamError, end
+    assert end.error.startswith("invalid_json: the server answered with one JSON body, not an event stream")
+    assert not end.retryable
+    assert server.request_count == 1
+
+
+def test_generation_fits_max_tokens_to_a_learnt_context(server: MockLLMServer) -> None:
+    # As call_llm does: once health() has listed the model's max_model_len, calls that
+    # do not set max_tokens ask for what the prompt leaves, never more than configured.
+    server.max_model_len = 300
+    server.models = [MODEL]
+    with make_client(server, VLLMClient, max_tokens=4096) as client:
+        client.chat_sync(MESSAGES)
+        assert server.last_request.json["max_tokens"] == 4096  # nothing learnt yet
+        client.health_sync(force=True)
+        client.chat_sync(MESSAGES)
+        fitted = server.last_request.json["max_tokens"]
+        assert 1 <= fitted < 300
+        client.chat_sync(MESSAGES, max_tokens=50)  # a caller's value is kept as given
+        assert server.last_request.json["max_tokens"] == 50
+        list(client.chat_stream_sync(MESSAGES))
+        assert server.last_request.json["max_tokens"] == fitted

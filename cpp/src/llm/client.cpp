@@ -80,6 +80,7 @@ struct Client::Stream {
   long first_byte_ms = 0;
   long idle_ms = 0;
   std::vector<StreamEvent> batch;  // the events of the piece being decoded
+  char first_byte = 0;              // of the body: '{' means JSON, not an event stream
 
   Stream(const ProviderSpec& spec, Operation op)
       : sse(spec.stream_format == StreamFormat::kSse), decoder(spec.dialect, op) {}
@@ -167,7 +168,21 @@ http::Request Client::build_generate(const GenerateCall& call, const std::string
   const bool ollama = spec_->dialect == Dialect::kOllama;
   RequestContext ctx{base_config(), model, ollama ? ollama_.num_ctx : 0,
                      ollama ? std::string_view(ollama_.keep_alive) : std::string_view(), request_id};
-  http::Request r = build_generate_request(*spec_, ctx, call);
+  long limit = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (model == active_model_) limit = context_limit_;  // learnt for this model only
+  }
+  http::Request r;
+  if (limit > 0 && !call.options.max_tokens) {
+    // As call_llm: the config's max_tokens, cut to what the prompt leaves of the context.
+    GenerateCall fitted = call;
+    fitted.options.max_tokens = fitted_max_tokens(base_config().max_tokens, limit,
+                                                  call.messages_json.size() + call.prompt.size());
+    r = build_generate_request(*spec_, ctx, fitted);
+  } else {
+    r = build_generate_request(*spec_, ctx, call);
+  }
   r.max_response_bytes = options_.max_response_bytes;
   return r;
 }
@@ -354,6 +369,7 @@ http::ChunkAction Client::on_stream_chunk(const std::shared_ptr<Call>& call, std
   const auto now = Clock::now();
   if (!st.started) {
     st.started = true;
+    st.first_byte = bytes.empty() ? '\0' : bytes.front();
     st.last_event = now;
     st.channel->push(StreamStarted{call->request_id, call->model});
   }
@@ -445,6 +461,11 @@ void Client::on_stream_response(const std::shared_ptr<Call>& call, http::Respons
     ErrorClass e = classify_transport_error(response.error, response.error_message, options_.max_response_bytes);
     failure.error = std::move(e.error);
     failure.retryable = e.retryable;
+  } else if (st.sse && st.sse_parser.events() == 0 && st.first_byte == '{') {
+    // A server (or proxy) that ignored "stream": true and answered with one JSON body.
+    failure.error = invalid_json_error("the server answered with one JSON body, not an event stream "
+                                       "(it ignored \"stream\": true?)");
+    failure.retryable = false;
   } else {
     const std::string marker = st.sse ? "[DONE]" : "done:true";
     failure.error = connection_error("the stream ended before " + marker + " (" +

@@ -233,9 +233,14 @@ std::string render_user_prompt(std::string_view user, std::string_view document)
 }
 
 int fitted_max_tokens(int configured, long max_model_len, const ChatCall& call) noexcept {
+  return fitted_max_tokens(configured, max_model_len,
+                           call.prompts.system.size() + call.prompts.user.size() +
+                               call.prompts.messages_json.size() + call.document_text.size());
+}
+
+int fitted_max_tokens(int configured, long max_model_len, std::size_t prompt_bytes) noexcept {
   if (max_model_len <= 0 || configured <= 0) return configured;
-  const std::size_t bytes = call.prompts.system.size() + call.prompts.user.size() +
-                            call.prompts.messages_json.size() + call.document_text.size();
+  const std::size_t bytes = prompt_bytes;
   const long estimate = static_cast<long>(bytes / 3) + 16;
   const long room = max_model_len - estimate;
   if (room >= configured) return configured;

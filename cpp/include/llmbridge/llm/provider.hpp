@@ -44,6 +44,8 @@ std::string render_user_prompt(std::string_view user, std::string_view document)
 // for the chat template), at least 1 and never more than `configured`. Unknown context
 // (0): `configured` as it is.
 int fitted_max_tokens(int configured, long max_model_len, const ChatCall& call) noexcept;
+// The same for a prompt of `prompt_bytes` bytes (chat, generate, complete).
+int fitted_max_tokens(int configured, long max_model_len, std::size_t prompt_bytes) noexcept;
 
 // Checks what build_*_request would splice raw into the body: schema_json must be a
 // JSON object and messages_json a JSON array. Returns a message naming the caller's
