@@ -16,6 +16,7 @@
 
 #include "llmbridge/http/stream_parser.hpp"
 #include "llmbridge/llm/stream.hpp"
+#include "llmbridge/text/utf8.hpp"
 
 using namespace llmbridge;
 using namespace llmbridge::llm;
@@ -529,4 +530,16 @@ TEST_CASE("stream channel: wait_take waits for an event or the timeout", "[strea
   closer.join();
   REQUIRE(got.size() == 1);
   CHECK(describe(got[0]) == "End:");
+}
+
+TEST_CASE("decoder: a payload that is not JSON fails with a message that is valid UTF-8 (fuzz regression)",
+          "[stream][decoder]") {
+  StreamDecoder d(Dialect::kOllama, Operation::kCompletion);
+  std::string payload(40, '\xff');
+  payload += "{\"response\":\"x\"}";
+  d.feed(payload, [](StreamEvent&&) {});
+  REQUIRE(d.failed());
+  CHECK(d.error().rfind("invalid_json: ", 0) == 0);
+  CHECK(text::is_valid_utf8(d.error_message()));
+  CHECK(d.error_message().find("\xEF\xBF\xBD") != std::string::npos);  // U+FFFD in place of the bytes
 }

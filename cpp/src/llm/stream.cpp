@@ -30,6 +30,8 @@ void finish_metrics(StreamMetrics& m, double first_token_ms, double end_ms) noex
 
 void StreamDecoder::fail(std::string error, std::string message, int status) {
   error_ = std::move(error);
+  // The message may quote a payload of any bytes: it is handed out as valid UTF-8.
+  text::make_valid_utf8(message);
   error_message_ = text::utf8_excerpt(message, kMessageExcerpt);
   error_status_ = status;
 }
