@@ -83,13 +83,21 @@ bool SseParser::consume(std::string_view bytes, const EventSink<SseEvent>& on_ev
     skip_lf_ = false;
     if (bytes[0] == '\n') pos = 1;
   }
+  // The next CR in this piece, found once and looked for again only once passed: most
+  // streams hold no CR at all, and searching the rest of the piece for one on every line
+  // would make a piece of many short lines cost its size squared.
+  const char* next_cr = nullptr;
+  bool cr_known = false;
   while (pos < n) {
     const char* start = bytes.data() + pos;
-    // The next CR or LF. memchr twice beats a byte loop on the long JSON lines.
+    // The next CR or LF. memchr beats a byte loop on the long JSON lines.
     const void* lf = std::memchr(start, '\n', n - pos);
-    const void* cr = std::memchr(start, '\r', n - pos);
+    if (!cr_known || (next_cr && next_cr < start)) {
+      next_cr = static_cast<const char*>(std::memchr(start, '\r', n - pos));
+      cr_known = true;
+    }
     const char* end = static_cast<const char*>(lf);
-    if (cr && (!end || static_cast<const char*>(cr) < end)) end = static_cast<const char*>(cr);
+    if (next_cr && (!end || next_cr < end)) end = next_cr;
     if (!end) {
       const std::string_view rest = bytes.substr(pos);
       if (!fits(partial_.size() + rest.size())) {
