@@ -248,7 +248,8 @@ class AsyncEventStream:
                 raise StopAsyncIteration
             await self._fill()
         event = buf.popleft()
-        if _is_last(event):
+        t = type(event)  # inlined _is_last: this runs once per token
+        if t is StreamEnd or t is StreamError:
             self._finished = True
         return event
 
