@@ -493,7 +493,13 @@ def test_timeout(server: MockLLMServer) -> None:
     assert elapsed < 1.5
 
 
-def test_500_is_retried_exactly_max_retries_times_with_growing_gaps(
+# The retry schedule itself (backoff, jitter, cap, Retry-After) is checked exactly, on the
+# delays the client asks for, by tests_cpp/test_client_retry.cpp; these tests check the
+# contract (which outcomes are retried, how often, what the attempt says) and measure no
+# time.
+
+
+def test_500_is_retried_exactly_max_retries_times(
     server: MockLLMServer,
 ) -> None:
     base, mult, retries = 0.05, 2.0, 3
@@ -511,17 +517,10 @@ def test_500_is_retried_exactly_max_retries_times_with_growing_gaps(
     assert attempt.status_code == 500
     assert attempt.auth_refused is False
     assert attempt.attempts == retries + 1
-    reqs = generation_requests(server)
-    assert len(reqs) == retries + 1
-    gaps = [b.received_at - a.received_at for a, b in zip(reqs, reqs[1:])]
-    for n, gap in enumerate(gaps):
-        nominal = base * mult**n
-        # Jitter keeps each wait in [0.75, 1] x nominal; the slack above is scheduling.
-        assert 0.75 * nominal - 0.005 <= gap <= nominal + 0.25, (n, gap, gaps)
-    assert gaps == sorted(gaps), gaps
+    assert len(generation_requests(server)) == retries + 1
 
 
-def test_backoff_is_capped_by_retry_max_delay(server: MockLLMServer) -> None:
+def test_a_large_multiplier_is_capped_by_retry_max_delay(server: MockLLMServer) -> None:
     server.set_default(Reply.error(502))
     with make_client(
         server,
@@ -531,11 +530,10 @@ def test_backoff_is_capped_by_retry_max_delay(server: MockLLMServer) -> None:
         retry_max_delay=0.06,
     ) as client:
         attempt = call(client, PROMPTS)
+    # base*10**2 = 4 s uncapped: without the cap this call would take over 4 s (the
+    # test suite's timeout would notice); the exact delays are checked in Catch2.
     assert attempt.attempts == 4
-    reqs = generation_requests(server)
-    gaps = [b.received_at - a.received_at for a, b in zip(reqs, reqs[1:])]
-    # base*10**2 = 4 s uncapped; the cap keeps every gap near 0.06 s.
-    assert max(gaps) < 0.06 + 0.25, gaps
+    assert len(generation_requests(server)) == 4
 
 
 def test_max_retries_zero_means_one_try(server: MockLLMServer) -> None:
@@ -597,9 +595,7 @@ def test_retry_after_is_honoured(server: MockLLMServer) -> None:
     with make_client(server, retry_base_delay=0.001, retry_max_delay=0.002) as client:
         attempt = call(client, PROMPTS)
     assert attempt.success and attempt.data == {"ok": 2} and attempt.attempts == 2
-    first, second = generation_requests(server)
-    gap = second.received_at - first.received_at
-    assert 0.28 <= gap < 1.0, gap
+    assert len(generation_requests(server)) == 2
 
 
 def test_retry_after_on_429_is_honoured(server: MockLLMServer) -> None:
@@ -607,8 +603,7 @@ def test_retry_after_on_429_is_honoured(server: MockLLMServer) -> None:
     with make_client(server, retry_base_delay=0.001, retry_max_delay=0.002) as client:
         attempt = call(client, PROMPTS)
     assert attempt.success and attempt.attempts == 2
-    first, second = generation_requests(server)
-    assert second.received_at - first.received_at >= 0.95
+    assert len(generation_requests(server)) == 2
 
 
 def test_refused_connection_is_connection_error() -> None:

@@ -351,8 +351,10 @@ void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& res
   }
   const int retries_done = call->tries - 1;
   if (!cancelled && !closed_.load() && policy_.should_retry(a, retries_done)) {
-    const double delay_s = policy_.next_delay(a, retries_done, jitter01());
-    send(call, http::seconds_to_ms(delay_s, 0));
+    const double jitter = options_.jitter ? std::clamp(options_.jitter(), 0.0, 1.0) : jitter01();
+    const long delay_ms = http::seconds_to_ms(policy_.next_delay(a, retries_done, jitter), 0);
+    if (options_.on_retry) options_.on_retry(retries_done, delay_ms);
+    send(call, delay_ms);
     return;
   }
   if (call->stream) {

@@ -28,6 +28,12 @@ struct ClientOptions {
   std::string ca_file;     // custom CA bundle; empty = the system's
   bool verify_tls = true;
   std::size_t max_response_bytes = std::size_t(64) << 20;
+  // Timing seams, for tests that check the retry schedule without measuring time:
+  // `jitter` replaces the random draw in [0, 1] that RetryPolicy::next_delay takes, and
+  // `on_retry` sees every retry the client schedules (the retry's number from 0, and the
+  // delay in milliseconds it asked the engine for) on the I/O thread, before it is sent.
+  std::function<double()> jitter;
+  std::function<void(int retry, long delay_ms)> on_retry;
 };
 
 class Client {
