@@ -215,7 +215,36 @@ def _is_last(event: Any) -> bool:
     return t is StreamEnd or t is StreamError
 
 
-class AsyncEventStream:
+class _EventStream:
+    """What both stream flavours share: the native stream, the events taken from it and
+    not yet handed out, and aborting the transfer."""
+
+    __slots__ = ("_native", "_buf", "_finished", "__weakref__")
+
+    _native: Any
+
+    def _start(self, native: Any) -> None:
+        self._buf: collections.deque[Any] = collections.deque()
+        self._finished = False
+        self._native = native
+
+    def close(self) -> None:
+        """Abort the transfer and free its connection (no-op once the stream has ended)."""
+        if not self._finished:
+            self._finished = True
+            self._buf.clear()
+            self._native.cancel()
+
+    def __del__(self) -> None:
+        # Dropping an unfinished stream (a `break` out of the loop) aborts its transfer.
+        try:
+            if not self._finished:
+                self._native.cancel()
+        except Exception:  # noqa: BLE001 - half-built object, or interpreter shutdown
+            pass
+
+
+class AsyncEventStream(_EventStream):
     """The events of one token stream, as an async iterator (and async context manager).
 
     Exactly one ``StreamStarted`` comes first and exactly one ``StreamEnd`` or
@@ -224,7 +253,7 @@ class AsyncEventStream:
     and free its connection.
     """
 
-    __slots__ = ("_native", "_buf", "_finished", "_token", "_bridge", "__weakref__")
+    __slots__ = ("_token", "_bridge")
 
     def __init__(self, client: _BaseClient, op: int, messages_json: str, prompt: str, options: Any) -> None:
         from ._client import _bridge
@@ -232,11 +261,9 @@ class AsyncEventStream:
         loop = asyncio.get_running_loop()
         self._bridge = _bridge(loop)
         self._token = next(_stream_tokens)
-        self._buf: collections.deque[Any] = collections.deque()
-        self._finished = False
-        self._native = client._native.open_stream(
+        self._start(client._native.open_stream(
             self._bridge.queue, self._token, op, messages_json, prompt, options, STREAM_BUFFER_EVENTS
-        )
+        ))
 
     def __aiter__(self) -> AsyncEventStream:
         return self
@@ -277,13 +304,6 @@ class AsyncEventStream:
                 self.close()
                 raise
 
-    def close(self) -> None:
-        """Abort the transfer (no-op once the stream has ended)."""
-        if not self._finished:
-            self._finished = True
-            self._buf.clear()
-            self._native.cancel()
-
     async def aclose(self) -> None:
         self.close()
 
@@ -292,13 +312,6 @@ class AsyncEventStream:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        try:
-            if not self._finished:
-                self._native.cancel()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
     async def collect(self) -> tuple[str, Any]:
         """Read the whole stream: (joined token text, the last event)."""
@@ -311,21 +324,19 @@ class AsyncEventStream:
         return "".join(parts), last
 
 
-class SyncEventStream:
+class SyncEventStream(_EventStream):
     """The blocking twin of :class:`AsyncEventStream`: a plain iterator (and context
     manager). Waiting releases the GIL."""
 
-    __slots__ = ("_native", "_buf", "_finished", "__weakref__")
+    __slots__ = ()
 
     #: Seconds per wait, so that Ctrl-C reaches a thread blocked on a silent stream.
     _WAIT_SLICE = 0.2
 
     def __init__(self, client: _BaseClient, op: int, messages_json: str, prompt: str, options: Any) -> None:
-        self._buf: collections.deque[Any] = collections.deque()
-        self._finished = False
-        self._native = client._native.open_stream(
+        self._start(client._native.open_stream(
             None, 0, op, messages_json, prompt, options, STREAM_BUFFER_EVENTS
-        )
+        ))
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -341,24 +352,11 @@ class SyncEventStream:
             self._finished = True
         return event
 
-    def close(self) -> None:
-        if not self._finished:
-            self._finished = True
-            self._buf.clear()
-            self._native.cancel()
-
     def __enter__(self) -> SyncEventStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        try:
-            if not self._finished:
-                self._native.cancel()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
     def collect(self) -> tuple[str, Any]:
         """Read the whole stream: (joined token text, the last event)."""

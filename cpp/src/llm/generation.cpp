@@ -216,17 +216,9 @@ void read_openai_tool_calls(ChatResult& r, dom::element message) {
   dom::array calls;
   if (message["tool_calls"].get(calls) != SUCCESS) return;
   int i = 0;
-  for (dom::element c : calls) {
-    std::string args;
-    std::string_view s;
-    dom::element a;
-    if (c["function"]["arguments"].get(s) == SUCCESS)
-      args = std::string(s);
-    else if (c["function"]["arguments"].get(a) == SUCCESS)
-      args = simdjson::minify(a);  // some gateways send an object
+  for (dom::element c : calls)
     add_tool_call(r, i++, detail::string_field(c["id"]), detail::string_field(c["function"]["name"]),
-                  std::move(args));
-  }
+                  detail::tool_arguments_text(c));
 }
 
 void read_ollama_tool_calls(ChatResult& r, dom::element message) {
@@ -234,19 +226,12 @@ void read_ollama_tool_calls(ChatResult& r, dom::element message) {
   if (message["tool_calls"].get(calls) != SUCCESS) return;
   int i = 0;
   for (dom::element c : calls) {
-    std::string args;
-    std::string_view s;
-    dom::element a;
-    if (c["function"]["arguments"].get(s) == SUCCESS)
-      args = std::string(s);
-    else if (c["function"]["arguments"].get(a) == SUCCESS)
-      args = simdjson::minify(a);  // Ollama sends the arguments as an object
     int index = i++;
     std::int64_t given = 0;
     if (c["function"]["index"].get(given) == SUCCESS && given >= 0 && given < 1 << 20)
       index = static_cast<int>(given);
     add_tool_call(r, index, detail::string_field(c["id"]), detail::string_field(c["function"]["name"]),
-                  std::move(args));
+                  detail::tool_arguments_text(c));
   }
 }
 

@@ -189,6 +189,14 @@ std::string message_content(simdjson::simdjson_result<simdjson::dom::element> v)
   return out;
 }
 
+std::string tool_arguments_text(simdjson::dom::element call) {
+  std::string_view s;
+  if (call["function"]["arguments"].get(s) == simdjson::SUCCESS) return std::string(s);
+  simdjson::dom::element a;
+  if (call["function"]["arguments"].get(a) == simdjson::SUCCESS && !a.is_null()) return simdjson::minify(a);
+  return {};
+}
+
 void write_keep_alive(JsonWriter& w, std::string_view keep_alive) {
   std::string_view keep = trim(keep_alive);
   if (keep.empty()) return;

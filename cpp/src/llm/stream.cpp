@@ -120,13 +120,9 @@ void StreamDecoder::feed(std::string_view payload, const Sink& sink) {
         dom::array calls;
         if (message["tool_calls"].get(calls) == SUCCESS) {
           for (dom::element c : calls) {
-            std::string args;
-            dom::element a;
-            std::string_view as;
-            if (c["function"]["arguments"].get(as) == SUCCESS) args = std::string(as);
-            else if (c["function"]["arguments"].get(a) == SUCCESS) args = simdjson::minify(a);
             const int index = static_cast<int>(tools_.size());
-            tool_delta(index, detail::string_field(c["id"]), detail::string_field(c["function"]["name"]), args, sink);
+            tool_delta(index, detail::string_field(c["id"]), detail::string_field(c["function"]["name"]),
+                       detail::tool_arguments_text(c), sink);
           }
         }
       }
@@ -163,13 +159,8 @@ void StreamDecoder::feed(std::string_view payload, const Sink& sink) {
             for (dom::element c : calls) {
               std::int64_t ti = 0;
               if (c["index"].get(ti) != SUCCESS || ti < 0 || ti > 1 << 16) ti = 0;
-              std::string args;
-              std::string_view as;
-              dom::element a;
-              if (c["function"]["arguments"].get(as) == SUCCESS) args = std::string(as);
-              else if (c["function"]["arguments"].get(a) == SUCCESS && !a.is_null()) args = simdjson::minify(a);
               tool_delta(static_cast<int>(ti), detail::string_field(c["id"]),
-                         detail::string_field(c["function"]["name"]), args, sink);
+                         detail::string_field(c["function"]["name"]), detail::tool_arguments_text(c), sink);
             }
           }
         }

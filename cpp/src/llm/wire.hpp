@@ -38,6 +38,10 @@ bool parse_body(simdjson::dom::parser& parser, const std::string& body, simdjson
 
 int token_count(simdjson::simdjson_result<simdjson::dom::element> v);
 std::string string_field(simdjson::simdjson_result<simdjson::dom::element> v);
+// A tool call's function.arguments as text: the string (OpenAI), or the object
+// serialised compactly (Ollama, and gateways that send an object); "" when absent.
+std::string tool_arguments_text(simdjson::dom::element call);
+
 // OpenAI message content: a string, or a list of {type:"text", text} parts joined.
 std::string message_content(simdjson::simdjson_result<simdjson::dom::element> v);
 
