@@ -384,12 +384,21 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
               py::gil_scoped_release release;
               r = c.list_models(timeout);
             }
+            if (!r.error.empty()) {
+              // The list cannot be had: the same exception the Python API documents.
+              py::object exc = py::module_::import("llmbridge.errors")
+                                   .attr("LLMCallError")
+                                   .attr("from_values")(utf8_to_str(r.error), py::arg("status_code") = none_if(r.status_code, 0),
+                                                        py::arg("description") = utf8_to_str(llm::describe(r)),
+                                                        py::arg("retryable") = r.retryable);
+              PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+              throw py::error_already_set();
+            }
             py::list models;
             for (auto& m : r.models) models.append(py::cast(std::move(m)));
-            return py::make_tuple(models, none_if_empty(r.error), none_if(r.status_code, 0),
-                                  r.error.empty() ? py::object(py::none()) : py::object(py::str(llm::describe(r))));
+            return models;
           },
-          py::arg("timeout"), "(models, error, status_code, description): the server's model list, blocking.");
+          py::arg("timeout"), "The server's model list, blocking; raises LLMCallError when it cannot be had.");
 }
 
 }  // namespace llmbridge::bindings

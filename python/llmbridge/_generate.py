@@ -509,10 +509,7 @@ class GenerationMixin:
         the list cannot be had (connection, HTTP or format problem)."""
         if timeout is None:
             timeout = min(float(self.config.timeout), 10.0)  # type: ignore[attr-defined]
-        models, error, status, description = self._native.list_models(float(timeout))
-        if error is not None:
-            raise LLMCallError.from_values(error, status_code=status, description=description)
-        return list(models)
+        return list(self._native.list_models(float(timeout)))
 
     async def list_models(self, timeout: Optional[float] = None) -> list[Any]:
         """Async twin of :meth:`list_models_sync` (runs in the default executor)."""
