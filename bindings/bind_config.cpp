@@ -80,7 +80,7 @@ py::tuple route_provider(const std::string& requested, const std::vector<std::st
   return py::make_tuple(r.requested, r.provider, r.known);
 }
 
-py::tuple check_health(const std::string& provider, py::handle base_url_arg, py::handle model_arg,
+py::object check_health(const std::string& provider, py::handle base_url_arg, py::handle model_arg,
                        py::handle api_key_arg, double timeout, double slow_threshold_ms) {
   const std::string base_url = utf8_arg(base_url_arg, "base_url");
   const std::string model = utf8_arg(model_arg, "model");
@@ -93,8 +93,7 @@ py::tuple check_health(const std::string& provider, py::handle base_url_arg, py:
     py::gil_scoped_release release;
     h = llm::check_health(provider, base_url, model, api_key, timeout, options);
   }
-  return py::make_tuple(llm::to_string(h.status), h.models, h.latency_ms, h.reason, h.model,
-                                  h.max_model_len);
+  return py::cast(std::move(h));
 }
 
 }  // namespace

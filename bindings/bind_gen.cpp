@@ -216,6 +216,18 @@ void bind_generation(py::module_& m) {
                ", max_model_len=" + (i.max_model_len > 0 ? std::to_string(i.max_model_len) : "None") + ")";
       });
 
+  py::class_<llm::HealthReport>(m, "NativeHealth", "A health check's outcome; llmbridge.HealthReport wraps it.")
+      .def_property_readonly("status", [](const llm::HealthReport& h) { return std::string(llm::to_string(h.status)); })
+      .def_property_readonly("models", [](const llm::HealthReport& h) {
+        py::list out;
+        for (const auto& name : h.models) out.append(utf8_to_str(name));
+        return out;
+      })
+      .def_readonly("latency_ms", &llm::HealthReport::latency_ms)
+      .def_property_readonly("reason", [](const llm::HealthReport& h) { return utf8_to_str(h.reason); })
+      .def_property_readonly("model", [](const llm::HealthReport& h) { return utf8_to_str(h.model); })
+      .def_readonly("max_model_len", &llm::HealthReport::max_model_len);
+
   py::class_<llm::StreamMetrics>(m, "StreamMetrics", "Timing and usage of one stream.")
       .def_property_readonly("ttft_ms", [](const llm::StreamMetrics& s) {
         return s.ttft_ms < 0 ? py::object(py::none()) : py::object(py::float_(s.ttft_ms));

@@ -232,8 +232,7 @@ void bind_llm(py::module_& m) {
               py::gil_scoped_release release;
               h = c.check_health(timeout, options);
             }
-            return py::make_tuple(llm::to_string(h.status), h.models, h.latency_ms, h.reason, h.model,
-                                  h.max_model_len);
+            return py::cast(std::move(h));
           },
           py::arg("timeout"), py::arg("slow_threshold_ms") = llm::kDefaultSlowThresholdMs,
           "Blocking health check through this client's engine: (status, models, latency_ms, reason, model, max_model_len).");

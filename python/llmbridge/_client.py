@@ -336,7 +336,8 @@ class _BaseClient(GenerationMixin):
             if self.auto_pick_model and not self._native.current_model:
                 log = logging.getLogger(f"llmbridge.{self.provider}")
                 timeout = min(float(self.config.timeout), 10.0)
-                _, models, _, reason, _, _ = self._native.check_health(timeout)
+                checked = self._native.check_health(timeout)
+                models, reason = checked.models, checked.reason
                 if models:
                     self._native.set_model(models[0])
                     self._note_context_limit()

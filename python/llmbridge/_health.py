@@ -65,11 +65,10 @@ class HealthReport:
         return self.status != "unhealthy"
 
     @classmethod
-    def _from_native(cls, fields: tuple[Any, ...], provider: str, base_url: str) -> HealthReport:
-        status, models, latency_ms, reason, model, max_model_len = fields
+    def _from_native(cls, native: Any, provider: str, base_url: str) -> HealthReport:
         # The report keeps the URL as logs show it: no user:password@.
-        return cls(status, tuple(models), latency_ms, reason, model, provider,
-                   display_url(base_url), max_model_len or None)
+        return cls(native.status, tuple(native.models), native.latency_ms, native.reason, native.model,
+                   provider, display_url(base_url), native.max_model_len or None)
 
 
 def display_url(url: str) -> str:
