@@ -130,16 +130,6 @@ llm::GenerateCall make_generate(int op, py::handle messages_json, py::handle pro
   return c;
 }
 
-// Caller mistakes from the core (check_generate_call) are ValueErrors.
-template <class F>
-auto caller_errors_as_value_error(F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const std::invalid_argument& e) {
-    throw py::value_error(e.what());
-  }
-}
-
 std::string repr_text(const std::string& s, std::size_t max = 40) {
   py::object r = py::repr(utf8_to_str(s.size() > max ? s.substr(0, max) + "..." : s));
   return r.cast<std::string>();
@@ -338,9 +328,7 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
          [](llm::Client& c, std::shared_ptr<llm::CompletionQueue> queue, std::uint64_t token, int op,
             py::handle messages_json, py::handle prompt, const llm::GenerateOptions& options) {
            llm::GenerateCall call = make_generate(op, messages_json, prompt, options);
-           return caller_errors_as_value_error([&] {
-             return c.start_generate(call, [queue, token](llm::ChatResult&& r) { queue->push(token, std::move(r)); });
-           });
+           return c.start_generate(call, [queue, token](llm::ChatResult&& r) { queue->push(token, std::move(r)); });
          },
          py::arg("queue"), py::arg("token"), py::arg("op"), py::arg("messages_json"), py::arg("prompt"),
          py::arg("options"))
@@ -348,7 +336,7 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
           "check_generate",
           [](llm::Client& c, int op, py::handle messages_json, py::handle prompt, const llm::GenerateOptions& options) {
             llm::GenerateCall call = make_generate(op, messages_json, prompt, options);
-            if (auto problem = llm::check_generate_call(c.spec(), call)) throw py::value_error(*problem);
+            if (auto problem = llm::check_generate_call(c.spec(), call)) throw std::invalid_argument(*problem);
           },
           py::arg("op"), py::arg("messages_json"), py::arg("prompt"), py::arg("options"),
           "Raises ValueError when the call cannot be sent to this provider (nothing is sent).")
@@ -358,9 +346,7 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
             llm::GenerateCall call = make_generate(op, messages_json, prompt, options);
             auto result = std::make_shared<std::promise<llm::ChatResult>>();
             auto f = result->get_future();
-            caller_errors_as_value_error([&] {
-              return c.start_generate(call, [result](llm::ChatResult&& r) { result->set_value(std::move(r)); });
-            });
+            c.start_generate(call, [result](llm::ChatResult&& r) { result->set_value(std::move(r)); });
             llm::ChatResult r;
             {
               py::gil_scoped_release release;
@@ -383,7 +369,7 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
             NativeStream s;
             s.channel = channel;
             s.client = &c;
-            s.call_id = caller_errors_as_value_error([&] { return c.start_stream(call, channel); });
+            s.call_id = c.start_stream(call, channel);
             return s;
           },
           py::arg("queue"), py::arg("token"), py::arg("op"), py::arg("messages_json"), py::arg("prompt"),
@@ -398,13 +384,10 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
             }
             if (!r.error.empty()) {
               // The list cannot be had: the same exception the Python API documents.
-              py::object exc = py::module_::import("llmbridge.errors")
-                                   .attr("LLMCallError")
-                                   .attr("from_values")(utf8_to_str(r.error), py::arg("status_code") = none_if(r.status_code, 0),
-                                                        py::arg("description") = utf8_to_str(llm::describe(r)),
-                                                        py::arg("retryable") = r.retryable);
-              PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
-              throw py::error_already_set();
+              raise_instance(error_class("LLMCallError")
+                                 .attr("from_values")(utf8_to_str(r.error), py::arg("status_code") = none_if(r.status_code, 0),
+                                                      py::arg("description") = utf8_to_str(llm::describe(r)),
+                                                      py::arg("retryable") = r.retryable));
             }
             py::list models;
             for (auto& m : r.models) models.append(py::cast(std::move(m)));

@@ -22,17 +22,9 @@ namespace {
 // Inputs larger than this are repaired with the GIL released.
 constexpr std::size_t kReleaseGilBytes = 256 * 1024;
 
-py::object error_class(const char* name) {
-  // Looked up on each raise (rare): no static py::object outliving the interpreter.
-  return py::module_::import("llmbridge.errors").attr(name);
-}
-
 [[noreturn]] void raise_repair_error(const text::RepairResult& r) {
-  py::object cls = error_class("JSONRepairError");
-  py::object exc = cls(py::str(r.error + " at position " + std::to_string(r.error_position)),
-                       r.error_position, r.error);
-  PyErr_SetObject(cls.ptr(), exc.ptr());
-  throw py::error_already_set();
+  raise_instance(error_class("JSONRepairError")(
+      py::str(r.error + " at position " + std::to_string(r.error_position)), r.error_position, r.error));
 }
 
 text::RepairResult run_repair(std::string_view in, const text::RepairOptions& opts) {

@@ -301,4 +301,11 @@ py::object build_object(simdjson::dom::element root) {
   return py::reinterpret_steal<py::object>(o);
 }
 
+[[noreturn]] void raise_instance(const py::object& exc) {
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+  throw py::error_already_set();
+}
+
+py::object error_class(const char* name) { return py::module_::import("llmbridge.errors").attr(name); }
+
 }  // namespace llmbridge::bindings

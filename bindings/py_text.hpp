@@ -47,6 +47,13 @@ pybind11::object json_to_object(std::string_view json);
 // "ValueError: <message>" of the Python exception in `e`, at most `max_bytes` long.
 std::string exception_excerpt(const pybind11::error_already_set& e, std::size_t max_bytes = 200);
 
+// Raises `exc`, an instance of one of llmbridge.errors' classes built by the caller
+// (error_class() finds the class). The one way the bindings raise llmbridge's own errors.
+[[noreturn]] void raise_instance(const pybind11::object& exc);
+// llmbridge.errors.<name>, looked up on each raise (rare): no static py::object
+// outliving the interpreter.
+pybind11::object error_class(const char* name);
+
 // Builds dict/list/str/int/float/bool/None from a parsed element. Raises on failure.
 pybind11::object build_object(simdjson::dom::element root);
 
