@@ -94,7 +94,7 @@ TEST_CASE("config: each bad field is named with its value and what is allowed", 
       {"temperature", [](VLLMConfig& c) { c.temperature = 2.5; }, "2.5"},
       {"temperature", [](VLLMConfig& c) { c.temperature = kNaN; }, "nan"},
       {"embedding_dimensions", [](VLLMConfig& c) { c.embedding_dimensions = -1; }, "-1"},
-      {"base_url", [](VLLMConfig& c) { c.base_url = "localhost:8000"; }, "\"localhost:8000\""},
+      {"base_url", [](VLLMConfig& c) { c.base_url = "localhost:8000"; }, "'localhost:8000'"},
   };
   for (const auto& k : cases) {
     VLLMConfig c;
@@ -168,7 +168,7 @@ TEST_CASE("config: model is required for OpenAI and Ollama, optional for vLLM", 
   auto po = validate(o);
   REQUIRE(po.size() == 1);
   CHECK(po[0].field == "model");
-  CHECK(po[0].value == "\"  \"");
+  CHECK(po[0].value == "'  '");
   OllamaConfig l;
   l.model = "";
   auto pl = validate(l);

@@ -137,3 +137,15 @@ TEST_CASE("providers: a huge float token count is clamped, not cast (fuzz regres
   CHECK(b.completion_tokens == -1);
   CHECK(b.prompt_tokens == INT_MAX);
 }
+
+TEST_CASE("quoted: repr-like, escapes control and invalid bytes, cuts at a code point", "[utf8][quoted]") {
+  using llmbridge::text::quoted;
+  CHECK(quoted("abc") == "'abc'");
+  CHECK(quoted("it's \\ ok") == "'it\\'s \\\\ ok'");
+  CHECK(quoted(" tab\there\n") == "' tab\\x09here\\x0a'");
+  CHECK(quoted(std::string("a\xff" "b", 3)) == "'a\\xffb'");
+  CHECK(quoted("caf\xc3\xa9") == "'caf\xc3\xa9'");
+  CHECK(quoted("\xc3\xa9\xc3\xa9\xc3\xa9", 3) == "'\xc3\xa9'...");  // never half an é
+  CHECK(quoted(std::string(500, 'x')).size() == 120 + 2 + 3);
+  CHECK(llmbridge::text::is_valid_utf8(quoted("\xed\xa0\x80 lone surrogate bytes")));
+}

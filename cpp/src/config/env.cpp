@@ -3,6 +3,7 @@
 // against env_variables() by the tests). Secrets are never echoed.
 #include "llmbridge/config/env.hpp"
 
+#include "llmbridge/text/utf8.hpp"
 #include "llmbridge/text/ascii.hpp"
 
 #include <charconv>
@@ -23,33 +24,7 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// Python-repr-like quoting ('abc'), so a message shows exactly what was set, including
-// stray whitespace and control characters. Long values are cut.
-std::string quoted(std::string_view s) {
-  constexpr std::size_t kMax = 120;
-  std::string out = "'";
-  std::size_t n = 0;
-  for (char ch : s) {
-    if (++n > kMax) {
-      out += "...";
-      break;
-    }
-    const auto u = static_cast<unsigned char>(ch);
-    if (ch == '\'' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (u < 0x20 || u == 0x7f) {
-      static const char* kHex = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += ch;
-    }
-  }
-  out += '\'';
-  return out;
-}
+using text::quoted;
 
 std::string format_number(double v) {
   char buf[64];

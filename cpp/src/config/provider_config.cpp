@@ -21,14 +21,7 @@ std::string format_double(double v) {
   return std::string(buf, res.ptr);
 }
 
-// Values are quoted in problems; a long one (a document pasted into the wrong field)
-// is cut to a short excerpt.
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  out += text::utf8_excerpt(s, 120);
-  out += '"';
-  return out;
-}
+using text::quoted;
 
 using text::trim;
 

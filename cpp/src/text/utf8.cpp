@@ -69,4 +69,42 @@ std::string utf8_excerpt(std::string_view s, std::size_t max_bytes) {
   return out;
 }
 
+std::string quoted(std::string_view s, std::size_t max_bytes) {
+  const bool cut = s.size() > max_bytes;
+  if (cut) {
+    std::size_t end = max_bytes;
+    while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+    s = s.substr(0, end);
+  }
+  static const char* kHex = "0123456789abcdef";
+  auto hex = [&](std::string& out, unsigned char u) {
+    out += "\\x";
+    out += kHex[u >> 4];
+    out += kHex[u & 15];
+  };
+  std::string out = "'";
+  std::vector<Utf8Replacement> bad;
+  const bool valid = is_valid_utf8(s);
+  if (!valid) replace_invalid_utf8(s, &bad);
+  std::size_t next_bad = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto u = static_cast<unsigned char>(s[i]);
+    if (!valid && next_bad < bad.size() && i == bad[next_bad].input) {
+      for (std::size_t k = 0; k < bad[next_bad].length; ++k) hex(out, static_cast<unsigned char>(s[i + k]));
+      i += bad[next_bad].length - 1;
+      ++next_bad;
+    } else if (u == '\'' || u == '\\') {
+      out += '\\';
+      out += static_cast<char>(u);
+    } else if (u < 0x20 || u == 0x7f) {
+      hex(out, u);
+    } else {
+      out += static_cast<char>(u);
+    }
+  }
+  out += '\'';
+  if (cut) out += "...";
+  return out;
+}
+
 }  // namespace llmbridge::text

@@ -32,4 +32,11 @@ bool make_valid_utf8(std::string& s);
 // when something was cut. For quoting caller or server data in messages.
 std::string utf8_excerpt(std::string_view s, std::size_t max_bytes);
 
+// `s` as messages quote a value, in the manner of Python's repr: in single quotes, with
+// ' and \ escaped, control bytes and bytes that are not UTF-8 as \xNN, and at most
+// `max_bytes` of the value (cut at a code point boundary, then "..."). The one quoting of
+// caller and server values in error messages, so a message shows stray whitespace and
+// never carries invalid UTF-8.
+std::string quoted(std::string_view s, std::size_t max_bytes = 120);
+
 }  // namespace llmbridge::text
