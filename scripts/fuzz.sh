@@ -62,6 +62,8 @@ if ! probe; then
   probe || { echo "fuzz: clang++ still cannot link -fsanitize=fuzzer (is libclang-rt-${major}-dev installed?)" >&2; exit 1; }
 fi
 
+# shellcheck source=scripts/build_env.sh
+source scripts/build_env.sh
 build=build/fuzz
 generator=(); command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 echo "fuzz: building ${targets[*]} in $build" >&2

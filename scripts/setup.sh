@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libcurl4-openssl-dev libsimdjson-dev catch2 g++ cmake openssl; do
+for pkg in libcurl4-openssl-dev libsimdjson-dev catch2 g++ cmake openssl ccache; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -14,6 +14,9 @@ if ((${#need[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# shellcheck source=scripts/build_env.sh
+source scripts/build_env.sh
 
 PY=${PYTHON:-python3}
 extras=${LLMBRIDGE_EXTRAS:-test}

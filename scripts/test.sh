@@ -7,7 +7,12 @@
 # never sets it). FUZZ_SECONDS (default 20) is each fuzz target's time; 0 skips fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$SECONDS
+phase() { echo "test: $1 done at $((SECONDS - start)) s" >&2; }
 bash scripts/setup.sh
+phase "setup (Debian packages, pip install of the package)"
+# shellcheck source=scripts/build_env.sh
+source scripts/build_env.sh
 
 case "${LLMBRIDGE_SKIP_REAL_SERVERS:-0}" in
   "" | 0)
@@ -16,15 +21,21 @@ case "${LLMBRIDGE_SKIP_REAL_SERVERS:-0}" in
     ;;
   *) echo "test: LLMBRIDGE_SKIP_REAL_SERVERS is set: the real-server tier is skipped" >&2 ;;
 esac
+phase "real servers (cached builds)"
 
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build/cpp -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLMBRIDGE_BUILD_TESTS=ON >/dev/null
 cmake --build build/cpp -j"$jobs"
 ctest --test-dir build/cpp --output-on-failure -j"$jobs"
+phase "Catch2 build and ctest"
 
 # libFuzzer targets (clang, ASan + UBSan): saved regressions, then a short run of each (20 s).
 if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
   FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash scripts/fuzz.sh
+  phase "fuzz build and runs"
 fi
 
-python3 -m pytest "$@"
+status=0
+python3 -m pytest "$@" || status=$?
+phase "pytest"
+exit "$status"
