@@ -220,7 +220,9 @@ def test_a_json_body_instead_of_a_stream_says_so(server: MockLLMServer) -> None:
     check_event_order(events)
     end = events[-1]
     assert type(end) is StreamError, end
-    assert end.error.startswith("invalid_json: the server answered with one JSON body, not an event stream")
+    assert end.error.startswith(
+        "invalid_json: the server answered with one JSON body, not an event stream"
+    )
     assert not end.retryable
     assert server.request_count == 1
 

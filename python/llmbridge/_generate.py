@@ -56,9 +56,24 @@ _COMPLETION = 1
 STREAM_BUFFER_EVENTS = 1024
 
 _RESULT_FIELDS = (
-    "success", "text", "data", "error", "retryable", "status_code", "finish_reason",
-    "tool_calls", "reasoning", "prompt_tokens", "completion_tokens", "latency_ms",
-    "attempts", "model", "provider", "request_id", "truncated", "repaired",
+    "success",
+    "text",
+    "data",
+    "error",
+    "retryable",
+    "status_code",
+    "finish_reason",
+    "tool_calls",
+    "reasoning",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "attempts",
+    "model",
+    "provider",
+    "request_id",
+    "truncated",
+    "repaired",
 )
 
 
@@ -106,7 +121,9 @@ def _messages_json(messages: Any) -> str:
         raise ValueError("messages is empty: give at least one message")
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping):
-            raise TypeError(f"messages[{i}] must be a dict with 'role' and 'content', got {type(m).__name__}")
+            raise TypeError(
+                f"messages[{i}] must be a dict with 'role' and 'content', got {type(m).__name__}"
+            )
         if "role" not in m:
             raise ValueError(f"messages[{i}] has no 'role'")
     return _json(list(messages), "messages")
@@ -152,7 +169,9 @@ def _options(
         o.seed = seed
     if json_schema is not None:
         if not isinstance(json_schema, Mapping):
-            raise TypeError(f"json_schema must be a dict (JSON Schema), got {type(json_schema).__name__}")
+            raise TypeError(
+                f"json_schema must be a dict (JSON Schema), got {type(json_schema).__name__}"
+            )
         from ._client import _schema_text
 
         o.json_schema = _schema_text(json_schema)
@@ -169,7 +188,9 @@ def _options(
     if tool_choice is not None:
         if not isinstance(tool_choice, (str, Mapping)):
             raise TypeError("tool_choice must be 'auto', 'none', 'required' or a dict")
-        o.tool_choice = _json(tool_choice if isinstance(tool_choice, str) else dict(tool_choice), "tool_choice")
+        o.tool_choice = _json(
+            tool_choice if isinstance(tool_choice, str) else dict(tool_choice), "tool_choice"
+        )
     if extra_body is not None:
         if not isinstance(extra_body, Mapping):
             raise TypeError(f"extra_body must be a dict, got {type(extra_body).__name__}")
@@ -180,7 +201,9 @@ def _options(
         o.timeout = float(timeout)
     if stream_idle_timeout is not None:
         if stream_idle_timeout <= 0:
-            raise ValueError(f"stream_idle_timeout must be > 0 seconds, got {stream_idle_timeout!r}")
+            raise ValueError(
+                f"stream_idle_timeout must be > 0 seconds, got {stream_idle_timeout!r}"
+            )
         o.stream_idle_timeout = float(stream_idle_timeout)
     return o
 
@@ -255,15 +278,25 @@ class AsyncEventStream(_EventStream):
 
     __slots__ = ("_token", "_bridge")
 
-    def __init__(self, client: _BaseClient, op: int, messages_json: str, prompt: str, options: Any) -> None:
+    def __init__(
+        self, client: _BaseClient, op: int, messages_json: str, prompt: str, options: Any
+    ) -> None:
         from ._client import _bridge
 
         loop = asyncio.get_running_loop()
         self._bridge = _bridge(loop)
         self._token = next(_stream_tokens)
-        self._start(client._native.open_stream(
-            self._bridge.queue, self._token, op, messages_json, prompt, options, STREAM_BUFFER_EVENTS
-        ))
+        self._start(
+            client._native.open_stream(
+                self._bridge.queue,
+                self._token,
+                op,
+                messages_json,
+                prompt,
+                options,
+                STREAM_BUFFER_EVENTS,
+            )
+        )
 
     def __aiter__(self) -> AsyncEventStream:
         return self
@@ -333,10 +366,14 @@ class SyncEventStream(_EventStream):
     #: Seconds per wait, so that Ctrl-C reaches a thread blocked on a silent stream.
     _WAIT_SLICE = 0.2
 
-    def __init__(self, client: _BaseClient, op: int, messages_json: str, prompt: str, options: Any) -> None:
-        self._start(client._native.open_stream(
-            None, 0, op, messages_json, prompt, options, STREAM_BUFFER_EVENTS
-        ))
+    def __init__(
+        self, client: _BaseClient, op: int, messages_json: str, prompt: str, options: Any
+    ) -> None:
+        self._start(
+            client._native.open_stream(
+                None, 0, op, messages_json, prompt, options, STREAM_BUFFER_EVENTS
+            )
+        )
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -411,7 +448,9 @@ class GenerationMixin:
         fut: asyncio.Future[Any] = loop.create_future()
         bridge.pending[token] = fut
         try:
-            call_id = self._native.submit_generate(bridge.queue, token, op, messages_json, prompt, options)
+            call_id = self._native.submit_generate(
+                bridge.queue, token, op, messages_json, prompt, options
+            )
         except BaseException:
             bridge.pending.pop(token, None)
             raise
@@ -457,7 +496,9 @@ class GenerationMixin:
 
     # ---- streams ----
 
-    def chat_stream(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> AsyncEventStream:
+    def chat_stream(
+        self, messages: Sequence[Mapping[str, Any]], **options: Any
+    ) -> AsyncEventStream:
         """Stream a chat's tokens: ``async for event in client.chat_stream(messages)``.
         Takes chat()'s options plus ``stream_idle_timeout`` (seconds between events,
         default 60); ``timeout`` bounds the wait for the first byte."""
@@ -466,7 +507,9 @@ class GenerationMixin:
         self._check_stream_ready()
         return AsyncEventStream(self, _CHAT, messages_json, "", opts)  # type: ignore[arg-type]
 
-    def chat_stream_sync(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> SyncEventStream:
+    def chat_stream_sync(
+        self, messages: Sequence[Mapping[str, Any]], **options: Any
+    ) -> SyncEventStream:
         """Blocking twin of :meth:`chat_stream`: a plain iterator of events."""
         messages_json = _messages_json(messages)
         opts = _options(**options)

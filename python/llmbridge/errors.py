@@ -48,9 +48,11 @@ class LLMCallError(LLMBridgeError):
         self.retryable = retryable
         self.status_code = status_code
         self.request_id = getattr(result, "request_id", None)
-        super().__init__(f"{error}: {description}" if description and description != error else error)
+        message = f"{error}: {description}" if description and description != error else error
+        super().__init__(message)
 
     @classmethod
     def from_values(cls, error: str, *, status_code: Optional[int] = None,
                     description: str = "", retryable: bool = False) -> LLMCallError:
-        return cls(None, error=error, status_code=status_code, description=description, retryable=retryable)
+        return cls(None, error=error, status_code=status_code, description=description,
+                   retryable=retryable)
