@@ -14,6 +14,7 @@
 #include "bindings.hpp"
 #include "llmbridge/llm/client.hpp"
 #include "llmbridge/llm/completion_queue.hpp"
+#include "llmbridge/llm/embeddings.hpp"
 #include "llmbridge/llm/errors.hpp"
 #include "llmbridge/llm/generation.hpp"
 #include "llmbridge/llm/stream.hpp"
@@ -90,6 +91,34 @@ py::object chat_conversion_failure(const llm::ChatResult& from, const std::strin
   r.error = llm::invalid_json_error("the result could not be converted (" + why + ")");
   r.retryable = true;
   return make_chat_result(std::move(r));
+}
+
+py::list embedding_rows(const llm::EmbeddingResult& r) {
+  py::list rows(r.rows);
+  for (std::size_t i = 0; i < r.rows; ++i) {
+    py::list row(r.dims);
+    const float* p = r.vectors.data() + i * r.dims;
+    for (std::size_t j = 0; j < r.dims; ++j) row[j] = py::float_(static_cast<double>(p[j]));
+    rows[i] = std::move(row);
+  }
+  return rows;
+}
+
+llm::EmbedCall make_embed(py::handle texts, py::handle model, int dimensions, int expected_dimensions,
+                          std::size_t batch_size, double timeout) {
+  llm::EmbedCall c;
+  py::sequence seq = py::reinterpret_borrow<py::sequence>(texts);
+  c.texts.reserve(py::len(seq));
+  for (std::size_t i = 0; i < py::len(seq); ++i) {
+    const std::string name = "texts[" + std::to_string(i) + "]";
+    c.texts.push_back(utf8_arg(seq[i], name.c_str()));
+  }
+  c.model = utf8_arg(model, "model");
+  c.dimensions = dimensions;
+  c.expected_dimensions = dimensions > 0 ? dimensions : expected_dimensions;
+  c.batch_size = batch_size;
+  c.timeout_s = timeout;
+  return c;
 }
 
 py::object event_to_py(llm::StreamEvent&& e) {
@@ -194,6 +223,44 @@ void bind_generation(py::module_& m) {
       .def_property_readonly("raw_response", [](const PyChatResult& p) { return utf8_to_str(p.r.raw_response); })
       .def_property_readonly("description", [](const PyChatResult& p) { return llm::describe(p.r); },
                              "A sentence for logs (never holds the API key).");
+
+  static const float kEmpty = 0.0f;
+  py::class_<llm::EmbeddingResult>(m, "EmbeddingResult", py::buffer_protocol(),
+                                   "The embeddings of one embed() call: a float32 buffer, rows x dimensions, in input order.")
+      .def_buffer([](llm::EmbeddingResult& r) {
+        // A read-only view of the result's own buffer: numpy.asarray(result) copies nothing.
+        float* data = r.vectors.empty() ? const_cast<float*>(&kEmpty) : r.vectors.data();
+        return py::buffer_info(data, sizeof(float), py::format_descriptor<float>::format(), 2,
+                               {static_cast<py::ssize_t>(r.rows), static_cast<py::ssize_t>(r.dims)},
+                               {static_cast<py::ssize_t>(sizeof(float) * r.dims), static_cast<py::ssize_t>(sizeof(float))},
+                               true);
+      })
+      .def_property_readonly("success", [](const llm::EmbeddingResult& r) { return r.success; })
+      .def_property_readonly("ok", [](const llm::EmbeddingResult& r) { return r.success; })
+      .def_property_readonly("error", [](const llm::EmbeddingResult& r) { return none_if_empty(r.error); })
+      .def_property_readonly("retryable", [](const llm::EmbeddingResult& r) { return r.retryable; })
+      .def_property_readonly("status_code", [](const llm::EmbeddingResult& r) { return none_if(r.status_code, 0); })
+      .def_property_readonly("attempts", [](const llm::EmbeddingResult& r) { return r.attempts; })
+      .def_property_readonly("latency_ms", [](const llm::EmbeddingResult& r) { return r.latency_ms; })
+      .def_property_readonly("provider", [](const llm::EmbeddingResult& r) { return utf8_to_str(r.provider); })
+      .def_property_readonly("model", [](const llm::EmbeddingResult& r) { return utf8_to_str(r.model); })
+      .def_property_readonly("request_id", [](const llm::EmbeddingResult& r) { return none_if_empty(r.request_id); })
+      .def_property_readonly("prompt_tokens", [](const llm::EmbeddingResult& r) { return none_if(r.prompt_tokens, -1); })
+      .def_property_readonly("auth_refused", [](const llm::EmbeddingResult& r) { return r.auth_refused; })
+      .def_property_readonly("raw_response", [](const llm::EmbeddingResult& r) { return utf8_to_str(r.raw_response); })
+      .def_property_readonly("description", [](const llm::EmbeddingResult& r) { return llm::describe(r); })
+      .def_property_readonly("dimensions", [](const llm::EmbeddingResult& r) {
+        return r.dims ? py::object(py::int_(r.dims)) : py::object(py::none());
+      })
+      .def_property_readonly("vectors", &embedding_rows,
+                             "The vectors as lists of float (built on each read; the buffer is the compact form).")
+      .def("__len__", [](const llm::EmbeddingResult& r) { return r.rows; })
+      .def("__repr__", [](const llm::EmbeddingResult& r) {
+        return "EmbeddingResult(success=" + std::string(r.success ? "True" : "False") +
+               ", error=" + (r.error.empty() ? std::string("None") : repr_text(r.error, 80)) +
+               ", rows=" + std::to_string(r.rows) + ", dimensions=" + std::to_string(r.dims) +
+               ", model=" + repr_text(r.model) + ")";
+      });
 
   py::class_<llm::ModelInfo>(m, "ModelInfo", "One model a server lists.")
       .def_property_readonly("id", [](const llm::ModelInfo& i) { return utf8_to_str(i.id); })
@@ -312,6 +379,8 @@ void bind_generation(py::module_& m) {
       .def_property_readonly("closed", [](NativeStream& s) { return s.channel->closed(); });
 }
 
+py::object embedding_to_py(llm::EmbeddingResult&& r) { return py::cast(std::move(r)); }
+
 py::object chat_item_to_py(llm::ChatResult&& r) {
   try {
     return make_chat_result(std::move(r));
@@ -374,6 +443,33 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
           },
           py::arg("queue"), py::arg("token"), py::arg("op"), py::arg("messages_json"), py::arg("prompt"),
           py::arg("options"), py::arg("high_water") = 1024, py::keep_alive<0, 1>())
+      .def(
+          "submit_embed",
+          [](llm::Client& c, std::shared_ptr<llm::CompletionQueue> queue, std::uint64_t token, py::handle texts,
+             py::handle model, int dimensions, int expected_dimensions, std::size_t batch_size, double timeout) {
+            llm::EmbedCall call = make_embed(texts, model, dimensions, expected_dimensions, batch_size, timeout);
+            return c.start_embed(call, [queue, token](llm::EmbeddingResult&& r) { queue->push(token, std::move(r)); });
+          },
+          py::arg("queue"), py::arg("token"), py::arg("texts"), py::arg("model"), py::arg("dimensions"),
+          py::arg("expected_dimensions"), py::arg("batch_size"), py::arg("timeout"),
+          "Starts embed(); returns the batches' call ids (cancel each to cancel it).")
+      .def(
+          "embed_sync",
+          [](llm::Client& c, py::handle texts, py::handle model, int dimensions, int expected_dimensions,
+             std::size_t batch_size, double timeout) {
+            llm::EmbedCall call = make_embed(texts, model, dimensions, expected_dimensions, batch_size, timeout);
+            auto result = std::make_shared<std::promise<llm::EmbeddingResult>>();
+            auto f = result->get_future();
+            c.start_embed(call, [result](llm::EmbeddingResult&& r) { result->set_value(std::move(r)); });
+            llm::EmbeddingResult r;
+            {
+              py::gil_scoped_release release;
+              r = f.get();
+            }
+            return embedding_to_py(std::move(r));
+          },
+          py::arg("texts"), py::arg("model"), py::arg("dimensions"), py::arg("expected_dimensions"),
+          py::arg("batch_size"), py::arg("timeout"))
       .def(
           "list_models",
           [](llm::Client& c, double timeout) {

@@ -132,6 +132,9 @@ void bind_llm(py::module_& m) {
             case llm::CompletionQueue::Kind::kAttempt:
               payload = chat_item_to_py(std::move(item.result));
               break;
+            case llm::CompletionQueue::Kind::kEmbedding:
+              payload = embedding_to_py(std::move(item.embedding));
+              break;
           }
           out[i] = py::make_tuple(item.token, std::move(payload));
         }

@@ -21,5 +21,7 @@ void add_generation_methods(pybind11::class_<llm::Client>& cls);
 // A finished chat result as a Python object; never throws for a bad result (it becomes
 // a failed result saying why).
 pybind11::object chat_item_to_py(llm::ChatResult&& r);
+// A finished embedding result as a Python object (it owns the float32 buffer).
+pybind11::object embedding_to_py(llm::EmbeddingResult&& r);
 
 }  // namespace llmbridge::bindings

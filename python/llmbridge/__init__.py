@@ -45,6 +45,7 @@ from ._health import (
 from ._generate import (
     AsyncEventStream,
     ChatResult,
+    EmbeddingResult,
     ModelInfo,
     ReasoningToken,
     StreamEnd,
@@ -64,6 +65,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncEventStream",
     "ChatResult",
+    "EmbeddingResult",
     "LLMCallError",
     "ModelInfo",
     "ReasoningToken",

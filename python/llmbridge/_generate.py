@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "AsyncEventStream",
     "ChatResult",
+    "EmbeddingResult",
     "ModelInfo",
     "ReasoningToken",
     "StreamEnd",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 ChatResult = _native.ChatResult
+EmbeddingResult = _native.EmbeddingResult
 ToolCall = _native.ToolCall
 ModelInfo = _native.ModelInfo
 StreamStarted = _native.StreamStarted
@@ -103,6 +105,21 @@ def _result_repr(self: Any) -> str:
 ChatResult.to_dict = _result_to_dict
 ChatResult.raise_for_error = _result_raise_for_error
 ChatResult.__repr__ = _result_repr
+
+
+def _embedding_to_numpy(self: Any) -> Any:
+    """A float32 numpy array (rows x dimensions) viewing the result's buffer: no copy.
+    Needs numpy, which llmbridge never requires."""
+    try:
+        import numpy
+    except ImportError:
+        raise ImportError("EmbeddingResult.to_numpy() needs numpy (pip install numpy); "
+                          "without it, use .vectors or memoryview(result)") from None
+    return numpy.asarray(self)
+
+
+EmbeddingResult.to_numpy = _embedding_to_numpy
+EmbeddingResult.raise_for_error = _result_raise_for_error
 
 
 def _json(value: Any, name: str) -> str:
@@ -544,6 +561,68 @@ class GenerationMixin:
             ) from None
         # A stream starts without awaiting, so an empty model is not looked up here: it
         # is sent as is (vLLM serves its own model); chat() or health() pick one first.
+
+    # ---- embeddings ----
+
+    def _embed_args(self, texts: Any, model: Optional[str], dimensions: Optional[int]) -> tuple[Any, ...]:
+        if isinstance(texts, str):
+            texts = [texts]
+        elif isinstance(texts, (bytes, Mapping)) or not isinstance(texts, Sequence):
+            raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}")
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}")
+        if model is not None and not isinstance(model, str):
+            raise TypeError(f"model must be str, got {type(model).__name__}")
+        if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)):
+            raise TypeError(f"dimensions must be int, got {type(dimensions).__name__}")
+        if dimensions is not None and dimensions < 1:
+            raise ValueError(f"dimensions must be >= 1, got {dimensions}")
+        config = self.config  # type: ignore[attr-defined]
+        expected = int(getattr(config, "embedding_dimensions", 0) or 0)
+        return (texts, model or "", dimensions or 0, expected, int(config.embedding_batch_size), 0.0)
+
+    async def embed(
+        self, texts: Union[str, Sequence[str]], model: Optional[str] = None, dimensions: Optional[int] = None
+    ) -> Any:
+        """Embeddings of one text or a list (/v1/embeddings, Ollama /api/embed), in input
+        order. Lists longer than the config's embedding_batch_size are split into requests
+        sent concurrently. Returns an EmbeddingResult; never raises for server problems."""
+        from ._client import _bridge, _tokens
+
+        args = self._embed_args(texts, model, dimensions)
+        if self._native.closed:
+            from .errors import LLMBridgeError
+
+            raise LLMBridgeError(f"{type(self).__name__} is closed")
+        loop = asyncio.get_running_loop()
+        bridge = _bridge(loop)
+        token = next(_tokens)
+        fut: asyncio.Future[Any] = loop.create_future()
+        bridge.pending[token] = fut
+        try:
+            ids = self._native.submit_embed(bridge.queue, token, *args)
+        except BaseException:
+            bridge.pending.pop(token, None)
+            raise
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            bridge.pending.pop(token, None)
+            for call_id in ids:
+                self._native.cancel(call_id)
+            raise
+
+    def embed_sync(
+        self, texts: Union[str, Sequence[str]], model: Optional[str] = None, dimensions: Optional[int] = None
+    ) -> Any:
+        """Blocking twin of :meth:`embed`."""
+        args = self._embed_args(texts, model, dimensions)
+        if self._native.closed:
+            from .errors import LLMBridgeError
+
+            raise LLMBridgeError(f"{type(self).__name__} is closed")
+        return self._native.embed_sync(*args)
 
     # ---- models ----
 

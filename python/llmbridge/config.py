@@ -47,6 +47,7 @@ class _ProviderConfig:
     temperature: float = _VLLM["temperature"]
     api_key: Optional[str] = field(default=None, repr=False)
     connect_timeout: float = _VLLM["connect_timeout"]
+    embedding_batch_size: int = _VLLM["embedding_batch_size"]
 
     def __post_init__(self) -> None:
         self.validate()

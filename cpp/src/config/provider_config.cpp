@@ -61,6 +61,8 @@ void check_common(const ProviderConfig& c, bool model_required, std::vector<Conf
                    "a finite number >= 1"});
   if (c.max_tokens <= 0)
     out.push_back({"max_tokens", std::to_string(c.max_tokens), "an integer > 0"});
+  if (c.embedding_batch_size < 1)
+    out.push_back({"embedding_batch_size", std::to_string(c.embedding_batch_size), "an integer >= 1"});
   if (!(c.temperature >= 0 && c.temperature <= 2))
     out.push_back({"temperature", format_double(c.temperature), "a number between 0 and 2"});
   // The api_key is free text; the only thing we reject is what would corrupt the

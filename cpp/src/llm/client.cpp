@@ -294,6 +294,144 @@ std::uint64_t Client::start_stream(const GenerateCall& gen, std::shared_ptr<Stre
   return launch(call);
 }
 
+// ---- embeddings ----
+
+struct Client::EmbedJob {
+  std::mutex mu;
+  std::vector<EmbeddingResult> batches;  // the last try's parse of each batch
+  std::vector<Attempt> outcomes;         // each batch's final outcome
+  std::size_t left = 0;
+  EmbedDone done;
+  int expected_dimensions = 0;
+  Clock::time_point started;
+  std::string model;
+};
+
+std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone done) {
+  std::string model = call.model;
+  if (model.empty() && spec_->dialect == Dialect::kOpenAI) model = openai_.embedding_model;
+  if (model.empty()) model = current_model();
+  if (call.batch_size == 0) throw std::invalid_argument("embedding_batch_size must be >= 1");
+  if (call.texts.empty()) {
+    EmbeddingResult r;
+    r.success = true;
+    r.provider = provider_;
+    r.model = model;
+    done(std::move(r));
+    return {};
+  }
+  auto job = std::make_shared<EmbedJob>();
+  const std::size_t n = call.texts.size();
+  const std::size_t batches = (n + call.batch_size - 1) / call.batch_size;
+  job->batches.resize(batches);
+  job->outcomes.resize(batches);
+  job->left = batches;
+  job->done = std::move(done);
+  job->expected_dimensions = call.expected_dimensions;
+  job->started = Clock::now();
+  job->model = model;
+  // Every request is built before any is sent: bad input throws with nothing sent.
+  std::vector<std::shared_ptr<Call>> calls;
+  calls.reserve(batches);
+  for (std::size_t b = 0; b < batches; ++b) {
+    const std::size_t begin = b * call.batch_size, end = std::min(n, begin + call.batch_size);
+    auto c = new_call();
+    c->model = model;
+    c->request = build_embed_request(*spec_, base_config(), model, call.texts, begin, end, call.dimensions,
+                                     c->request_id);
+    c->request.max_response_bytes = options_.max_response_bytes;
+    if (call.timeout_s > 0) c->request.timeout_ms = http::seconds_to_ms(call.timeout_s, c->request.timeout_ms);
+    c->parse = [this, job, b, rows = end - begin, model](const http::Response& response) {
+      EmbeddingResult e = parse_embed_response(*spec_, response, model, rows, options_.max_response_bytes);
+      ChatResult out;
+      static_cast<Attempt&>(out) = static_cast<const Attempt&>(e);
+      std::lock_guard<std::mutex> lock(job->mu);
+      job->batches[b] = std::move(e);
+      return out;
+    };
+    c->done = [this, job, b](ChatResult&& r) {
+      std::size_t left;
+      {
+        std::lock_guard<std::mutex> lock(job->mu);
+        job->outcomes[b] = std::move(static_cast<Attempt&>(r));
+        left = --job->left;
+      }
+      if (left == 0) finish_embed(job);
+    };
+    calls.push_back(std::move(c));
+  }
+  std::vector<std::uint64_t> ids;
+  ids.reserve(calls.size());
+  for (auto& c : calls) ids.push_back(c->id);
+  for (auto& c : calls) launch(c);
+  return ids;
+}
+
+void Client::finish_embed(const std::shared_ptr<EmbedJob>& job) {
+  EmbeddingResult out;
+  out.provider = provider_;
+  out.model = job->model;
+  out.success = true;
+  int prompt_tokens = 0;
+  bool tokens_known = true;
+  std::size_t rows = 0;
+  for (std::size_t b = 0; b < job->outcomes.size(); ++b) {
+    const Attempt& a = job->outcomes[b];
+    out.attempts += a.attempts;
+    if (!a.success && out.success) {
+      // The first failed batch (in input order) is the result's error.
+      static_cast<Attempt&>(out) = a;
+      out.success = false;
+    }
+    if (a.prompt_tokens < 0) tokens_known = false;
+    else prompt_tokens += a.prompt_tokens;
+    rows += job->batches[b].rows;
+  }
+  if (out.success) {
+    out.dims = job->batches.empty() ? 0 : job->batches.front().dims;
+    out.vectors.reserve(rows * out.dims);
+    for (auto& b : job->batches) {
+      if (b.dims != out.dims) {
+        out.success = false;
+        out.retryable = true;
+        out.error = invalid_json_error("the batches' embeddings have different lengths (" + std::to_string(out.dims) +
+                                       " and " + std::to_string(b.dims) + ")");
+        break;
+      }
+      out.vectors.insert(out.vectors.end(), b.vectors.begin(), b.vectors.end());
+      if (!b.model.empty()) out.model = b.model;
+      if (!b.request_id.empty() && out.request_id.empty()) out.request_id = b.request_id;
+    }
+    out.rows = rows;
+    if (out.success && job->expected_dimensions > 0 && out.dims != std::size_t(job->expected_dimensions)) {
+      out.success = false;
+      out.retryable = false;
+      out.error = embedding_dimension_error(job->expected_dimensions, out.dims);
+    }
+  }
+  if (!out.success) {
+    out.vectors.clear();
+    out.rows = out.dims = 0;
+  }
+  int attempts = 0;
+  for (const auto& a : job->outcomes) attempts += a.attempts;
+  out.attempts = attempts;
+  out.prompt_tokens = tokens_known ? prompt_tokens : -1;
+  out.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - job->started).count();
+  if (out.provider.empty()) out.provider = provider_;
+  make_text_valid(out);
+  EmbedDone done = std::move(job->done);
+  job->batches.clear();
+  if (done) done(std::move(out));
+}
+
+EmbeddingResult Client::embed(const EmbedCall& call) {
+  auto result = std::make_shared<std::promise<EmbeddingResult>>();
+  std::future<EmbeddingResult> f = result->get_future();
+  start_embed(call, [result](EmbeddingResult&& r) { result->set_value(std::move(r)); });
+  return f.get();
+}
+
 void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
   call->send_at = Clock::now() + std::chrono::milliseconds(delay_ms);
   // The sends left in the retry budget: libcurl's own re-sends on a fresh connection

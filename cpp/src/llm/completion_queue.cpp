@@ -47,6 +47,14 @@ void CompletionQueue::push(std::uint64_t token, ChatResult result) {
   push_item(std::move(item));
 }
 
+void CompletionQueue::push(std::uint64_t token, EmbeddingResult result) {
+  Item item;
+  item.token = token;
+  item.kind = Kind::kEmbedding;
+  item.embedding = std::move(result);
+  push_item(std::move(item));
+}
+
 void CompletionQueue::push_stream_ready(std::uint64_t token) {
   Item item;
   item.token = token;

@@ -23,6 +23,7 @@ struct ProviderConfig {
   double temperature = 0.0;
   std::string api_key;  // sent as "Authorization: Bearer <key>" only when non-empty
   double connect_timeout = 10.0;
+  int embedding_batch_size = 64;  // texts per embeddings request; longer lists are split
 };
 
 // Fields of the OpenAI-compatible servers (vLLM, OpenAI, Ollama's /v1 layer).
@@ -70,6 +71,7 @@ void for_each_field(ProviderConfig& c, F&& f) {
   f("temperature", c.temperature);
   f("api_key", c.api_key);
   f("connect_timeout", c.connect_timeout);
+  f("embedding_batch_size", c.embedding_batch_size);
 }
 
 template <class F>

@@ -14,6 +14,7 @@
 #include "llmbridge/config/provider_config.hpp"
 #include "llmbridge/http/engine.hpp"
 #include "llmbridge/llm/attempt.hpp"
+#include "llmbridge/llm/embeddings.hpp"
 #include "llmbridge/llm/generation.hpp"
 #include "llmbridge/llm/health.hpp"
 #include "llmbridge/llm/provider.hpp"
@@ -40,6 +41,7 @@ class Client {
  public:
   using Done = std::function<void(Attempt&&)>;
   using ChatDone = std::function<void(ChatResult&&)>;
+  using EmbedDone = std::function<void(EmbeddingResult&&)>;
 
   Client(const config::VLLMConfig& config, ClientOptions options = {});
   Client(const config::OpenAIConfig& config, ClientOptions options = {});
@@ -65,6 +67,15 @@ class Client {
   // channel is full the transfer pauses until the consumer empties it. cancel() ends
   // the stream with "cancelled" and frees the connection.
   std::uint64_t start_stream(const GenerateCall& call, std::shared_ptr<StreamChannel> channel);
+
+  // Embeddings of call.texts: split into batches of call.batch_size, all sent at once
+  // (the engine's connection limit applies), each with the usual retries, put back in
+  // input order. One failed batch fails the result with that batch's error; no partial
+  // result. The model is call.model, else the config's embedding_model, else the
+  // current model. Empty texts: `done` runs at once with an empty success. Returns the
+  // ids of the batches' calls (cancel() each to cancel the whole).
+  std::vector<std::uint64_t> start_embed(const EmbedCall& call, EmbedDone done);
+  EmbeddingResult embed(const EmbedCall& call);
 
   // Blocking: the server's model list through this client's engine (no retries).
   // Must not be called from the engine's I/O thread.
@@ -111,6 +122,7 @@ class Client {
  private:
   struct Call;
   struct Stream;
+  struct EmbedJob;
   Client(const ProviderSpec& spec, config::ProviderConfig base, ClientOptions options);
   const config::ProviderConfig& base_config() const noexcept;
   http::Request build(const ChatCall& call, const std::string& request_id, const std::string& model,
@@ -128,6 +140,7 @@ class Client {
   void end_stream(const std::shared_ptr<Call>& call, ChatResult&& failure);
   void finish(const std::shared_ptr<Call>& call, ChatResult&& result);
   void forget(const std::shared_ptr<Call>& call);
+  void finish_embed(const std::shared_ptr<EmbedJob>& job);
 
   const ProviderSpec* spec_;
   std::string provider_;

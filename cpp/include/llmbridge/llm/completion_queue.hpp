@@ -11,6 +11,7 @@
 
 #include <vector>
 
+#include "llmbridge/llm/embeddings.hpp"
 #include "llmbridge/llm/generation.hpp"
 
 namespace llmbridge::llm {
@@ -19,11 +20,12 @@ class CompletionQueue {
  public:
   // What finished: a call_llm attempt, a chat/complete result, or a stream that has
   // events ready (its events wait in its StreamChannel).
-  enum class Kind { kAttempt, kChat, kStreamReady };
+  enum class Kind { kAttempt, kChat, kStreamReady, kEmbedding };
   struct Item {
     std::uint64_t token = 0;  // the caller's token
     Kind kind = Kind::kAttempt;
     ChatResult result;  // kAttempt: only the Attempt part is used; kStreamReady: unused
+    EmbeddingResult embedding;  // kEmbedding only
   };
 
   CompletionQueue();  // throws std::system_error when no eventfd can be made
@@ -37,6 +39,7 @@ class CompletionQueue {
   void push(std::uint64_t token, Attempt attempt);
   void push(std::uint64_t token, ChatResult result);
   void push_stream_ready(std::uint64_t token);
+  void push(std::uint64_t token, EmbeddingResult result);
   // Takes every waiting result and resets the eventfd.
   std::vector<Item> drain();
 
