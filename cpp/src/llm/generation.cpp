@@ -11,6 +11,7 @@
 #include "llmbridge/config/provider_config.hpp"
 #include "llmbridge/llm/content.hpp"
 #include "llmbridge/llm/errors.hpp"
+#include "llmbridge/llm/images.hpp"
 #include "llmbridge/llm/json_writer.hpp"
 #include "llmbridge/text/json_parse.hpp"
 #include "llmbridge/text/repair.hpp"
@@ -155,7 +156,8 @@ http::Request build_ollama(const ProviderSpec& spec, const RequestContext& ctx, 
   auto want = [&](std::string_view key) { return !extra.overrides(key); };
   if (want("model")) w.key("model").value(ctx.model);
   if (call.op == Operation::kChat) {
-    if (want("messages")) w.key("messages").raw(trim(call.messages_json));
+    // Content parts (text, images) become Ollama's content string and images list.
+    if (want("messages")) w.key("messages").raw(messages_for_ollama(trim(call.messages_json)));
   } else if (want("prompt")) {
     w.key("prompt").value(call.prompt);
   }
