@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import random
 import socket
 import struct
 import threading
@@ -30,6 +31,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, Callable, Optional
 
+from ._media import caption_for, embedding_for, embedding_text, float32_base64, request_images
 from ._reply import RecordedRequest, Reply, ReplyLike, as_reply, split_tokens
 
 __all__ = ["MockLLMServer", "run", "serve_forever"]
@@ -58,8 +60,12 @@ _ARGUMENT_FRAGMENT = 8
 # cut mid-token, so a parser fails the way it would on a proxy that lost the tail.
 _MALFORMED_BODY = b'{"id": "chatcmpl-mock", "object": "chat.completion", "choices": [{"mess'
 
+_MALFORMED_EMBEDDINGS = b'{"id": "embd-mock", "object": "list", "data": [{"index": 0, "embe'
+
 _OPENAI_GENERATION = {"/v1/chat/completions", "/v1/completions"}
 _OLLAMA_GENERATION = {"/api/chat", "/api/generate"}
+_OPENAI_EMBEDDINGS = "/v1/embeddings"
+_OLLAMA_EMBED = "/api/embed"
 
 
 class _BadRequest(Exception):
@@ -83,6 +89,8 @@ _ROUTES: dict[str, _Route] = {
     "/v1/completions": _Route(("POST",), "_generation"),
     "/api/chat": _Route(("POST",), "_generation"),
     "/api/generate": _Route(("POST",), "_generation"),
+    "/v1/embeddings": _Route(("POST",), "_embeddings"),
+    "/api/embed": _Route(("POST",), "_embeddings"),
     "/v1/models": _Route(("GET", "HEAD"), "_models"),
     "/health": _Route(("GET", "HEAD"), "_health"),
     "/version": _Route(("GET", "HEAD"), "_version"),
@@ -393,6 +401,10 @@ class MockLLMServer:
         max_recorded: int | None = None,
         api_key: str | None = None,
         strict: bool = False,
+        embedding_dimensions: int = 8,
+        embeddings_shuffle: bool = False,
+        embeddings_ignore_base64: bool = False,
+        vision_models: list[str] | None = None,
     ) -> None:
         if max_recorded is not None and max_recorded < 0:
             raise ValueError(f"max_recorded must be None or >= 0, got {max_recorded}")
@@ -413,6 +425,17 @@ class MockLLMServer:
         #: or a ``max_tokens`` over it (400); and answer a schema with an instance of it.
         #: Off by default, so scripted tests may use any model name.
         self.strict = strict
+        #: Size of the embedding vectors when a request gives no ``dimensions``.
+        self.embedding_dimensions = embedding_dimensions
+        #: ``/v1/embeddings`` answers its ``data`` out of order (never in input order when
+        #: there are several inputs), so a client must sort by ``index``.
+        self.embeddings_shuffle = embeddings_shuffle
+        #: ``/v1/embeddings`` answers float lists even when ``encoding_format`` is
+        #: ``"base64"``, as some OpenAI-compatible servers do.
+        self.embeddings_ignore_base64 = embeddings_ignore_base64
+        #: Models that accept images; served in addition to `models`. With `strict`, a
+        #: request carrying images to any other model is refused with 400.
+        self.vision_models: list[str] = list(vision_models or [])
         #: Optional callable(RecordedRequest) -> Reply | str | dict | None, consulted
         #: before the script for every generation request. It runs on the server's
         #: event loop: keep it quick and non-blocking (use `Reply.delay` to be slow).
@@ -422,6 +445,9 @@ class MockLLMServer:
         self._requests_changed = threading.Condition(self._lock)
         self._script: collections.deque[Reply] = collections.deque()
         self._default = Reply()
+        # A request with images gets a caption instead of the built-in default reply,
+        # but not instead of one the test chose with set_default().
+        self._default_is_builtin = True
         # The newest `max_recorded` requests (all when None): a long soak or load test
         # would otherwise hold every request it ever sent. `request_count` counts all.
         self._requests: collections.deque[RecordedRequest] = collections.deque(maxlen=max_recorded)
@@ -432,6 +458,8 @@ class MockLLMServer:
         self._streams_started = 0
         self._streams_completed = 0
         self._events_written = 0
+        self._embedding_requests = 0
+        self._embedded_inputs = 0
         self._port: int | None = None
 
         self._thread: threading.Thread | None = None
@@ -536,6 +564,7 @@ class MockLLMServer:
         converted = as_reply(reply)
         with self._lock:
             self._default = converted
+            self._default_is_builtin = False
 
     @property
     def pending_replies(self) -> int:
@@ -612,6 +641,25 @@ class MockLLMServer:
             return self._events_written
 
     @property
+    def embedding_requests(self) -> int:
+        """Requests received on ``/v1/embeddings`` and ``/api/embed`` (refused ones too)."""
+        with self._lock:
+            return self._embedding_requests
+
+    @property
+    def embedded_inputs(self) -> int:
+        """Inputs across those requests: the strings of a valid ``input`` (1 for a single
+        string, 1 for a chat-style ``messages`` request, 0 for a refused one). With
+        `embedding_requests`, a test of client-side batching."""
+        with self._lock:
+            return self._embedded_inputs
+
+    @property
+    def served_models(self) -> list[str]:
+        """`models` followed by the `vision_models` not already among them."""
+        return list(dict.fromkeys([*self.models, *self.vision_models]))
+
+    @property
     def errors(self) -> list[BaseException]:
         """Exceptions raised by the `responder` (each was answered with a 500)."""
         with self._lock:
@@ -619,7 +667,8 @@ class MockLLMServer:
 
     def reset(self) -> None:
         """Back to a fresh server: script, default reply, `responder`, `health_status`,
-        records, errors and counters. `models` and `max_model_len` (configuration) stay.
+        records, errors and counters. Configuration stays: `models`, `max_model_len`,
+        `vision_models`, the ``embedding*`` attributes, `api_key`, `strict`.
 
         Meant for a long-lived (session-scoped) server shared by many tests.
         """
@@ -628,6 +677,7 @@ class MockLLMServer:
         with self._lock:
             self._script.clear()
             self._default = Reply()
+            self._default_is_builtin = True
             self._requests.clear()
             self._request_count = 0
             self._errors.clear()
@@ -636,6 +686,8 @@ class MockLLMServer:
             self._streams_started = 0
             self._streams_completed = 0
             self._events_written = 0
+            self._embedding_requests = 0
+            self._embedded_inputs = 0
 
     # -------------------------------------------------------------- event loop
 
@@ -1043,7 +1095,11 @@ class MockLLMServer:
         if self.api_key is not None and request.path.startswith("/v1/"):
             if request.headers.get("authorization") != f"Bearer {self.api_key}":
                 return _Response(401, _json_body({"error": "Unauthorized"}))
-        if not self.strict or request.path not in _OPENAI_GENERATION:
+        if not self.strict:
+            return None
+        if request.path in _OLLAMA_GENERATION:
+            return self._vision_refusal(request)
+        if request.path not in _OPENAI_GENERATION and request.path != _OPENAI_EMBEDDINGS:
             return None
         data = request.json
         if not isinstance(data, dict):
@@ -1055,10 +1111,14 @@ class MockLLMServer:
                 400, "Stream options can only be defined when stream=True.",
                 "Bad Request", "stream_options")
         model = data.get("model")
-        if model is not None and model not in self.models:
+        served = self.served_models
+        if model is not None and model not in served:
             return self._openai_error(
                 404, f"The model `{model}` does not exist. Valid aliases: "
-                f"{', '.join(self.models)}.", "NotFoundError", "model")
+                f"{', '.join(served)}.", "NotFoundError", "model")
+        refusal = self._vision_refusal(request)
+        if refusal is not None or request.path == _OPENAI_EMBEDDINGS:
+            return refusal
         # vLLM 0.32 refuses a prompt or a max_tokens over the context on its own; a prompt
         # that fits with a max_tokens that does not is accepted (the answer stops at the
         # context).
@@ -1081,6 +1141,23 @@ class MockLLMServer:
                 "BadRequestError", "max_tokens")
         return None
 
+    def _vision_refusal(self, request: RecordedRequest) -> _Response | None:
+        """With `strict`: images sent to a model outside `vision_models` get a 400."""
+        data = request.json
+        if not isinstance(data, dict) or not request_images(data):
+            return None
+        model = data.get("model")
+        if not isinstance(model, str) or not model:
+            served = self.served_models
+            model = served[0] if served else "mock-model"
+        if model in self.vision_models:
+            return None
+        if request.path.startswith("/api/"):
+            return _Response(400, _json_body(
+                {"error": "this model is missing data required for image input"}))
+        return self._openai_error(400, f"{model} is not a multimodal model",
+                                  "BadRequestError")
+
     async def _dispatch(
         self, request: RecordedRequest, reader: asyncio.StreamReader
     ) -> _Response | None:
@@ -1091,11 +1168,16 @@ class MockLLMServer:
             response = self._detail(405, "Method Not Allowed")
             response.set_header("Allow", ", ".join(route.methods))
             return response
+        if route.handler == "_embeddings":
+            with self._lock:
+                self._embedding_requests += 1
         refusal = self._refusal(request)
         if refusal is not None:
             return refusal
         if route.handler == "_generation":
             return await self._generation(request, reader)
+        if route.handler == "_embeddings":
+            return await self._embeddings(request, reader)
         if route.handler == "_models":
             return self._models()
         if route.handler == "_tags":
@@ -1127,11 +1209,39 @@ class MockLLMServer:
         self, request: RecordedRequest, reader: asyncio.StreamReader
     ) -> _Response | None:
         reply = self._next_reply(request)
-        if self.strict and reply is self._default:
-            # A real server constrained by a schema answers with an instance of it.
-            schema = _requested_schema(request)
-            if schema is not None:
-                reply = dataclasses.replace(reply, content=json.dumps(_schema_instance(schema)))
+        if reply is self._default:
+            images = request_images(request.json)
+            if images and self._default_is_builtin:
+                # Says what arrived, so a test can check the images came through intact.
+                reply = dataclasses.replace(reply, content=caption_for(images))
+            elif self.strict:
+                # A real server constrained by a schema answers with an instance of it.
+                schema = _requested_schema(request)
+                if schema is not None:
+                    reply = dataclasses.replace(
+                        reply, content=json.dumps(_schema_instance(schema)))
+
+        def success(headers: dict[str, str]) -> _Response:
+            if _wants_stream(request):
+                content_type = ("application/x-ndjson" if request.path in _OLLAMA_GENERATION
+                                else "text/event-stream; charset=utf-8")
+                return _Response(reply.status, content_type=content_type, headers=headers,
+                                 stream=self._stream_plan(request, reply))
+            return _Response(reply.status, _json_body(self._success_body(request, reply)),
+                             headers=headers, truncate=reply.truncate_body)
+
+        return await self._scripted(request, reader, reply, success, _MALFORMED_BODY)
+
+    async def _scripted(
+        self,
+        request: RecordedRequest,
+        reader: asyncio.StreamReader,
+        reply: Reply,
+        success: Callable[[dict[str, str]], _Response],
+        malformed_body: bytes,
+    ) -> _Response | None:
+        """Apply `reply` in its documented order; `success` builds the endpoint's answer
+        when the reply reaches the success shape."""
         if reply.delay > 0 and not await self._sleep_unless_hung_up(reply.delay, reader):
             with self._lock:
                 self._requests_abandoned += 1
@@ -1140,7 +1250,7 @@ class MockLLMServer:
         if reply.reset:
             return _Response(0, reset=True)
 
-        ollama = request.path in _OLLAMA_GENERATION
+        ollama = request.path.startswith("/api/")
         headers: dict[str, str] = {}
         request_id = request.headers.get("x-request-id")
         if request_id is not None:
@@ -1152,7 +1262,7 @@ class MockLLMServer:
         if reply.raw_body is not None:
             body = reply.raw_body
         elif reply.malformed:
-            body = _MALFORMED_BODY
+            body = malformed_body
         elif reply.status >= 400:
             message = reply.error_message or _reason(reply.status)
             if ollama:
@@ -1168,13 +1278,122 @@ class MockLLMServer:
                         }
                     }
                 )
-        elif _wants_stream(request):
-            content_type = "application/x-ndjson" if ollama else "text/event-stream; charset=utf-8"
-            return _Response(reply.status, content_type=content_type, headers=headers,
-                             stream=self._stream_plan(request, reply))
         else:
-            body = _json_body(self._success_body(request, reply))
+            return success(headers)
         return _Response(reply.status, body, headers=headers, truncate=reply.truncate_body)
+
+    # --------------------------------------------------------------- embeddings
+
+    def _embedding_request(
+        self, request: RecordedRequest
+    ) -> tuple[list[str], int, bool] | _Response:
+        """(texts, dimensions, base64 wanted) of an embeddings request, or the 400 the
+        real server answers before embedding anything."""
+        data = request.json
+        default_dims = self.embedding_dimensions
+        if request.path == _OLLAMA_EMBED:
+            if not isinstance(data, dict):
+                message = "missing request body" if not request.body else "invalid JSON body"
+                return _Response(400, _json_body({"error": message}))
+            value = data.get("input")
+            dims = data.get("dimensions")
+            if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
+                dims = default_dims
+            # Ollama answers no input, "" and [] with an empty list of embeddings.
+            if value is None:
+                return [], dims, False
+            if isinstance(value, str):
+                return ([value] if value else []), dims, False
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return list(value), dims, False
+            return _Response(400, _json_body({"error": "invalid input type"}))
+
+        def invalid(param: str, message: str) -> _Response:
+            return self._openai_error(400, f"1 validation error: {param}: {message}",
+                                      "Bad Request", param)
+
+        if not isinstance(data, dict):
+            return invalid("body", "the request body is not a JSON object")
+        fmt = data.get("encoding_format")
+        if fmt is not None and fmt not in ("float", "base64"):
+            return invalid("encoding_format", "Input should be 'float' or 'base64'")
+        dims = data.get("dimensions")
+        if dims is None:
+            dims = default_dims
+        elif isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
+            return invalid("dimensions", "Input should be an integer >= 1")
+        if "input" in data:
+            value = data["input"]
+            if isinstance(value, str):
+                texts = [value]
+            elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                texts = list(value)
+            elif isinstance(value, list) and not value:
+                return invalid("input", "Input should not be empty")
+            else:
+                return invalid("input", "Input should be a valid string or a list of strings")
+        elif "messages" in data:
+            messages = data["messages"]
+            if not isinstance(messages, list) or not messages:
+                return invalid("messages", "Input should be a non-empty list of messages")
+            texts = [embedding_text(messages)]
+        else:
+            return invalid("input", "Field required")
+        return texts, dims, fmt == "base64"
+
+    async def _embeddings(
+        self, request: RecordedRequest, reader: asyncio.StreamReader
+    ) -> _Response | None:
+        parsed = self._embedding_request(request)
+        if isinstance(parsed, _Response):
+            return parsed  # refused before the script is consulted, as strict refusals
+        texts, dims, want_base64 = parsed
+        with self._lock:
+            self._embedded_inputs += len(texts)
+        reply = self._next_reply(request)
+
+        def success(headers: dict[str, str]) -> _Response:
+            body = self._embeddings_body(request, reply, texts, dims, want_base64)
+            return _Response(reply.status, _json_body(body), headers=headers,
+                             truncate=reply.truncate_body)
+
+        return await self._scripted(request, reader, reply, success, _MALFORMED_EMBEDDINGS)
+
+    def _embeddings_body(self, request: RecordedRequest, reply: Reply, texts: list[str],
+                         dims: int, want_base64: bool) -> dict[str, Any]:
+        model = self._answer_model(request, reply)
+        if reply.embeddings is not None:
+            vectors = [list(v) for v in reply.embeddings]
+        else:
+            vectors = [embedding_for(text, dims) for text in texts]
+        prompt_tokens = (reply.prompt_tokens if reply.prompt_tokens is not None
+                         else sum(_estimate_tokens(text) for text in texts))
+        if request.path == _OLLAMA_EMBED:
+            if not texts and reply.embeddings is None:
+                return {"model": model, "embeddings": []}  # Go omits the zero metrics
+            elapsed_ns = max(1, int((time.monotonic() - request.received_at) * 1e9))
+            return {"model": model, "embeddings": vectors, "total_duration": elapsed_ns,
+                    "load_duration": 0, "prompt_eval_count": prompt_tokens}
+        encode = want_base64 and not self.embeddings_ignore_base64
+        data = [
+            {"index": index, "object": "embedding",
+             "embedding": float32_base64(vector) if encode else vector}
+            for index, vector in enumerate(vectors)
+        ]
+        if self.embeddings_shuffle and len(data) > 1:
+            shuffled = data[:]
+            while shuffled == data:  # an unchanged order would prove nothing
+                random.shuffle(shuffled)
+            data = shuffled
+        return {
+            "id": f"embd-{uuid.uuid4().hex}",
+            "object": "list",
+            "created": int(time.time()),
+            "model": model,
+            "data": data,
+            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens,
+                      "completion_tokens": 0},
+        }
 
     @staticmethod
     async def _sleep_unless_hung_up(
@@ -1473,7 +1692,7 @@ class MockLLMServer:
                     }
                 ],
             }
-            for name in self.models
+            for name in self.served_models
         ]
         return _Response(200, _json_body({"object": "list", "data": data}))
 
@@ -1490,12 +1709,12 @@ class MockLLMServer:
                     "parent_model": "",
                     "format": "gguf",
                     "family": "llama",
-                    "families": ["llama"],
+                    "families": ["llama", "clip"] if name in self.vision_models else ["llama"],
                     "parameter_size": "7.6B",
                     "quantization_level": "Q4_K_M",
                 },
             }
-            for name in self.models
+            for name in self.served_models
         ]
         return _Response(200, _json_body({"models": models}))
 

@@ -36,9 +36,12 @@ class Reply:
     if `reset`, drop the connection; build the body (`raw_body`, else a non-JSON body if
     `malformed`, else the provider's error envelope if `status >= 400`, else the
     endpoint's success shape); send it (only half of it, then close, if
-    `truncate_body`). A streaming request (OpenAI ``"stream": true``; Ollama unless
-    ``"stream": false``) whose reply reaches the success shape is answered as a stream
-    instead: see `tokens`, `chunk_delay`, `usage_chunk` and `stream_fault`.
+    `truncate_body`). Embeddings endpoints consume replies too and use the same fields,
+    except the generation ones (`content`, `tokens`, `reasoning`, `tool_calls`, stream
+    fields); `embeddings` replaces their vectors. A streaming request (OpenAI
+    ``"stream": true``; Ollama unless ``"stream": false``) whose reply reaches the
+    success shape is answered as a stream instead: see `tokens`, `chunk_delay`,
+    `usage_chunk` and `stream_fault`.
     """
 
     #: The generated text (OpenAI ``message.content`` / ``text``, Ollama
@@ -101,6 +104,10 @@ class Reply:
     #: How long a "stall" / "stall_keepalive" lasts before the stream resumes (the
     #: server stops earlier if the client hangs up).
     stall_seconds: float = 30.0
+    #: Embeddings endpoints: the vectors to answer, one per input, instead of the ones
+    #: derived from the text (`embedding_for`). Sent as given (float32-rounded for
+    #: base64), so a test may answer with too few vectors or the wrong size.
+    embeddings: list[list[float]] | None = None
 
     def __post_init__(self) -> None:
         if self.stream_fault is not None and self.stream_fault not in STREAM_FAULTS:
