@@ -17,6 +17,7 @@
 #include "llmbridge/llm/embeddings.hpp"
 #include "llmbridge/llm/errors.hpp"
 #include "llmbridge/llm/generation.hpp"
+#include "llmbridge/llm/images.hpp"
 #include "llmbridge/llm/stream.hpp"
 #include "py_text.hpp"
 
@@ -272,6 +273,22 @@ void bind_generation(py::module_& m) {
         return "ModelInfo(id=" + repr_text(i.id, 80) + ", owned_by=" + repr_text(i.owned_by) +
                ", max_model_len=" + (i.max_model_len > 0 ? std::to_string(i.max_model_len) : "None") + ")";
       });
+
+  m.def("sniff_image_mime", [](py::bytes b) { return llm::sniff_image_mime(std::string_view(b)); }, py::arg("data"),
+        "'image/png', 'image/jpeg', 'image/gif', 'image/webp' from the magic bytes, or ''.");
+  m.def("image_data_url", [](py::bytes b, const std::string& mime) { return llm::image_data_url(std::string_view(b), mime); },
+        py::arg("data"), py::arg("mime"), "data:<mime>;base64,<data>");
+  m.def(
+      "failed_chat_result",
+      [](const std::string& error, const std::string& provider, const std::string& model) {
+        llm::ChatResult r;
+        r.error = error;
+        r.provider = provider;
+        r.model = model;
+        return make_chat_result(std::move(r));
+      },
+      py::arg("error"), py::arg("provider"), py::arg("model"),
+      "A ChatResult that failed before anything was sent (e.g. vision_unavailable).");
 
   py::class_<llm::HealthReport>(m, "NativeHealth", "A health check's outcome; llmbridge.HealthReport wraps it.")
       .def_property_readonly("status", [](const llm::HealthReport& h) { return std::string(llm::to_string(h.status)); })

@@ -22,10 +22,12 @@ from ._text import (
 )
 from ._client import ExtractionAttempt, OllamaClient, OpenAICompatibleClient, VLLMClient
 from ._env import AppConfig, load_config
+from ._image import MAX_IMAGE_BYTES, Image
 from ._factory import (
     ClientHolder,
     ProviderSpec,
     build_config_from_resolved,
+    build_embedding_client,
     build_llm_client,
     build_llm_client_checked,
     build_llm_client_checked_sync,
@@ -66,6 +68,9 @@ __all__ = [
     "AsyncEventStream",
     "ChatResult",
     "EmbeddingResult",
+    "Image",
+    "MAX_IMAGE_BYTES",
+    "build_embedding_client",
     "LLMCallError",
     "ModelInfo",
     "ReasoningToken",

@@ -24,6 +24,7 @@ __all__ = [
     "ClientHolder",
     "ProviderSpec",
     "build_config_from_resolved",
+    "build_embedding_client",
     "build_llm_client",
     "build_llm_client_checked",
     "build_llm_client_checked_sync",
@@ -190,6 +191,18 @@ def build_llm_client(provider_or_resolved: Any = None,
         app_config = load_config()
     spec, config = _plan(provider_or_resolved, app_config)
     return spec.client_cls(config)
+
+
+def build_embedding_client(app_config: Optional[AppConfig] = None) -> Any:
+    """The client for embeddings: ``app_config.embedding_provider`` (``EMBEDDING_PROVIDER``,
+    which defaults to the LLM provider), with that provider's config, so embeddings can
+    come from vLLM while chat goes to OpenAI. ``embed()`` uses the config's
+    ``embedding_model`` (``VLLM_EMBEDDING_MODEL``) when it has one. ``app_config``
+    defaults to ``load_config()``."""
+    if app_config is None:
+        app_config = load_config()
+    spec = _route(app_config.embedding_provider or app_config.llm_provider, app_config, warn=True)
+    return spec.client_cls(_base(spec, app_config))
 
 
 def _fallback(spec: ProviderSpec, config: _ProviderConfig, app_config: AppConfig) -> Any:

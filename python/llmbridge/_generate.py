@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import _native
+from ._image import Image
 from .errors import LLMCallError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -136,6 +139,7 @@ def _messages_json(messages: Any) -> str:
         )
     if not messages:
         raise ValueError("messages is empty: give at least one message")
+    out = []
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping):
             raise TypeError(
@@ -143,7 +147,18 @@ def _messages_json(messages: Any) -> str:
             )
         if "role" not in m:
             raise ValueError(f"messages[{i}] has no 'role'")
-    return _json(list(messages), "messages")
+        content = m.get("content")
+        if isinstance(content, list) and any(isinstance(p, (Image, str)) for p in content):
+            # Images become image_url parts and bare strings text parts.
+            parts = [
+                p.to_part() if isinstance(p, Image)
+                else {"type": "text", "text": p} if isinstance(p, str)
+                else p
+                for p in content
+            ]
+            m = {**m, "content": parts}
+        out.append(m)
+    return _json(out, "messages")
 
 
 def _options(
@@ -561,6 +576,87 @@ class GenerationMixin:
             ) from None
         # A stream starts without awaiting, so an empty model is not looked up here: it
         # is sent as is (vLLM serves its own model); chat() or health() pick one first.
+
+    # ---- vision ----
+
+    #: What caption() asks when no prompt is given.
+    caption_prompt: str = "Describe this image."
+
+    def _vision_model(self, model: Optional[str]) -> str:
+        if model is not None:
+            if not isinstance(model, str):
+                raise TypeError(f"model must be str, got {type(model).__name__}")
+            return model
+        return str(getattr(self.config, "vision_model", "") or "")  # type: ignore[attr-defined]
+
+    def _caption_messages(self, image: Any, prompt: Optional[str]) -> list[dict[str, Any]]:
+        if not isinstance(image, Image):
+            if isinstance(image, (bytes, bytearray, memoryview)):
+                image = Image.from_bytes(image)
+            elif isinstance(image, (str, os.PathLike)):
+                image = Image.from_path(image)
+            else:
+                raise TypeError(
+                    f"image must be an Image, bytes or a path, got {type(image).__name__}"
+                )
+        text = self.caption_prompt if prompt is None else prompt
+        return [{"role": "user", "content": [{"type": "text", "text": text}, image]}]
+
+    def _no_vision(self) -> Any:
+        return _native.failed_chat_result(
+            "vision_unavailable: no vision model configured (set vision_model, "
+            "VLLM_VISION_MODEL, or pass model=)",
+            self.provider,  # type: ignore[attr-defined]
+            "",
+        )
+
+    async def caption(
+        self, image: Any, prompt: Optional[str] = None, model: Optional[str] = None, **options: Any
+    ) -> Any:
+        """Describe an image (an Image, bytes or a path) with the vision model (the config's
+        vision_model unless `model` is given). Without a vision model: a ChatResult with
+        the error ``vision_unavailable: ...``, nothing sent."""
+        vision = self._vision_model(model)
+        messages = self._caption_messages(image, prompt)
+        if not vision:
+            return self._no_vision()
+        return await self.chat(messages, model=vision, **options)
+
+    def caption_sync(
+        self, image: Any, prompt: Optional[str] = None, model: Optional[str] = None, **options: Any
+    ) -> Any:
+        """Blocking twin of :meth:`caption`."""
+        vision = self._vision_model(model)
+        messages = self._caption_messages(image, prompt)
+        if not vision:
+            return self._no_vision()
+        return self.chat_sync(messages, model=vision, **options)
+
+    _vision_cache: Optional[tuple[float, str, bool]] = None
+
+    def supports_vision_sync(self, model: Optional[str] = None) -> bool:
+        """True when a vision model is configured (or given) and the server lists it. The
+        answer is cached for ``health_ttl`` seconds; a server that cannot be reached is
+        False."""
+        vision = self._vision_model(model)
+        if not vision:
+            return False
+        ttl = float(self.health_ttl)  # type: ignore[attr-defined]
+        cached = self._vision_cache
+        if cached is not None and cached[1] == vision and time.monotonic() - cached[0] < ttl:
+            return cached[2]
+        try:
+            ids = {m.id for m in self.list_models_sync()}
+        except LLMCallError:
+            ids = set()
+        ok = vision in ids or (":" not in vision and f"{vision}:latest" in ids)
+        self._vision_cache = (time.monotonic(), vision, ok)
+        return ok
+
+    async def supports_vision(self, model: Optional[str] = None) -> bool:
+        """Async twin of :meth:`supports_vision_sync` (runs in the default executor)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.supports_vision_sync, model)
 
     # ---- embeddings ----
 
