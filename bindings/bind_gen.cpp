@@ -106,8 +106,9 @@ py::list embedding_rows(const llm::EmbeddingResult& r) {
 }
 
 llm::EmbedCall make_embed(py::handle texts, py::handle model, int dimensions, int expected_dimensions,
-                          std::size_t batch_size, double timeout) {
+                          std::size_t batch_size, double timeout, py::handle messages_json) {
   llm::EmbedCall c;
+  c.messages_json = utf8_arg(messages_json, "messages");
   py::sequence seq = py::reinterpret_borrow<py::sequence>(texts);
   c.texts.reserve(py::len(seq));
   for (std::size_t i = 0; i < py::len(seq); ++i) {
@@ -463,18 +464,21 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
       .def(
           "submit_embed",
           [](llm::Client& c, std::shared_ptr<llm::CompletionQueue> queue, std::uint64_t token, py::handle texts,
-             py::handle model, int dimensions, int expected_dimensions, std::size_t batch_size, double timeout) {
-            llm::EmbedCall call = make_embed(texts, model, dimensions, expected_dimensions, batch_size, timeout);
+             py::handle model, int dimensions, int expected_dimensions, std::size_t batch_size, double timeout,
+             py::handle messages_json) {
+            llm::EmbedCall call =
+                make_embed(texts, model, dimensions, expected_dimensions, batch_size, timeout, messages_json);
             return c.start_embed(call, [queue, token](llm::EmbeddingResult&& r) { queue->push(token, std::move(r)); });
           },
           py::arg("queue"), py::arg("token"), py::arg("texts"), py::arg("model"), py::arg("dimensions"),
-          py::arg("expected_dimensions"), py::arg("batch_size"), py::arg("timeout"),
+          py::arg("expected_dimensions"), py::arg("batch_size"), py::arg("timeout"), py::arg("messages_json") = "",
           "Starts embed(); returns the batches' call ids (cancel each to cancel it).")
       .def(
           "embed_sync",
           [](llm::Client& c, py::handle texts, py::handle model, int dimensions, int expected_dimensions,
-             std::size_t batch_size, double timeout) {
-            llm::EmbedCall call = make_embed(texts, model, dimensions, expected_dimensions, batch_size, timeout);
+             std::size_t batch_size, double timeout, py::handle messages_json) {
+            llm::EmbedCall call =
+                make_embed(texts, model, dimensions, expected_dimensions, batch_size, timeout, messages_json);
             auto result = std::make_shared<std::promise<llm::EmbeddingResult>>();
             auto f = result->get_future();
             c.start_embed(call, [result](llm::EmbeddingResult&& r) { result->set_value(std::move(r)); });
@@ -486,7 +490,7 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
             return embedding_to_py(std::move(r));
           },
           py::arg("texts"), py::arg("model"), py::arg("dimensions"), py::arg("expected_dimensions"),
-          py::arg("batch_size"), py::arg("timeout"))
+          py::arg("batch_size"), py::arg("timeout"), py::arg("messages_json") = "")
       .def(
           "list_models",
           [](llm::Client& c, double timeout) {

@@ -312,7 +312,11 @@ std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone 
   if (model.empty() && spec_->dialect == Dialect::kOpenAI) model = openai_.embedding_model;
   if (model.empty()) model = current_model();
   if (call.batch_size == 0) throw std::invalid_argument("embedding_batch_size must be >= 1");
-  if (call.texts.empty()) {
+  const bool by_messages = !call.messages_json.empty();
+  if (by_messages && spec_->dialect != Dialect::kOpenAI)
+    throw std::invalid_argument("image embeddings need an OpenAI-compatible server such as vLLM (" + provider_ +
+                                " has no chat-style embeddings request)");
+  if (call.texts.empty() && !by_messages) {
     EmbeddingResult r;
     r.success = true;
     r.provider = provider_;
@@ -321,8 +325,8 @@ std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone 
     return {};
   }
   auto job = std::make_shared<EmbedJob>();
-  const std::size_t n = call.texts.size();
-  const std::size_t batches = (n + call.batch_size - 1) / call.batch_size;
+  const std::size_t n = by_messages ? 1 : call.texts.size();
+  const std::size_t batches = by_messages ? 1 : (n + call.batch_size - 1) / call.batch_size;
   job->batches.resize(batches);
   job->outcomes.resize(batches);
   job->left = batches;
@@ -338,7 +342,7 @@ std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone 
     auto c = new_call();
     c->model = model;
     c->request = build_embed_request(*spec_, base_config(), model, call.texts, begin, end, call.dimensions,
-                                     c->request_id);
+                                     c->request_id, call.messages_json);
     c->request.max_response_bytes = options_.max_response_bytes;
     if (call.timeout_s > 0) c->request.timeout_ms = http::seconds_to_ms(call.timeout_s, c->request.timeout_ms);
     c->parse = [this, job, b, rows = end - begin, model](const http::Response& response) {

@@ -66,14 +66,18 @@ std::string embedding_dimension_error(int expected, std::size_t got) {
 http::Request build_embed_request(const ProviderSpec& spec, const config::ProviderConfig& config,
                                   std::string_view model, const std::vector<std::string>& texts,
                                   std::size_t begin, std::size_t end, int dimensions,
-                                  std::string_view request_id) {
+                                  std::string_view request_id, std::string_view messages_json) {
   http::Request req = detail::base_request(config, spec.embeddings_path, request_id);
   JsonWriter w;
   w.begin_object();
   if (!model.empty() || spec.dialect == Dialect::kOllama) w.key("model").value(model);
-  w.key("input").begin_array();
-  for (std::size_t i = begin; i < end && i < texts.size(); ++i) w.value(texts[i]);
-  w.end_array();
+  if (!messages_json.empty()) {
+    w.key("messages").raw(messages_json);
+  } else {
+    w.key("input").begin_array();
+    for (std::size_t i = begin; i < end && i < texts.size(); ++i) w.value(texts[i]);
+    w.end_array();
+  }
   if (spec.dialect == Dialect::kOpenAI) w.key("encoding_format").value("base64");
   if (dimensions > 0) w.key("dimensions").value(dimensions);
   w.end_object();

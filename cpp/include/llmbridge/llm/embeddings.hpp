@@ -22,6 +22,10 @@ struct EmbedCall {
   int expected_dimensions = 0;  // > 0: the answer must have this many (the config's)
   std::size_t batch_size = 64;  // texts per request
   double timeout_s = 0;       // 0 = the config's timeout
+  // vLLM's chat-style embeddings request (multimodal embedding models): when set, one
+  // request with these OpenAI-shape messages (a JSON array, images as content parts)
+  // instead of `texts`, and one embedding back.
+  std::string messages_json;
 };
 
 // The outcome of one embed() (every batch, every retry). The Attempt part carries the
@@ -37,7 +41,7 @@ struct EmbeddingResult : Attempt {
 http::Request build_embed_request(const ProviderSpec& spec, const config::ProviderConfig& config,
                                   std::string_view model, const std::vector<std::string>& texts,
                                   std::size_t begin, std::size_t end, int dimensions,
-                                  std::string_view request_id);
+                                  std::string_view request_id, std::string_view messages_json = {});
 
 // One batch's answer. OpenAI: data[] sorted by `index`, each embedding base64 float32
 // (little-endian) or a float list (servers that ignore encoding_format); Ollama:
