@@ -331,7 +331,8 @@ std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone 
   job->outcomes.resize(batches);
   job->left = batches;
   job->done = std::move(done);
-  job->expected_dimensions = call.expected_dimensions;
+  // embeddings.hpp: dimensions asked of the server are checked like expected_dimensions.
+  job->expected_dimensions = call.dimensions > 0 ? call.dimensions : call.expected_dimensions;
   job->started = Clock::now();
   job->model = model;
   // Every request is built before any is sent: bad input throws with nothing sent.

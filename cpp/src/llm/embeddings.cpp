@@ -147,11 +147,14 @@ EmbeddingResult parse_embed_response(const ProviderSpec& spec, const http::Respo
         fail_shape(r, "the embeddings' indexes are not 0.." + std::to_string(items.size() - 1), response.body);
         return r;
       }
-      dom::element e = items[i].second["embedding"];
+      // get(), not the throwing conversion: an item that is not an object or has no
+      // `embedding` must fail the batch (this runs on the engine's I/O thread).
+      dom::element e;
       std::size_t count = 0;
       std::string_view b64;
-      bool ok = e.get(b64) == SUCCESS ? read_base64_row(b64, r.vectors, count, scratch)
-                                      : read_float_row(e, r.vectors, count);
+      bool ok = items[i].second["embedding"].get(e) == SUCCESS &&
+                (e.get(b64) == SUCCESS ? read_base64_row(b64, r.vectors, count, scratch)
+                                       : read_float_row(e, r.vectors, count));
       if (!ok) {
         fail_shape(r, "an embedding is neither base64 float32 nor a list of numbers", response.body);
         return r;
