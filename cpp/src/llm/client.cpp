@@ -472,7 +472,19 @@ void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& res
     on_stream_response(call, std::move(response));
     return;
   }
-  ChatResult a = call->parse(response);
+  ChatResult a;
+  try {
+    a = call->parse(response);
+  } catch (const std::exception& e) {
+    // A parser that throws (out of memory, or a bug) must not leave the call without a
+    // result: the engine swallows what escapes its callbacks, so the call would hang.
+    static_cast<Attempt&>(a) = Attempt{};
+    a.provider = provider_;
+    a.model = call->model;
+    a.status_code = static_cast<int>(response.status);
+    a.error = invalid_json_error(std::string("the answer could not be parsed (") + e.what() + ")");
+    a.retryable = true;
+  }
   if (call->stream && !call->stream->abort_error.empty()) {
     // The watchdog aborted a try that had no byte yet: the first-byte clock ran out.
     a.error = call->stream->abort_error;

@@ -138,7 +138,7 @@ EmbeddingResult parse_embed_response(const ProviderSpec& spec, const http::Respo
     std::vector<std::pair<std::int64_t, dom::element>> items;
     for (dom::element item : data) {
       std::int64_t index = static_cast<std::int64_t>(items.size());
-      item["index"].get(index);
+      if (item["index"].get(index) != SUCCESS) index = static_cast<std::int64_t>(items.size());
       items.emplace_back(index, item);
     }
     std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
