@@ -11,13 +11,12 @@ from typing import Any
 
 import llmbridge
 import pytest
+from generation_helpers import MODEL, MODES, PROVIDERS, invoke, is_ollama, make_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from llmbridge import LLMCallError, OllamaClient, OpenAICompatibleClient, VLLMClient
 from llmbridge.testing import MockLLMServer, Reply
 from llmbridge.testing._media import embedding_for
-
-from generation_helpers import MODEL, MODES, PROVIDERS, invoke, is_ollama, make_client
 
 TEXTS = ["alpha", "beta", "gamma", "delta", "épsilon ☃", "zeta"]
 
@@ -113,12 +112,17 @@ def test_shuffled_data_is_put_back_in_order(cls: type, mode: str) -> None:
 
 @pytest.mark.parametrize(
     "cls, mode",
-    [pytest.param(VLLMClient, "sync", id="vllm-sync"), pytest.param(OllamaClient, "async", id="ollama-async")],
+    [
+        pytest.param(VLLMClient, "sync", id="vllm-sync"),
+        pytest.param(OllamaClient, "async", id="ollama-async"),
+    ],
 )
 def test_ten_thousand_texts_in_batches_keep_order(cls: type, mode: str) -> None:
     texts = [f"t{i}" for i in range(10_000)]
-    with MockLLMServer(max_recorded=0, embedding_dimensions=2) as server, \
-            make_client(server, cls, embedding_batch_size=7) as client:
+    with (
+        MockLLMServer(max_recorded=0, embedding_dimensions=2) as server,
+        make_client(server, cls, embedding_batch_size=7) as client,
+    ):
         r = embed(client, mode, texts)
         assert r.success, r.error
         assert server.embedding_requests == math.ceil(10_000 / 7)
@@ -165,7 +169,9 @@ def test_one_failing_batch_fails_the_whole(server: MockLLMServer, cls: type, mod
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_the_first_failed_batch_in_input_order_is_the_error(server: MockLLMServer, mode: str) -> None:
+def test_the_first_failed_batch_in_input_order_is_the_error(
+    server: MockLLMServer, mode: str
+) -> None:
     def responder(request: Any) -> Any:
         inputs = (request.json or {}).get("input") or []
         if "EARLY" in inputs:
@@ -209,7 +215,9 @@ def test_config_dimensions_match(server: MockLLMServer, cls: type, mode: str) ->
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("cls", PROVIDERS)
-def test_dimensions_argument_is_sent_and_checked(server: MockLLMServer, cls: type, mode: str) -> None:
+def test_dimensions_argument_is_sent_and_checked(
+    server: MockLLMServer, cls: type, mode: str
+) -> None:
     with make_client(server, cls) as client:
         r = embed(client, mode, TEXTS, dimensions=4)
         assert r.success, r.error
@@ -248,7 +256,9 @@ def test_bad_dimensions_argument(server: MockLLMServer) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("cls", PROVIDERS)
-def test_empty_list_is_success_without_a_request(server: MockLLMServer, cls: type, mode: str) -> None:
+def test_empty_list_is_success_without_a_request(
+    server: MockLLMServer, cls: type, mode: str
+) -> None:
     with make_client(server, cls) as client:
         r = embed(client, mode, [])
     assert r.success, r.error
@@ -297,7 +307,9 @@ def test_texts_of_the_wrong_type(server: MockLLMServer, mode: str, texts: Any) -
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("cls", PROVIDERS)
-def test_lone_surrogate_is_a_value_error_naming_it(server: MockLLMServer, cls: type, mode: str) -> None:
+def test_lone_surrogate_is_a_value_error_naming_it(
+    server: MockLLMServer, cls: type, mode: str
+) -> None:
     with make_client(server, cls) as client, pytest.raises(ValueError, match=r"texts\[1\]"):
         embed(client, mode, ["fine", "bad \ud800 text", "ok"])
     assert server.request_count == 0
@@ -341,8 +353,9 @@ def test_numpy_asarray_is_a_float32_view(server: MockLLMServer) -> None:
     assert numpy.shares_memory(out, arr)
 
 
-def test_to_numpy_without_numpy_is_an_import_error(server: MockLLMServer,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_to_numpy_without_numpy_is_an_import_error(
+    server: MockLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with make_client(server) as client:
         r = client.embed_sync("a")
     monkeypatch.setitem(sys.modules, "numpy", None)
@@ -406,8 +419,6 @@ def test_client_model_otherwise(server: MockLLMServer, cls: type, mode: str) -> 
 # ---------------------------------------------------------------- property
 
 
-
-
 @pytest.fixture(scope="module")
 def shared_server() -> Any:
     with MockLLMServer(max_recorded=4, embeddings_shuffle=True) as s:
@@ -415,14 +426,16 @@ def shared_server() -> Any:
 
 
 @settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(texts=st.lists(
-    st.one_of(
-        st.text(st.characters(blacklist_categories=("Cs",))),
-        st.just(""),
-        st.text(alphabet=st.sampled_from(["\x00", "a", "é", "☃", "😀"]), max_size=6),
-    ),
-    max_size=12,
-))
+@given(
+    texts=st.lists(
+        st.one_of(
+            st.text(st.characters(blacklist_categories=("Cs",))),
+            st.just(""),
+            st.text(alphabet=st.sampled_from(["\x00", "a", "é", "☃", "😀"]), max_size=6),
+        ),
+        max_size=12,
+    )
+)
 def test_any_strings_round_trip_in_order(shared_server: MockLLMServer, texts: list[str]) -> None:
     with make_client(shared_server, VLLMClient, embedding_batch_size=5) as client:
         r = client.embed_sync(texts)
@@ -463,8 +476,10 @@ def test_build_embedding_client_for_another_provider(server: MockLLMServer) -> N
         chat.close()
 
 
-@pytest.mark.parametrize("provider, cls", [("vllm", VLLMClient), ("openai", OpenAICompatibleClient),
-                                           ("ollama", OllamaClient)])
+@pytest.mark.parametrize(
+    "provider, cls",
+    [("vllm", VLLMClient), ("openai", OpenAICompatibleClient), ("ollama", OllamaClient)],
+)
 def test_build_embedding_client_falls_back_to_llm_provider(provider: str, cls: type) -> None:
     app = llmbridge.load_config({"LLM_PROVIDER": provider, "OPENAI_API_KEY": "sk-x"})
     assert app.embedding_provider == provider
