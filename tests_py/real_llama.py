@@ -12,9 +12,9 @@ arrays at their minItems, `{"":""}` for json_object; answers without a grammar r
 max_tokens. One character is one token, so the context holds about as many characters.
 
 The binary comes from `bash scripts/real_servers/llama_server.sh` (a cached build). The
-fixtures `llama_server` and `llama_server_auth` (registered from conftest.py) start one
-server each per session; with `LLMBRIDGE_SKIP_REAL_SERVERS=1` they skip, and without the
-binary they fail, so CI never skips this tier by accident.
+fixtures `llama_server`, `llama_server_auth` and `llama_embed_server` (registered from
+conftest.py) start one server each per session; with `LLMBRIDGE_SKIP_REAL_SERVERS=1` they
+skip, and without the binary they fail, so CI never skips this tier by accident.
 """
 
 from __future__ import annotations
@@ -26,6 +26,17 @@ from typing import Any
 
 import pytest
 from real_common import RunningServer, cache_dir, free_port, run_server, skip_real_servers
+
+# `--embeddings` alone is not enough for /v1/embeddings: the tiny GGUF names no pooling
+# type, llama.cpp's default for the llama architecture is "none" (one vector per token),
+# and the OpenAI-compatible endpoint refuses that with 400 "Pooling type 'none' is not OAI
+# compatible". Mean pooling gives one L2-normalised (--embd-normalize 2) vector of N_EMBD.
+# One slot: with -np 4 and the per-slot KV cache this llama-server uses by default, a
+# text's vector depends on the slot that computes it (so on the other texts of the
+# request), by up to 0.11 in one component of a unit vector; `--kv-unified` brings that
+# down to float rounding (~1e-5) and -np 1 makes every vector bit-exact.
+EMBEDDING_PARALLEL = 1
+EMBEDDING_ARGS = ("--embeddings", "--pooling", "mean")
 
 # Keep in step with LLAMA_CPP_PYTHON_VERSION in scripts/real_servers/llama_server.sh.
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
@@ -246,8 +257,9 @@ def start_llama_server(
 # --- pytest fixtures (registered through pytest_plugins in conftest.py) ------------------
 
 
-def _server_or_skip(tmp_path_factory: pytest.TempPathFactory,
-                    api_key: str | None) -> contextlib.AbstractContextManager[RunningServer]:
+def _server_or_skip(tmp_path_factory: pytest.TempPathFactory, api_key: str | None,
+                    extra_args: Sequence[str] = (), name: str | None = None,
+                    parallel: int = 4) -> contextlib.AbstractContextManager[RunningServer]:
     if skip_real_servers():
         pytest.skip("real servers skipped (LLMBRIDGE_SKIP_REAL_SERVERS is set)")
     if llama_server_binary() is None:
@@ -255,8 +267,8 @@ def _server_or_skip(tmp_path_factory: pytest.TempPathFactory,
                     f"`bash {BUILD_SCRIPT}` once (about 20 CPU-minutes, cached after), or set "
                     f"LLMBRIDGE_SKIP_REAL_SERVERS=1 to skip the real-server tier locally",
                     pytrace=False)
-    tmp = tmp_path_factory.mktemp("llama-server-auth" if api_key else "llama-server")
-    return start_llama_server(tmp, api_key=api_key)
+    tmp = tmp_path_factory.mktemp(name or ("llama-server-auth" if api_key else "llama-server"))
+    return start_llama_server(tmp, api_key=api_key, extra_args=extra_args, parallel=parallel)
 
 
 @pytest.fixture(scope="session")
@@ -270,4 +282,15 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
 def llama_server_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """Like `llama_server`, but it wants `Authorization: Bearer sk-llama-test`."""
     with _server_or_skip(tmp_path_factory, AUTH_KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def llama_embed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A second llama-server on the same tiny model with `--embeddings --pooling mean` and
+    one slot: /v1/embeddings answers one vector of N_EMBD (64) floats per input, the same
+    bits for the same text whatever else the request holds; no API key."""
+    with _server_or_skip(tmp_path_factory, None, EMBEDDING_ARGS, "llama-embed-server",
+                         parallel=EMBEDDING_PARALLEL) as server:
+        server.extra.update(n_embd=N_EMBD, pooling="mean")
         yield server

@@ -11,6 +11,7 @@ tests marked "plain" hide it to cover the fallback output.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -27,7 +28,7 @@ from pathlib import Path
 import llmbridge
 import pytest
 from llmbridge._demo import Scenario
-from llmbridge.testing import MockLLMServer, Reply
+from llmbridge.testing import MockLLMServer, Reply, caption_for, embedding_for
 
 # The directory that holds the imported llmbridge, so the subprocess imports the same
 # build (a --target install here, site-packages in CI).
@@ -100,7 +101,8 @@ def generation_requests(server: MockLLMServer) -> list:
 
 # ---- parser: help, no command ------------------------------------------------
 
-SUBCOMMANDS = ["chat", "demo", "extract", "health", "models", "repair", "serve-mock"]
+SUBCOMMANDS = ["caption", "chat", "demo", "embed", "extract", "health", "models", "repair",
+               "serve-mock"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
@@ -752,6 +754,254 @@ def test_readme_chat_and_models_lines_run(server: MockLLMServer) -> None:
         proc = run_cli(*argv, stdin=stdin)
         assert proc.returncode == 0, (command, proc.stderr)
         assert proc.stdout.strip(), command
+
+
+# ---- embed -----------------------------------------------------------------------
+
+
+def embed_requests(server: MockLLMServer) -> list:
+    return [r for r in server.requests if r.path in ("/v1/embeddings", "/api/embed")]
+
+
+def json_lines(stdout: str) -> list:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+@pytest.mark.parametrize(("provider", "path"),
+                         [("vllm", "/v1/embeddings"), ("ollama", "/api/embed")])
+def test_embed_prints_one_json_line_per_text(
+    server: MockLLMServer, provider: str, path: str
+) -> None:
+    texts = ["Café Zürich", "naïve façade", "третий"]
+    proc = run_cli("embed", *texts, "--provider", provider, "--base-url", server.url,
+                   "--model", "mock-model")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    # float32 on the wire and in the result: the JSON numbers are the mock's, bit for bit.
+    assert json_lines(proc.stdout) == [
+        {"index": i, "embedding": embedding_for(t, 8)} for i, t in enumerate(texts)]
+    (request,) = embed_requests(server)
+    assert request.path == path
+    assert request.json["input"] == texts
+    assert request.json["model"] == "mock-model"
+    if provider == "vllm":
+        assert request.json["encoding_format"] == "base64"
+
+
+def test_embed_file_in_batches_keeps_the_order(tmp_path: Path) -> None:
+    texts = [f"line {i}" for i in range(7)]
+    path = tmp_path / "lines.txt"
+    path.write_text("\r\n".join(texts) + "\r\n", encoding="utf-8")  # CRLF: stripped
+    with MockLLMServer(embeddings_shuffle=True) as server:
+        proc = run_cli("embed", "--file", str(path), "--batch-size", "3",
+                       "--provider", "vllm", "--base-url", server.url)
+        assert proc.returncode == 0, proc.stderr
+        assert json_lines(proc.stdout) == [
+            {"index": i, "embedding": embedding_for(t, 8)} for i, t in enumerate(texts)]
+        assert (server.embedding_requests, server.embedded_inputs) == (3, 7)
+        assert sorted(len(r.json["input"]) for r in embed_requests(server)) == [1, 3, 3]
+
+
+def test_embed_file_from_stdin(server: MockLLMServer) -> None:
+    proc = run_cli("embed", "--file", "-", "--provider", "vllm", "--base-url", server.url,
+                   stdin="alpha\nbeta")  # no newline after the last line
+    assert proc.returncode == 0, proc.stderr
+    assert [line["embedding"] for line in json_lines(proc.stdout)] == [
+        embedding_for("alpha", 8), embedding_for("beta", 8)]
+
+
+def test_embed_dimensions_flag(server: MockLLMServer) -> None:
+    proc = run_cli("embed", "short", "--dimensions", "3", "--provider", "vllm",
+                   "--base-url", server.url)
+    assert proc.returncode == 0, proc.stderr
+    assert json_lines(proc.stdout) == [{"index": 0, "embedding": embedding_for("short", 3)}]
+    (request,) = embed_requests(server)
+    assert request.json["dimensions"] == 3
+
+
+def test_embed_uses_embedding_provider_and_model_from_the_environment(
+    server: MockLLMServer,
+) -> None:
+    # Chat would go to OpenAI; embeddings come from vLLM with its embedding model.
+    server.models = ["mock-model", "bge-m3"]
+    env = {"LLM_PROVIDER": "openai", "EMBEDDING_PROVIDER": "vllm",
+           "VLLM_BASE_URL": server.url, "VLLM_EMBEDDING_MODEL": "bge-m3"}
+    proc = run_cli("embed", "hello", env=env)
+    assert proc.returncode == 0, proc.stderr
+    (request,) = embed_requests(server)
+    assert (request.path, request.json["model"]) == ("/v1/embeddings", "bge-m3")
+    # --model wins over VLLM_EMBEDDING_MODEL.
+    server.reset()
+    proc = run_cli("embed", "hello", "--model", "mock-model", env=env)
+    assert proc.returncode == 0, proc.stderr
+    (request,) = embed_requests(server)
+    assert request.json["model"] == "mock-model"
+
+
+def test_embed_npy_writes_a_float32_array(server: MockLLMServer, tmp_path: Path) -> None:
+    numpy = pytest.importorskip("numpy")
+    out = tmp_path / "vectors"  # written as named: no ".npy" added
+    proc = run_cli("embed", "a", "b", "c", "--npy", str(out), "--batch-size", "2",
+                   "--provider", "vllm", "--base-url", server.url)
+    assert proc.returncode == 0, proc.stderr
+    assert (proc.stdout, proc.stderr) == ("", "")
+    array = numpy.load(out)
+    assert array.dtype == numpy.float32 and array.shape == (3, 8)
+    assert array.tolist() == [embedding_for(t, 8) for t in "abc"]
+
+
+def test_embed_npy_without_numpy_is_a_usage_error(server: MockLLMServer, tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['numpy'] = None; "
+            "from llmbridge._cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "embed", "a", "--npy", str(tmp_path / "out.npy"),
+         "--provider", "vllm", "--base-url", server.url],
+        capture_output=True, text=True, env=cli_env(), timeout=TIMEOUT)
+    assert proc.returncode == 2
+    assert "needs numpy" in error_line(proc, "embed")
+    assert embed_requests(server) == []  # checked before anything is sent
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_embed_dimension_mismatch_exits_1(server: MockLLMServer) -> None:
+    proc = run_cli("embed", "a", "--provider", "vllm", "--base-url", server.url,
+                   env={"VLLM_EMBEDDING_DIMENSIONS": "16"})
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    line = error_line(proc, "embed")
+    assert line.startswith(
+        "llmbridge embed: error: embedding_dimension_mismatch: expected 16, got 8")
+
+
+def test_embed_one_failed_batch_fails_the_whole(server: MockLLMServer) -> None:
+    server.enqueue(Reply.error(400, message="input too long"))
+    proc = run_cli("embed", "a", "b", "c", "--batch-size", "1", "--provider", "vllm",
+                   "--base-url", server.url)
+    assert proc.returncode == 1
+    assert proc.stdout == ""  # no partial output
+    line = error_line(proc, "embed")
+    assert line.startswith("llmbridge embed: error: http_400") and "input too long" in line
+
+
+def test_embed_unreachable_server_exits_1() -> None:
+    proc = run_cli("embed", "a", "--provider", "vllm", "--base-url",
+                   f"http://127.0.0.1:{closed_port()}", env={"VLLM_MAX_RETRIES": "0"})
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert error_line(proc, "embed").startswith("llmbridge embed: error: connection_error")
+
+
+@pytest.mark.parametrize(("args", "stdin", "expected"), [
+    ([], "", "no texts"),
+    (["a", "--file", "-"], "b\n", "not both"),
+    (["--file", "-"], "a\n\nb\n", "line 2 of stdin is empty"),
+    (["--file", "-"], "", "holds no text"),
+    (["a", "--batch-size", "0"], "", "embedding_batch_size"),
+    (["a", "--dimensions", "0"], "", "--dimensions must be >= 1"),
+])
+def test_embed_bad_usage_exits_2(
+    server: MockLLMServer, args: list[str], stdin: str, expected: str
+) -> None:
+    proc = run_cli("embed", *args, "--provider", "vllm", "--base-url", server.url, stdin=stdin)
+    assert proc.returncode == 2
+    assert expected in error_line(proc, "embed")
+    assert embed_requests(server) == []
+
+
+# ---- caption ---------------------------------------------------------------------
+
+
+def tiny_png() -> bytes:
+    """A valid 2x2 red PNG."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def vision_server() -> Iterator[MockLLMServer]:
+    with MockLLMServer(vision_models=["mock-vl"], strict=True) as srv:
+        yield srv
+
+
+def test_caption_vllm_with_the_vision_model_from_the_environment(
+    vision_server: MockLLMServer, tmp_path: Path
+) -> None:
+    png = tiny_png()
+    path = tmp_path / "red.png"
+    path.write_bytes(png)
+    proc = run_cli("caption", str(path), "--provider", "vllm", "--base-url", vision_server.url,
+                   env={"VLLM_VISION_MODEL": "mock-vl"})
+    assert proc.returncode == 0, proc.stderr
+    data_url = "data:image/png;base64," + base64.b64encode(png).decode()
+    assert proc.stdout == caption_for([data_url]) + "\n"
+    (request,) = generation_requests(vision_server)
+    assert request.json["model"] == "mock-vl"
+    assert request.json["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "Describe this image."},
+        {"type": "image_url", "image_url": {"url": data_url}}]}]
+
+
+def test_caption_ollama_prompt_and_stdin(vision_server: MockLLMServer) -> None:
+    png = tiny_png()
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmbridge", "caption", "-", "--prompt", "What colour?",
+         "--model", "mock-vl", "--provider", "ollama", "--base-url", vision_server.url],
+        input=png, capture_output=True, env=cli_env(), timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    b64 = base64.b64encode(png).decode()
+    assert proc.stdout.decode() == caption_for([b64]) + "\n"
+    (request,) = generation_requests(vision_server)
+    assert request.path == "/api/chat"
+    (message,) = request.json["messages"]
+    assert (message["content"], message["images"]) == ("What colour?", [b64])
+
+
+def test_caption_without_a_vision_model_exits_1(
+    vision_server: MockLLMServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "red.png"
+    path.write_bytes(tiny_png())
+    proc = run_cli("caption", str(path), "--provider", "vllm", "--base-url", vision_server.url)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert error_line(proc, "caption").startswith("llmbridge caption: error: vision_unavailable")
+    assert generation_requests(vision_server) == []  # nothing sent
+
+
+def test_caption_model_without_vision_exits_1(vision_server: MockLLMServer, tmp_path: Path) -> None:
+    path = tmp_path / "red.png"
+    path.write_bytes(tiny_png())
+    proc = run_cli("caption", str(path), "--model", "mock-model", "--provider", "vllm",
+                   "--base-url", vision_server.url)
+    assert proc.returncode == 1
+    line = error_line(proc, "caption")
+    assert "http_400" in line and "not a multimodal model" in line
+
+
+@pytest.mark.parametrize(("image", "expected"), [
+    ("missing.png", "cannot read image"),
+    ("https://example.com/cat.png", "ollama takes images as data, not URLs"),
+    ("not-an-image.txt", "cannot tell the image type"),
+])
+def test_caption_bad_image_exits_2(
+    vision_server: MockLLMServer, tmp_path: Path, image: str, expected: str
+) -> None:
+    (tmp_path / "not-an-image.txt").write_text("hello", encoding="utf-8")
+    if not image.startswith("https://"):
+        image = str(tmp_path / image)
+    proc = run_cli("caption", image, "--model", "mock-vl", "--provider", "ollama",
+                   "--base-url", vision_server.url)
+    assert proc.returncode == 2
+    assert expected in error_line(proc, "caption")
+    assert generation_requests(vision_server) == []
 
 
 # ---- repair ----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The llmbridge command line: chat, demo, extract, health, models, repair, serve-mock.
+"""The llmbridge command line: caption, chat, demo, embed, extract, health, models, repair,
+serve-mock.
 
 Exit codes: 0 success, 1 the model or server failed, 2 bad usage or configuration.
 Errors go to stderr in one line; progress and tables go to stderr; data goes to
@@ -49,15 +50,20 @@ def _table(title: str, rows: Sequence[tuple[str, Any]]) -> None:
 # ---- configuration from the environment and flags ----
 
 
-def _app_config(args: argparse.Namespace) -> tuple[str, Any]:
-    """(provider, AppConfig) from the environment, with --provider/--base-url/--model on top."""
+def _app_config(args: argparse.Namespace, *, embeddings: bool = False) -> tuple[str, Any]:
+    """(provider, AppConfig) from the environment, with --provider/--base-url/--model on top.
+
+    `embeddings`: without --provider, the provider is EMBEDDING_PROVIDER's (which defaults
+    to the LLM provider), as build_embedding_client() chooses it.
+    """
     from . import load_config, registered_providers
 
     try:
         app = load_config()
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    provider = (getattr(args, "provider", None) or app.llm_provider).strip().lower()
+    default = (app.embedding_provider or app.llm_provider) if embeddings else app.llm_provider
+    provider = (getattr(args, "provider", None) or default).strip().lower()
     if provider not in registered_providers():
         raise UsageError(
             f"unknown provider {provider!r} (choose from {', '.join(registered_providers())})"
@@ -73,6 +79,8 @@ def _app_config(args: argparse.Namespace) -> tuple[str, Any]:
         changes["max_tokens"] = args.max_tokens
     if getattr(args, "api_key", None):
         changes["api_key"] = args.api_key
+    if getattr(args, "batch_size", None) is not None:
+        changes["embedding_batch_size"] = args.batch_size
     if changes and hasattr(app, provider):
         try:
             app = app.replace(**{provider: getattr(app, provider).replace(**changes)})
@@ -81,11 +89,33 @@ def _app_config(args: argparse.Namespace) -> tuple[str, Any]:
     return provider, app
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace, *, embeddings: bool = False) -> Any:
     from . import build_llm_client
 
-    provider, app = _app_config(args)
+    provider, app = _app_config(args, embeddings=embeddings)
     return build_llm_client(provider, app)
+
+
+def _failure(command: str, error: str | None, description: str | None) -> int:
+    """The one error line of a failed result: `error: <error> (<description>)`, or
+    `error: <description>` when the description already starts with the error."""
+    error = error or "unknown"
+    if description and description.startswith(error):
+        _err(command, f"error: {description}")
+    elif description:
+        _err(command, f"error: {error} ({description})")
+    else:
+        _err(command, f"error: {error}")
+    return EXIT_FAILED
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (`| head`): stop quietly, and keep Python from reporting the
+    pipe again when it flushes stdout at exit."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_FAILED
 
 
 # ---- commands ----
@@ -272,12 +302,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 return _stream_chat(client, messages, options, args.metrics)
             result = client.chat_sync(messages, **options)
     except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, and keep Python from reporting
-        # the pipe again when it flushes stdout at exit.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILED
+        return _quiet_broken_pipe()
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     elif result.success:
@@ -289,6 +314,95 @@ def cmd_chat(args: argparse.Namespace) -> int:
         _print_result_metrics(result)
     if not result.success:
         return _chat_failure(result.error, result.description)
+    return EXIT_OK
+
+
+# ---- embed and caption ----
+
+
+def _embed_texts(args: argparse.Namespace) -> list[str]:
+    """The texts to embed: the arguments, or the lines of --file (- for stdin)."""
+    if args.file is not None:
+        if args.texts:
+            raise UsageError("give the texts as arguments or with --file, not both")
+        content = _read(args.file, "texts file")
+        lines = content.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()  # the newline that ends the last line
+        texts = [line[:-1] if line.endswith("\r") else line for line in lines]
+        where = "stdin" if args.file == "-" else repr(args.file)
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise UsageError(f"line {i + 1} of {where} is empty: one text per line "
+                                 "(an index is a line number - 1, so blank lines are refused)")
+        if not texts:
+            raise UsageError(f"{where} holds no text (one text per line)")
+        return texts
+    if not args.texts:
+        raise UsageError("no texts: give them as arguments, or one per line with --file")
+    for i, text in enumerate(args.texts):
+        if not text.strip():
+            raise UsageError(f"text {i} is empty")
+    return list(args.texts)
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    texts = _embed_texts(args)
+    if args.dimensions is not None and args.dimensions < 1:
+        raise UsageError(f"--dimensions must be >= 1, got {args.dimensions}")
+    numpy: Any = None
+    if args.npy is not None:
+        try:
+            import numpy
+        except ImportError:
+            raise UsageError("--npy needs numpy, which is not installed (pip install numpy); "
+                             "without --npy the vectors are printed as JSON lines") from None
+    client = _client(args, embeddings=True)  # --batch-size and --timeout go into its config
+    with client:
+        result = client.embed_sync(texts, model=args.embedding_model, dimensions=args.dimensions)
+    if not result.success:
+        return _failure("embed", result.error, result.description)
+    if numpy is not None:
+        try:
+            with open(args.npy, "wb") as f:  # an open file: numpy.save adds no ".npy"
+                numpy.save(f, result.to_numpy())
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.npy!r}: {exc.strerror}") from None
+        return EXIT_OK
+    try:
+        out = sys.stdout
+        for i, vector in enumerate(result.vectors):
+            out.write(json.dumps({"index": i, "embedding": vector}) + "\n")
+        out.flush()
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    return EXIT_OK
+
+
+def _caption_image(source: str) -> Any:
+    from . import Image
+
+    if source == "-":
+        return Image.from_bytes(sys.stdin.buffer.read())
+    if source.startswith(("http://", "https://", "data:image/")):
+        return Image.from_url(source)
+    try:
+        return Image.from_path(source)
+    except OSError as exc:
+        raise UsageError(f"cannot read image {source!r}: {exc.strerror}") from None
+
+
+def cmd_caption(args: argparse.Namespace) -> int:
+    image = _caption_image(args.image)
+    client = _client(args)  # --max-tokens and --timeout go into its config
+    with client:
+        result = client.caption_sync(image, prompt=args.prompt, model=args.vision_model)
+    if not result.success:
+        return _failure("caption", result.error, result.description)
+    try:
+        print(result.text)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     return EXIT_OK
 
 
@@ -334,10 +448,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _provider_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provider", help="vllm, ollama or openai (default: $LLM_PROVIDER / $AI_PROVIDER, else ollama)")
+def _provider_flags(p: argparse.ArgumentParser, *, provider_help: str | None = None,
+                    model_dest: str = "model", model_help: str | None = None) -> None:
+    p.add_argument("--provider", help=provider_help or
+                   "vllm, ollama or openai (default: $LLM_PROVIDER / $AI_PROVIDER, else ollama)")
     p.add_argument("--base-url", help="server URL (default: from the provider's environment variables)")
-    p.add_argument("--model", help="model name (default: from the environment)")
+    p.add_argument("--model", dest=model_dest, metavar="MODEL",
+                   help=model_help or "model name (default: from the environment)")
     p.add_argument("--api-key", help="API key (default: $VLLM_API_KEY / $OPENAI_API_KEY / "
                                      "$OLLAMA_API_KEY, which keep it out of shell history)")
 
@@ -347,6 +464,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also print the library's log records (INFO and up) on stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("caption", help="image -> its description by the vision model, on stdout")
+    p.add_argument("image", help="image file (PNG, JPEG, GIF, WebP), - for stdin, or an "
+                                 "http(s):// URL the server fetches (not Ollama)")
+    p.add_argument("--prompt",
+                   help="what to ask about the image (default: \"Describe this image.\")")
+    p.add_argument("--max-tokens", type=int, metavar="N",
+                   help="most tokens the model may generate (default: the provider's "
+                        "*_MAX_TOKENS variable, else 4096)")
+    p.add_argument("--timeout", type=float, metavar="S", help="seconds per HTTP try")
+    _provider_flags(p, model_dest="vision_model",
+                    model_help="vision model (default: $VLLM_VISION_MODEL for vllm; "
+                               "required for ollama and openai)")
+    p.set_defaults(func=cmd_caption)
 
     p = sub.add_parser("chat", help="prompt -> the model's answer, streamed to stdout")
     p.add_argument("prompt", nargs="?", help="the user prompt (default, or -: read stdin)")
@@ -377,6 +508,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=32, help="calls in flight (default 32)")
     p.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("embed",
+                       help="texts -> one JSON line of embedding per text (or a .npy file)")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="the texts to embed")
+    p.add_argument("--file", metavar="FILE",
+                   help="read the texts from FILE, one per line (- for stdin)")
+    p.add_argument("--npy", metavar="OUT",
+                   help="write a float32 array (texts x dimensions) to OUT instead of JSON lines "
+                        "(needs numpy)")
+    p.add_argument("--dimensions", type=int, metavar="N",
+                   help="ask the server for N-dimensional vectors (sent as `dimensions`)")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="texts per request; longer lists are split into requests sent "
+                        "concurrently (default 64)")
+    p.add_argument("--timeout", type=float, metavar="S", help="seconds per HTTP try")
+    _provider_flags(p, model_dest="embedding_model",
+                    provider_help="vllm, ollama or openai (default: $EMBEDDING_PROVIDER, else "
+                                  "the LLM provider)",
+                    model_help="embedding model (default: $VLLM_EMBEDDING_MODEL for vllm, "
+                               "else the provider's model)")
+    p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("extract", help="document + prompt + schema -> the JSON on stdout")
     p.add_argument("document", nargs="?", help="document file (default: stdin)")
