@@ -260,7 +260,7 @@ void bind_generation(py::module_& m) {
       .def("__repr__", [](const llm::EmbeddingResult& r) {
         return "EmbeddingResult(success=" + std::string(r.success ? "True" : "False") +
                ", error=" + (r.error.empty() ? std::string("None") : repr_text(r.error, 80)) +
-               ", rows=" + std::to_string(r.rows) + ", dimensions=" + std::to_string(r.dims) +
+               ", rows=" + std::to_string(r.rows) + ", dimensions=" + (r.dims ? std::to_string(r.dims) : "None") +
                ", model=" + repr_text(r.model) + ")";
       });
 

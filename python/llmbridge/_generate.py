@@ -720,6 +720,50 @@ class GenerationMixin:
             raise LLMBridgeError(f"{type(self).__name__} is closed")
         return self._native.embed_sync(*args)
 
+
+    def _image_embed_args(self, image: Any, model: Optional[str]) -> tuple[Any, ...]:
+        if not isinstance(image, Image):
+            if isinstance(image, (bytes, bytearray, memoryview)):
+                image = Image.from_bytes(image)
+            elif isinstance(image, (str, os.PathLike)):
+                image = Image.from_path(image)
+            else:
+                raise TypeError(
+                    f"image must be an Image, bytes or a path, got {type(image).__name__}"
+                )
+        messages = _messages_json([{"role": "user", "content": [image]}])
+        texts, model_, dims, expected, batch, timeout = self._embed_args([], model, None)
+        return (texts, model_, dims, expected, batch, timeout, messages)
+
+    async def embed_image(self, image: Any, model: Optional[str] = None) -> Any:
+        """The embedding of an image from a multimodal embedding model: vLLM's chat-style
+        embeddings request (/v1/embeddings with ``messages``). OpenAI-compatible servers
+        only (ValueError for Ollama); a server that refuses gives the error value."""
+        from ._client import _bridge, _tokens
+
+        args = self._image_embed_args(image, model)
+        loop = asyncio.get_running_loop()
+        bridge = _bridge(loop)
+        token = next(_tokens)
+        fut: asyncio.Future[Any] = loop.create_future()
+        bridge.pending[token] = fut
+        try:
+            ids = self._native.submit_embed(bridge.queue, token, *args)
+        except BaseException:
+            bridge.pending.pop(token, None)
+            raise
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            bridge.pending.pop(token, None)
+            for call_id in ids:
+                self._native.cancel(call_id)
+            raise
+
+    def embed_image_sync(self, image: Any, model: Optional[str] = None) -> Any:
+        """Blocking twin of :meth:`embed_image`."""
+        return self._native.embed_sync(*self._image_embed_args(image, model))
+
     # ---- models ----
 
     def list_models_sync(self, timeout: Optional[float] = None) -> list[Any]:

@@ -406,6 +406,7 @@ void Client::finish_embed(const std::shared_ptr<EmbedJob>& job) {
       out.vectors.insert(out.vectors.end(), b.vectors.begin(), b.vectors.end());
       if (!b.model.empty()) out.model = b.model;
       if (!b.request_id.empty() && out.request_id.empty()) out.request_id = b.request_id;
+      if (out.status_code == 0) out.status_code = b.status_code;
     }
     out.rows = rows;
     if (out.success && job->expected_dimensions > 0 && out.dims != std::size_t(job->expected_dimensions)) {
