@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -260,8 +261,11 @@ def test_timeout(target: Target) -> None:
     if target.mock is not None:  # the mock answers at once unless told to be slow
         target.mock.set_default(Reply(delay=1.0))
     try:
-        with target.client(timeout=0.05) as client:
-            attempt = client.call_llm_sync(PROMPTS, ENUM_SCHEMA, "slow " * 200)
+        # 1 ms: no real server answers a generation that fast (a 50 ms bound was beaten
+        # by llama-server on a quiet machine once the prompt was in its cache).
+        with target.client(timeout=0.001) as client:
+            document = f"slow {time.monotonic_ns()} " * 200
+            attempt = client.call_llm_sync(PROMPTS, ENUM_SCHEMA, document)
     finally:
         if target.mock is not None:
             target.mock.set_default(Reply())
