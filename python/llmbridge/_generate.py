@@ -14,7 +14,7 @@ import collections
 import itertools
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import _native
@@ -448,10 +448,7 @@ class GenerationMixin:
     def _ensure_ready_sync(self) -> None:
         from ._client import _MODEL_READY
 
-        if self._native.closed:
-            from .errors import LLMBridgeError
-
-            raise LLMBridgeError(f"{type(self).__name__} is closed")
+        self._check_open()
         if self._model_state != _MODEL_READY:  # type: ignore[attr-defined]
             if self._native.current_model or not self.auto_pick_model:  # type: ignore[attr-defined]
                 self._model_state = _MODEL_READY
@@ -461,28 +458,29 @@ class GenerationMixin:
     async def _ensure_ready(self) -> None:
         from ._client import _MODEL_READY
 
+        self._check_open()
+        if self._model_state != _MODEL_READY:  # type: ignore[attr-defined]
+            await self._pick_model_async()  # type: ignore[attr-defined]
+
+    def _check_open(self) -> None:
         if self._native.closed:
             from .errors import LLMBridgeError
 
             raise LLMBridgeError(f"{type(self).__name__} is closed")
-        if self._model_state != _MODEL_READY:  # type: ignore[attr-defined]
-            await self._pick_model_async()  # type: ignore[attr-defined]
 
-    async def _submit(self, op: int, messages_json: str, prompt: str, options: Any) -> Any:
+    async def _await_native(self, submit: Callable[[Any, int], Any]) -> Any:
+        """Starts a native call with ``submit(queue, token)`` (which returns its call id, or
+        a list of them) and awaits its typed result through this loop's completion queue.
+        Cancelling the awaiting task cancels the native call(s)."""
         from ._client import _bridge, _tokens
 
-        # Refused options are refused before anything is sent, model look-up included.
-        self._native.check_generate(op, messages_json, prompt, options)
-        await self._ensure_ready()
         loop = asyncio.get_running_loop()
         bridge = _bridge(loop)
         token = next(_tokens)
         fut: asyncio.Future[Any] = loop.create_future()
         bridge.pending[token] = fut
         try:
-            call_id = self._native.submit_generate(
-                bridge.queue, token, op, messages_json, prompt, options
-            )
+            ids = submit(bridge.queue, token)
         except BaseException:
             bridge.pending.pop(token, None)
             raise
@@ -490,8 +488,19 @@ class GenerationMixin:
             return await fut
         except asyncio.CancelledError:
             bridge.pending.pop(token, None)
-            self._native.cancel(call_id)
+            for call_id in ids if isinstance(ids, list) else (ids,):
+                self._native.cancel(call_id)
             raise
+
+    async def _submit(self, op: int, messages_json: str, prompt: str, options: Any) -> Any:
+        # Refused options are refused before anything is sent, model look-up included.
+        self._native.check_generate(op, messages_json, prompt, options)
+        await self._ensure_ready()
+        return await self._await_native(
+            lambda queue, token: self._native.submit_generate(
+                queue, token, op, messages_json, prompt, options
+            )
+        )
 
     def _run_sync(self, op: int, messages_json: str, prompt: str, options: Any) -> Any:
         self._native.check_generate(op, messages_json, prompt, options)
@@ -563,10 +572,7 @@ class GenerationMixin:
         return SyncEventStream(self, _COMPLETION, "", _prompt(prompt), opts)  # type: ignore[arg-type]
 
     def _check_stream_ready(self) -> None:
-        if self._native.closed:
-            from .errors import LLMBridgeError
-
-            raise LLMBridgeError(f"{type(self).__name__} is closed")
+        self._check_open()
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -684,40 +690,18 @@ class GenerationMixin:
         """Embeddings of one text or a list (/v1/embeddings, Ollama /api/embed), in input
         order. Lists longer than the config's embedding_batch_size are split into requests
         sent concurrently. Returns an EmbeddingResult; never raises for server problems."""
-        from ._client import _bridge, _tokens
-
         args = self._embed_args(texts, model, dimensions)
-        if self._native.closed:
-            from .errors import LLMBridgeError
-
-            raise LLMBridgeError(f"{type(self).__name__} is closed")
-        loop = asyncio.get_running_loop()
-        bridge = _bridge(loop)
-        token = next(_tokens)
-        fut: asyncio.Future[Any] = loop.create_future()
-        bridge.pending[token] = fut
-        try:
-            ids = self._native.submit_embed(bridge.queue, token, *args)
-        except BaseException:
-            bridge.pending.pop(token, None)
-            raise
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            bridge.pending.pop(token, None)
-            for call_id in ids:
-                self._native.cancel(call_id)
-            raise
+        self._check_open()
+        return await self._await_native(
+            lambda queue, token: self._native.submit_embed(queue, token, *args)
+        )
 
     def embed_sync(
         self, texts: Union[str, Sequence[str]], model: Optional[str] = None, dimensions: Optional[int] = None
     ) -> Any:
         """Blocking twin of :meth:`embed`."""
         args = self._embed_args(texts, model, dimensions)
-        if self._native.closed:
-            from .errors import LLMBridgeError
-
-            raise LLMBridgeError(f"{type(self).__name__} is closed")
+        self._check_open()
         return self._native.embed_sync(*args)
 
 
@@ -739,30 +723,17 @@ class GenerationMixin:
         """The embedding of an image from a multimodal embedding model: vLLM's chat-style
         embeddings request (/v1/embeddings with ``messages``). OpenAI-compatible servers
         only (ValueError for Ollama); a server that refuses gives the error value."""
-        from ._client import _bridge, _tokens
-
         args = self._image_embed_args(image, model)
-        loop = asyncio.get_running_loop()
-        bridge = _bridge(loop)
-        token = next(_tokens)
-        fut: asyncio.Future[Any] = loop.create_future()
-        bridge.pending[token] = fut
-        try:
-            ids = self._native.submit_embed(bridge.queue, token, *args)
-        except BaseException:
-            bridge.pending.pop(token, None)
-            raise
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            bridge.pending.pop(token, None)
-            for call_id in ids:
-                self._native.cancel(call_id)
-            raise
+        self._check_open()
+        return await self._await_native(
+            lambda queue, token: self._native.submit_embed(queue, token, *args)
+        )
 
     def embed_image_sync(self, image: Any, model: Optional[str] = None) -> Any:
         """Blocking twin of :meth:`embed_image`."""
-        return self._native.embed_sync(*self._image_embed_args(image, model))
+        args = self._image_embed_args(image, model)
+        self._check_open()
+        return self._native.embed_sync(*args)
 
     # ---- models ----
 
