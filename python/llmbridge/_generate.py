@@ -256,6 +256,17 @@ def _generate_messages(prompt: str, system: Optional[str]) -> list[dict[str, str
     return messages
 
 
+def _as_image(image: Any) -> Image:
+    """An Image, or one built from bytes or a path."""
+    if isinstance(image, Image):
+        return image
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return Image.from_bytes(image)
+    if isinstance(image, (str, os.PathLike)):
+        return Image.from_path(image)
+    raise TypeError(f"image must be an Image, bytes or a path, got {type(image).__name__}")
+
+
 def _prompt(prompt: Any) -> str:
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be str, got {type(prompt).__name__}")
@@ -596,15 +607,7 @@ class GenerationMixin:
         return str(getattr(self.config, "vision_model", "") or "")  # type: ignore[attr-defined]
 
     def _caption_messages(self, image: Any, prompt: Optional[str]) -> list[dict[str, Any]]:
-        if not isinstance(image, Image):
-            if isinstance(image, (bytes, bytearray, memoryview)):
-                image = Image.from_bytes(image)
-            elif isinstance(image, (str, os.PathLike)):
-                image = Image.from_path(image)
-            else:
-                raise TypeError(
-                    f"image must be an Image, bytes or a path, got {type(image).__name__}"
-                )
+        image = _as_image(image)
         text = self.caption_prompt if prompt is None else prompt
         return [{"role": "user", "content": [{"type": "text", "text": text}, image]}]
 
@@ -706,15 +709,7 @@ class GenerationMixin:
 
 
     def _image_embed_args(self, image: Any, model: Optional[str]) -> tuple[Any, ...]:
-        if not isinstance(image, Image):
-            if isinstance(image, (bytes, bytearray, memoryview)):
-                image = Image.from_bytes(image)
-            elif isinstance(image, (str, os.PathLike)):
-                image = Image.from_path(image)
-            else:
-                raise TypeError(
-                    f"image must be an Image, bytes or a path, got {type(image).__name__}"
-                )
+        image = _as_image(image)
         messages = _messages_json([{"role": "user", "content": [image]}])
         texts, model_, dims, expected, batch, timeout = self._embed_args([], model, None)
         return (texts, model_, dims, expected, batch, timeout, messages)
