@@ -92,6 +92,9 @@ inline bool is_alpha(uchar c) noexcept { return (c | 0x20) >= 'a' && (c | 0x20) 
 inline bool is_hex(uchar c) noexcept {
   return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
+inline int hex_value(uchar c) noexcept {
+  return is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10;
+}
 inline bool is_ws(uchar c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 // Byte tables: which bytes end a run of plain string content.
@@ -214,6 +217,7 @@ class TextBuffer {
  public:
   void reserve(std::size_t n) { if (n > s_.size()) s_.resize(n); }
   std::size_t size() const noexcept { return len_; }
+  char back() const noexcept { return s_[len_ - 1]; }
   void clear() noexcept { len_ = 0; }
   void resize(std::size_t n) noexcept { if (n < len_) len_ = n; }  // shrink only
   void push_back(char c) {
@@ -441,6 +445,11 @@ class Repairer {
   // into an array; anything else ends the document.
   enum class AfterRoot { kConsumed, kValue, kStop };
   AfterRoot after_root(uchar c) {
+    if ((c == ',' || c == '"' || is_ident_start(p_, end_)) && !wrapped_ &&
+        can_reopen(Kind::kObject) && members_follow(p_)) {
+      reopen();  // `{"a": 1}, "b": 2}`: the first `}` was one too many
+      return AfterRoot::kConsumed;
+    }
     if (c == ',' || c == ';' || c == '}' || c == ']' || c == ')') {
       note(c == ',' ? RepairKind::kCommaRemoved
                     : c == ';' ? RepairKind::kGarbageSkipped : RepairKind::kBracketFixed);
@@ -468,6 +477,13 @@ class Repairer {
     }
     p_ = end_;
     return AfterRoot::kStop;
+  }
+
+  // At t, after a closed root object: an optional comma and then `"key":` or `key:`.
+  bool members_follow(const char* t) const {
+    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    if (*t == ',') t = skip_gap(t + 1, lim, nullptr);
+    return key_then_colon(t, lim);
   }
 
   // Decides where the value about to start goes, writing the separator and a pending
@@ -513,6 +529,16 @@ class Repairer {
   }
 
   void open(Kind kind) {
+    if (kind == Kind::kArray && *p_ == '[' && stack_.back().kind == Kind::kObject &&
+        (stack_.back().st == St::kSep || stack_.back().st == St::kValue) &&
+        can_reopen(Kind::kArray)) {
+      // `{"k": ["a"], ["b"], "c": 1}`: the array was closed one element too early.
+      reopen();
+      Frame& a = stack_.back();
+      a.st = St::kValue;  // the next element is written with its comma
+      ++p_;
+      return;
+    }
     if (place() == Place::kKey) {
       garbage();  // `{"a": 1, {"b": 2}}`: drop the brace, keep the members
       return;
@@ -554,8 +580,34 @@ class Repairer {
       out_.push_back(']');
       --open_arrays_;
     }
+    last_closed_ = f;
+    last_closed_end_ = out_.size();
     stack_.pop_back();
     value_done();
+  }
+
+  // Opens again the container closed last, when its closer is still the last byte
+  // written (`{"a": 1}, "b": 2}`, `{"k": ["a"], ["b"]}`): one byte taken back.
+  bool can_reopen(Kind kind) const noexcept {
+    return last_closed_end_ == out_.size() && last_closed_end_ > 0 && last_closed_.kind == kind;
+  }
+  void reopen() {
+    out_.resize(out_.size() - 1);
+    last_closed_end_ = 0;
+    Frame& parent = stack_.back();
+    --parent.count;
+    if (parent.kind == Kind::kRoot) {
+      --root_count_;
+      parent.st = St::kValue;
+    } else {
+      parent.st = St::kMember;  // not reached for the root: a member's value is open
+    }
+    Frame f = last_closed_;
+    f.st = f.count > 0 ? St::kSep : St::kValue;
+    f.saw_comma = false;
+    stack_.push_back(f);
+    (f.kind == Kind::kObject ? open_objects_ : open_arrays_)++;
+    note(RepairKind::kBracketFixed);
   }
 
   void close(uchar c) {
@@ -569,8 +621,10 @@ class Repairer {
     if (f.kind != want) {
       if ((want == Kind::kObject ? open_objects_ : open_arrays_) == 0) {
         note(RepairKind::kBracketFixed);
-        if (f.kind != Kind::kRoot) close_top(false);  // `{"a": 2]`: the wrong closer
-        ++p_;                                          // at the root: a stray closer
+        // `{"a": 2]`: the wrong closer; at the root, or when the container goes on
+        // (`[{"k": 1}}, {"k": 2}]`): a stray closer.
+        if (f.kind != Kind::kRoot && !container_goes_on(p_ + 1)) close_top(false);
+        ++p_;
         return;
       }
       // Close what was left open inside the container this closer belongs to.
@@ -584,6 +638,16 @@ class Repairer {
       note(RepairKind::kBracketFixed);
     close_top(false);
     ++p_;
+  }
+
+  // After a stray closer at t: does the open container go on (a comma, or in an
+  // object the next `"key":`)?
+  bool container_goes_on(const char* t) const {
+    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    t = skip_gap(t, lim, nullptr);
+    if (t >= lim) return false;
+    if (*t == ',') return true;
+    return stack_.back().kind == Kind::kObject && key_then_colon(t, lim);
   }
 
   void comma() {
@@ -656,7 +720,7 @@ class Repairer {
       const int b = e280(u, lim);
       if (is_smart_double(b) || is_smart_single(b)) return true;
       if (ctx == Ctx::kArrayValue) return starts_array_element(u, lim);
-      return ident_then_colon(u, lim);
+      return key_then_colon(u, lim);
     }
     if (newline) {
       if (c == '"' || c == '\'') return true;  // next line starts the next element
@@ -664,10 +728,28 @@ class Repairer {
       return c == '{' || c == '[' || c == '-' || is_digit(c) || is_literal_word(t, lim);
     }
     // `{"a": "x" "b": 1}` / `["a" "b"]` / `["x" 1]`: a comma is missing before the next element.
-    if (spaced && ctx == Ctx::kArrayValue)
-      return c == '"' || c == '{' || c == '[' || c == '-' || is_digit(c);
-    if (c == '"' && spaced) return string_then_colon(t, lim);
+    if (spaced && ctx == Ctx::kArrayValue) {
+      if (c == '"' || c == '{' || c == '[' || c == '-' || is_digit(c)) return true;
+      // `["one" two", "three"]`: the next element lost its opening quote.
+      return is_ident_start(t, lim) && word_then_quote_then_end(t, lim);
+    }
+    // `{"a": "x" "b": 1}`, and the doubled quote of `{"a": "x""b": 1}`: the next key.
+    if (c == '"') return string_then_colon(t, lim);
     return false;
+  }
+  // `two", ...` or `two words"]`: plain text up to a quote that is followed by the end
+  // of an element. Within [t, lim).
+  static bool word_then_quote_then_end(const char* t, const char* lim) {
+    while (t < lim && *t != '"') {
+      const uchar c = uchar(*t);
+      if (c == '\'' || c == ',' || c == ':' || c == '{' || c == '}' || c == '[' || c == ']' ||
+          c == '\n' || c == '\\')
+        return false;
+      ++t;
+    }
+    if (t >= lim) return false;
+    t = skip_gap(t + 1, lim, nullptr);
+    return t >= lim || *t == ',' || *t == ']';
   }
   bool string_then_colon(const char* t, const char* lim) const {
     const void* q = std::memchr(t + 1, '"', std::size_t(lim - t - 1));
@@ -708,11 +790,22 @@ class Repairer {
     if (literal_for(std::string_view(u, std::size_t(w - u)), &mapped, &nonfinite)) return true;
     return w < lim && *w == '(';  // ObjectId("...")
   }
-  bool ident_then_colon(const char* u, const char* lim) const {
+  static bool ident_then_colon(const char* u, const char* lim) {
     if (u >= lim || !is_ident_start(u, lim)) return false;
     while (u < lim && is_ident_byte(u, lim)) ++u;
     while (u < lim && (*u == ' ' || *u == '\t')) ++u;
     return u < lim && *u == ':';
+  }
+  // An unquoted key (`name:` or `7:`) or a quoted one (`"name":`) at u.
+  bool key_then_colon(const char* u, const char* lim) const {
+    if (u >= lim) return false;
+    if (*u == '"') return string_then_colon(u, lim);
+    if (is_digit(uchar(*u))) {
+      while (u < lim && is_digit(uchar(*u))) ++u;
+      while (u < lim && (*u == ' ' || *u == '\t')) ++u;
+      return u < lim && *u == ':';
+    }
+    return ident_then_colon(u, lim);
   }
   // A raw newline inside a value string: did the string lose its closing quote?
   // Yes when the next line opens the next member ("key":) or closes the container.
@@ -741,6 +834,11 @@ class Repairer {
       p_ += 3;
     }
     const auto& table = q == Quote::kDouble ? kTables.dq : kTables.other;
+    const char* const content = p_;  // the string's first byte of text in the input
+    // A key's first colon, in the input and in dst: `{"key:"value"}` lost the quote
+    // before it, and the key ends there.
+    const char* colon_in = nullptr;
+    std::size_t colon_out = 0;
     dst.push_back('"');
     for (;;) {
       const char* s = p_;
@@ -749,11 +847,25 @@ class Repairer {
       } else {
         while (p_ < end_ && !table[uchar(*p_)]) ++p_;
       }
+      if (ctx == Ctx::kKey && !colon_in && p_ > s) {
+        if (const void* k = std::memchr(s, ':', std::size_t(p_ - s))) {
+          colon_in = static_cast<const char*>(k);
+          colon_out = dst.size() + std::size_t(colon_in - s);
+        }
+      }
       dst.append(s, std::size_t(p_ - s));
       if (p_ >= end_) {
-        dst.push_back('"');
+        if (colon_in) return key_ends_at_colon(dst, colon_in, colon_out);
         note(RepairKind::kStringClosed);
         truncated_ = true;
+        if (const char* tail = structural_tail(content)) {
+          // `{"k": ["v]}`: the closers at the very end belong to the structure.
+          std::size_t cut = std::size_t(end_ - tail);
+          while (cut < std::size_t(end_ - content) && tail[-1] == ' ') ++cut, --tail;
+          dst.resize(dst.size() - cut);
+          p_ = skip_spaces(tail, end_);
+        }
+        dst.push_back('"');
         return;
       }
       const uchar c = uchar(*p_);
@@ -765,14 +877,21 @@ class Repairer {
           dst.push_back('"');
           return;
         }
-        if (q == Quote::kDouble) note(RepairKind::kStringEscaped);
+        if (q == Quote::kDouble) {
+          if (colon_in) return key_ends_at_colon(dst, colon_in, colon_out);
+          if (ctx == Ctx::kObjectValue && close_before_comma(dst, content)) return;
+          note(RepairKind::kStringEscaped);
+        }
         dst += "\\\"";
         ++p_;
       } else if (c == '\'') {
-        if (q == Quote::kSingle && closes(p_ + 1, ctx)) {
-          ++p_;
-          dst.push_back('"');
-          return;
+        if (q == Quote::kSingle) {
+          if (closes(p_ + 1, ctx)) {
+            ++p_;
+            dst.push_back('"');
+            return;
+          }
+          if (colon_in) return key_ends_at_colon(dst, colon_in, colon_out);
         }
         dst.push_back('\'');
         ++p_;
@@ -800,6 +919,80 @@ class Repairer {
     }
   }
 
+  // `{"key:"value"}`, `{"key:value}`: a quote that does not end the key, or the end of
+  // input, after a colon inside the key: the key lost its closing quote at that colon.
+  void key_ends_at_colon(TextBuffer& dst, const char* colon_in, std::size_t colon_out) {
+    dst.resize(colon_out);
+    while (dst.size() > 1 && dst.back() == ' ') dst.resize(dst.size() - 1);
+    dst.push_back('"');
+    note_at(RepairKind::kStringClosed, colon_in);
+    p_ = colon_in;
+  }
+
+  // At a quote inside an object's value string that does not end it: when the text
+  // before it ends with a comma and the quote starts the next `"key":`, the value
+  // lost its closing quote before the comma (`{"city": "Paris, "zip": "75001"}`).
+  bool close_before_comma(TextBuffer& dst, const char* content) {
+    const char* lim = end_ - p_ > std::ptrdiff_t(kLookahead) ? p_ + kLookahead : end_;
+    const char* comma = p_;
+    while (comma > content && comma[-1] == ' ') --comma;
+    if (comma == content || comma[-1] != ',' || !string_then_colon(p_, lim)) return false;
+    --comma;
+    // The comma and the spaces after it were copied as they are.
+    dst.resize(dst.size() - std::size_t(p_ - comma));
+    while (dst.size() > 1 && dst.back() == ' ') dst.resize(dst.size() - 1);
+    dst.push_back('"');
+    note_at(RepairKind::kStringClosed, comma);
+    p_ = comma;
+    return true;
+  }
+
+  // The input ended inside a string whose text began at `content`. When it ends with
+  // closers (and spaces) that close the open containers in order, they are structure
+  // (`{"k": ["v]}`, `{"a": "text}`), except those that close a bracket opened in the
+  // string's own text (`{"a": "see [1]}`). Returns the first structural closer, or
+  // nullptr. Runs once per document; the closer run is bounded by kLookahead.
+  const char* structural_tail(const char* content) const {
+    const char* run = end_;
+    std::size_t closers = 0;
+    while (run > content && (run[-1] == ' ' || run[-1] == '}' || run[-1] == ']')) {
+      if (run[-1] != ' ' && ++closers > kLookahead) return nullptr;
+      --run;
+    }
+    if (closers == 0) return nullptr;
+    std::size_t braces = 0, brackets = 0;  // opened in the text and not closed there
+    for (const char* t = content; t < run; ++t) {
+      const char c = *t;
+      if (c == '{') ++braces;
+      else if (c == '[') ++brackets;
+      else if (c == '}' && braces) --braces;
+      else if (c == ']' && brackets) --brackets;
+    }
+    const char* t = run;
+    for (; t < end_; ++t) {  // the text's own brackets take their closers first
+      if (*t == '}' && braces) --braces;
+      else if (*t == ']' && brackets) --brackets;
+      else if (*t != ' ') break;
+    }
+    for (; t < end_; ++t) {
+      if (*t == ' ') continue;
+      if (closes_open_containers(t)) return t;
+    }
+    return nullptr;
+  }
+  // Do the closers in [t, end_) (spaces between) close the innermost open containers?
+  bool closes_open_containers(const char* t) const {
+    std::size_t depth = stack_.size() - 1;  // frames above the root
+    for (; t < end_; ++t) {
+      if (*t == ' ') continue;
+      if (depth == 0) return false;
+      const Kind want = *t == '}' ? Kind::kObject : Kind::kArray;
+      if (stack_[depth].kind != want) return false;
+      --depth;
+    }
+    return true;
+  }
+
   void escape(TextBuffer& dst) {
     if (end_ - p_ < 2) {  // a lone backslash at the very end: cut off
       p_ = end_;
@@ -821,6 +1014,11 @@ class Repairer {
         int k = 0;
         while (k < 4 && p_ + 2 + k < end_ && is_hex(uchar(p_[2 + k]))) ++k;
         if (k == 4) {
+          if (cut_inside_surrogate_pair(p_ + 6)) {  // never leave half a pair
+            p_ = end_;
+            truncated_ = true;
+            return;
+          }
           dst.append(p_, 6);
           p_ += 6;
           return;
@@ -844,6 +1042,21 @@ class Repairer {
     note(RepairKind::kEscapeFixed);
     dst += "\\\\";
     ++p_;
+  }
+
+  // After the escape `\\uXXXX` that ends just before `t`: is it a high surrogate whose
+  // low half the end of input cut off (nothing after it, or a partial `\\uDC..`)?
+  bool cut_inside_surrogate_pair(const char* t) const {
+    unsigned v = 0;
+    for (const char* h = t - 4; h < t; ++h) v = v * 16 + unsigned(hex_value(uchar(*h)));
+    if (v < 0xD800 || v > 0xDBFF) return false;
+    const std::ptrdiff_t left = end_ - t;
+    if (left == 0) return true;
+    if (left >= 6 || *t != '\\') return false;
+    if (left >= 2 && t[1] != 'u') return false;
+    for (std::ptrdiff_t i = 2; i < left; ++i)
+      if (!is_hex(uchar(t[i]))) return false;
+    return true;
   }
 
   Ctx value_ctx() const noexcept {
@@ -986,6 +1199,16 @@ class Repairer {
     key_done();
   }
 
+  // Where a key belongs, does the word ending at t stand before the real key (a quoted
+  // `"key":` or another `name:`)? Then the word is stray text.
+  bool word_before_key(const char* t) const {
+    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    const char* u = t;
+    while (u < lim && (*u == ' ' || *u == '\t')) ++u;
+    if (u == t || u >= lim) return false;
+    return *u == '"' ? string_then_colon(u, lim) : ident_then_colon(u, lim);
+  }
+
   void number_token() {
     const char* s = p_;
     // "..." placeholders
@@ -1049,6 +1272,11 @@ class Repairer {
     const Frame& f = stack_.back();
     const bool key_pos = f.kind == Kind::kObject && (f.st == St::kValue || f.st == St::kSep);
     if (key_pos) {
+      if (word_before_key(t)) {  // `{"n": 1, NOTE "m": 2}`: a stray word, not a key
+        note(RepairKind::kGarbageSkipped);
+        p_ = t;
+        return;
+      }
       place();
       return token_as_key(s, t);
     }
@@ -1083,11 +1311,28 @@ class Repairer {
       p_ = t + 1;
       return;
     }
-    // An unquoted string value runs to the end of the line or the next delimiter.
+    // An unquoted string value runs to the end of the line, the next delimiter or the
+    // next `"key":`; brackets it opens are its own (`{t: a{b}c}`).
     const char* e = t;
-    while (e < end_ && *e != ',' && *e != '}' && *e != ']' && *e != '\n' && *e != '\r') ++e;
+    std::size_t depth = 0;
+    for (; e < end_; ++e) {
+      const char c = *e;
+      if (c == '\n' || c == '\r') break;
+      if (c == '{' || c == '[') {
+        ++depth;
+      } else if (c == '}' || c == ']') {
+        if (depth == 0) break;
+        --depth;
+      } else if (c == ',') {
+        if (depth == 0) break;
+      } else if (c == '"' && depth == 0 && f.kind == Kind::kObject) {
+        const char* lim = end_ - e > std::ptrdiff_t(kLookahead) ? e + kLookahead : end_;
+        if (string_then_colon(e, lim)) break;  // `{"k": value "k2": "v2"}`
+      }
+    }
     const char* r = e;
     while (r > s && (r[-1] == ' ' || r[-1] == '\t')) --r;
+    if (r - s > 1 && r[-1] == '"') --r;  // `["one" two", ...]`: the quote lost its pair
     place();
     append_quoted(out_, s, r);
     note(RepairKind::kStringQuoted);
@@ -1128,6 +1373,8 @@ class Repairer {
   std::size_t repair_count_ = 0;
   bool failed_ = false;
   bool last_is_string_ = false;
+  Frame last_closed_{Kind::kRoot};
+  std::size_t last_closed_end_ = 0;  // out_.size() just after its closer; 0: none
   std::size_t last_element_begin_ = 0;
   std::size_t last_string_begin_ = 0;
 };
@@ -1147,11 +1394,28 @@ const char* skip_space(const char* p, const char* end) {
   return p;
 }
 
+// White space and `//` or `/* */` comments (`{ /* note */ "a": 1}`).
+const char* skip_space_and_comments(const char* p, const char* end) {
+  for (;;) {
+    p = skip_space(p, end);
+    if (end - p < 2 || p[0] != '/') return p;
+    if (p[1] == '/') {
+      const void* nl = std::memchr(p, '\n', std::size_t(end - p));
+      p = nl ? static_cast<const char*>(nl) : end;
+    } else if (p[1] == '*') {
+      const char* q = p + 2;
+      while (q + 1 < end && !(q[0] == '*' && q[1] == '/')) ++q;
+      p = q + 1 < end ? q + 2 : end;
+    } else {
+      return p;
+    }
+  }
+}
 
 // Does the `{` or `[` at p plausibly start JSON (rather than prose like {x} or [1])?
 bool plausible_start(const char* p, const char* end) {
   const char* lim = end - p > std::ptrdiff_t(kLookahead) ? p + kLookahead : end;
-  const char* t = skip_space(p + 1, lim);
+  const char* t = skip_space_and_comments(p + 1, lim);
   if (t >= lim) return true;
   const uchar c = uchar(*t);
   const int b = e280(t, lim);
