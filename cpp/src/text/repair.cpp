@@ -483,7 +483,13 @@ class Repairer {
   bool members_follow(const char* t) const {
     const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
     if (*t == ',') t = skip_gap(t + 1, lim, nullptr);
-    return key_then_colon(t, lim);
+    if (key_then_colon(t, lim)) return true;
+    if (t >= lim || *t != '"') return false;  // `"key" "value"`: the colon is missing
+    const void* q = std::memchr(t + 1, '"', std::size_t(lim - t - 1));
+    if (!q) return false;
+    const char* u = static_cast<const char*>(q) + 1;
+    while (u < lim && (*u == ' ' || *u == '\t')) ++u;
+    return u < lim && u > static_cast<const char*>(q) + 1 && *u == '"';
   }
 
   // Decides where the value about to start goes, writing the separator and a pending
@@ -543,20 +549,26 @@ class Repairer {
       garbage();  // `{"a": 1, {"b": 2}}`: drop the brace, keep the members
       return;
     }
+    if (!push_container(kind, *p_)) return;
+    if (*p_ == '(') note(RepairKind::kBracketFixed);
+    ++p_;
+  }
+  // Writes the opener of a new container at p_ and pushes its frame; false past
+  // max_depth (the repair has failed then).
+  bool push_container(Kind kind, char opener) {
     const std::size_t depth = stack_.size() + (wrapped_ ? 1 : 0);  // of the new container
     if (depth > opts_.max_depth) {
       fail(p_, "nesting deeper than " + std::to_string(opts_.max_depth) + " levels");
-      return;
+      return false;
     }
     if (depth > deepest_) deepest_ = depth;
     out_.push_back(kind == Kind::kObject ? '{' : '[');
-    if (*p_ == '(') note(RepairKind::kBracketFixed);
     Frame f{kind};
     f.open_pos = pos(p_);
-    f.opener = *p_;
+    f.opener = opener;
     stack_.push_back(f);
     (kind == Kind::kObject ? open_objects_ : open_arrays_)++;
-    ++p_;
+    return true;
   }
 
   void close_top(bool at_eof) {
@@ -673,6 +685,17 @@ class Repairer {
     Frame& f = stack_.back();
     if (f.kind == Kind::kObject && f.st == St::kColon) {
       f.st = St::kMember;
+    } else if (f.kind == Kind::kArray && f.st == St::kSep && last_is_string_ && f.count == 1) {
+      // `["key": "value"]`: the array's first element is a key; an object lost its `{`.
+      std::string key = out_.substr(last_string_begin_);
+      out_.resize(last_element_begin_);
+      f.count = 0;
+      f.st = St::kValue;
+      last_is_string_ = false;
+      if (!push_container(Kind::kObject, '{')) return;
+      key_.assign(key);
+      stack_.back().st = St::kMember;
+      note(RepairKind::kBracketFixed);
     } else if (f.kind == Kind::kArray && f.st == St::kSep && last_is_string_ &&
                stack_.size() >= 2 && stack_[stack_.size() - 2].kind == Kind::kObject) {
       // `{"a": [1, 2, "b": 3}`: the array lost its `]` and "b" is the next key.
@@ -703,12 +726,19 @@ class Repairer {
     const uchar c = uchar(*t);
     const bool spaced = t != start;
     if (ctx == Ctx::kKey) {
-      if (c == ':' || c == '}' || c == ',' || c == '=') return true;
+      if (c == ':' || c == '}' || c == ']' || c == ',' || c == '=') return true;
       // `{"a" 1}`: a value follows after white space, so the colon is missing.
       return spaced && (c == '"' || c == '\'' || c == '{' || c == '[' || c == '-' ||
                         is_digit(c) || c == 't' || c == 'f' || c == 'n');
     }
-    if (c == '}' || c == ']' || c == ')' || c == '`') return true;
+    if (c == '}' || c == ']' || c == '`') return true;
+    // `)` ends a tuple, a call like ObjectId("...") or the document (`{"a": "x")`), but
+    // not the inner text of `"[LINK]("https://x.io")"`.
+    if (c == ')') {
+      if (stack_.back().opener == '(' || stack_.back().paren_skips > 0) return true;
+      const char* u = skip_gap(t + 1, lim, nullptr);
+      return u >= lim || *u == '}' || *u == ']' || *u == ',';
+    }
     // In an array, a string followed by a colon was the next key of the enclosing
     // object (the array lost its `]`); colon() takes it back.
     if (c == ':') return ctx == Ctx::kArrayValue;
@@ -720,7 +750,11 @@ class Repairer {
       const int b = e280(u, lim);
       if (is_smart_double(b) || is_smart_single(b)) return true;
       if (ctx == Ctx::kArrayValue) return starts_array_element(u, lim);
-      return key_then_colon(u, lim);
+      if (key_then_colon(u, lim)) return true;
+      // `"value", COMMENT "notes": ...`: a stray word, then the next key.
+      if (!is_ident_start(u, lim)) return false;
+      while (u < lim && is_ident_byte(u, lim)) ++u;
+      return word_before_key(u);
     }
     if (newline) {
       if (c == '"' || c == '\'') return true;  // next line starts the next element
@@ -730,26 +764,35 @@ class Repairer {
     // `{"a": "x" "b": 1}` / `["a" "b"]` / `["x" 1]`: a comma is missing before the next element.
     if (spaced && ctx == Ctx::kArrayValue) {
       if (c == '"' || c == '{' || c == '[' || c == '-' || is_digit(c)) return true;
-      // `["one" two", "three"]`: the next element lost its opening quote.
-      return is_ident_start(t, lim) && word_then_quote_then_end(t, lim);
+      // `["one" two", "three"]`, `["one" two]`: the next element lost its quotes
+      // (unless an inner quote came before, which this one pairs: `["lorem "ipsum" sic"]`).
+      return !inner_quote_ && is_ident_start(t, lim) && words_then_end(t, lim, ']', true);
     }
+    // `{"b": "x" true}`, `{"a": "x" note, "b": 1}`: words after the value, then the end
+    // of the member; they are dropped as stray text.
+    if (spaced && !inner_quote_ && is_ident_start(t, lim) && words_then_end(t, lim, '}', false))
+      return true;
     // `{"a": "x" "b": 1}`, and the doubled quote of `{"a": "x""b": 1}`: the next key.
     if (c == '"') return string_then_colon(t, lim);
     return false;
   }
-  // `two", ...` or `two words"]`: plain text up to a quote that is followed by the end
-  // of an element. Within [t, lim).
-  static bool word_then_quote_then_end(const char* t, const char* lim) {
-    while (t < lim && *t != '"') {
+  // `two", ...`, `two words"]` or `two]`: plain text, then a quote if `quoted`, then
+  // the end of an element (a comma or `closer`). Within [t, lim). In an object a quote
+  // after the words means the first one was inner text (`{"a": "a 24" screen"}`).
+  static bool words_then_end(const char* t, const char* lim, char closer, bool quoted) {
+    for (; t < lim; ++t) {
       const uchar c = uchar(*t);
-      if (c == '\'' || c == ',' || c == ':' || c == '{' || c == '}' || c == '[' || c == ']' ||
-          c == '\n' || c == '\\')
+      if (c == '"') {
+        if (!quoted) return false;
+        t = skip_gap(t + 1, lim, nullptr);
+        break;
+      }
+      if (c == ',' || c == closer) break;
+      if (c == '\'' || c == ':' || c == '{' || c == '}' || c == '[' || c == ']' || c == '\n' ||
+          c == '\\')
         return false;
-      ++t;
     }
-    if (t >= lim) return false;
-    t = skip_gap(t + 1, lim, nullptr);
-    return t >= lim || *t == ',' || *t == ']';
+    return t < lim && (*t == ',' || *t == closer);
   }
   bool string_then_colon(const char* t, const char* lim) const {
     const void* q = std::memchr(t + 1, '"', std::size_t(lim - t - 1));
@@ -835,6 +878,7 @@ class Repairer {
     }
     const auto& table = q == Quote::kDouble ? kTables.dq : kTables.other;
     const char* const content = p_;  // the string's first byte of text in the input
+    inner_quote_ = false;
     // A key's first colon, in the input and in dst: `{"key:"value"}` lost the quote
     // before it, and the key ends there.
     const char* colon_in = nullptr;
@@ -858,7 +902,9 @@ class Repairer {
         if (colon_in) return key_ends_at_colon(dst, colon_in, colon_out);
         note(RepairKind::kStringClosed);
         truncated_ = true;
+        string_cut_ = true;
         if (const char* tail = structural_tail(content)) {
+          string_cut_ = false;
           // `{"k": ["v]}`: the closers at the very end belong to the structure.
           std::size_t cut = std::size_t(end_ - tail);
           while (cut < std::size_t(end_ - content) && tail[-1] == ' ') ++cut, --tail;
@@ -878,10 +924,15 @@ class Repairer {
           return;
         }
         if (q == Quote::kDouble) {
+          if (const Doubled d = doubled_quote(dst, content, ctx); d != Doubled::kNo) {
+            if (d == Doubled::kClosed) return;
+            continue;
+          }
           if (colon_in) return key_ends_at_colon(dst, colon_in, colon_out);
           if (ctx == Ctx::kObjectValue && close_before_comma(dst, content)) return;
           note(RepairKind::kStringEscaped);
         }
+        inner_quote_ = true;
         dst += "\\\"";
         ++p_;
       } else if (c == '\'') {
@@ -890,6 +941,10 @@ class Repairer {
             ++p_;
             dst.push_back('"');
             return;
+          }
+          if (const Doubled d = doubled_quote(dst, content, ctx); d != Doubled::kNo) {
+            if (d == Doubled::kClosed) return;
+            continue;
           }
           if (colon_in) return key_ends_at_colon(dst, colon_in, colon_out);
         }
@@ -917,6 +972,26 @@ class Repairer {
         ++p_;
       }
     }
+  }
+
+  // A quote at p_ that does not end the string: is it doubled, as CSV and some models
+  // write them (`""value""`, `''text''`)? The second quote of a doubled opener is
+  // dropped (kOpener); a doubled closer followed by what may follow a string ends it.
+  enum class Doubled : std::uint8_t { kNo, kOpener, kClosed };
+  Doubled doubled_quote(TextBuffer& dst, const char* content, Ctx ctx) {
+    const char quote = *p_;
+    if (p_ == content) {
+      note(RepairKind::kQuoteNormalised);
+      ++p_;
+      return Doubled::kOpener;
+    }
+    if (end_ - p_ >= 2 && p_[1] == quote && closes(p_ + 2, ctx)) {
+      note(RepairKind::kQuoteNormalised);
+      p_ += 2;
+      dst.push_back('"');
+      return Doubled::kClosed;
+    }
+    return Doubled::kNo;
   }
 
   // `{"key:"value"}`, `{"key:value}`: a quote that does not end the key, or the end of
@@ -955,6 +1030,8 @@ class Repairer {
   const char* structural_tail(const char* content) const {
     const char* run = end_;
     std::size_t closers = 0;
+    while (run > content && run[-1] == '`' && end_ - run < 3) --run;  // a glued fence
+    if (end_ - run != 0 && end_ - run != 3) run = end_;
     while (run > content && (run[-1] == ' ' || run[-1] == '}' || run[-1] == ']')) {
       if (run[-1] != ' ' && ++closers > kLookahead) return nullptr;
       --run;
@@ -974,7 +1051,7 @@ class Repairer {
       else if (*t == ']' && brackets) --brackets;
       else if (*t != ' ') break;
     }
-    for (; t < end_; ++t) {
+    for (; t < end_ && *t != '`'; ++t) {
       if (*t == ' ') continue;
       if (closes_open_containers(t)) return t;
     }
@@ -985,6 +1062,7 @@ class Repairer {
     std::size_t depth = stack_.size() - 1;  // frames above the root
     for (; t < end_; ++t) {
       if (*t == ' ') continue;
+      if (*t == '`') break;  // the fence after the JSON
       if (depth == 0) return false;
       const Kind want = *t == '}' ? Kind::kObject : Kind::kArray;
       if (stack_[depth].kind != want) return false;
@@ -1068,6 +1146,10 @@ class Repairer {
   }
 
   void string_token() {
+    if (stray_quote()) {  // `{"n": 12345", "m": 1}`: a quote after a complete value
+      garbage();
+      return;
+    }
     const std::size_t before = out_.size();
     if (place() == Place::kKey) {
       key_.clear();
@@ -1077,13 +1159,30 @@ class Repairer {
     }
     const Ctx ctx = value_ctx();
     const std::size_t begin = out_.size();
+    string_cut_ = false;
     read_string(out_, ctx);
+    if (string_cut_ && out_.size() == begin + 2) {
+      // Cut off right after the opening quote: no value (`["`, `{"a": "`, `"`), as
+      // when cut off after the colon.
+      out_.resize(before);
+      return;
+    }
     value_done();
     if (ctx == Ctx::kArrayValue) {
       last_is_string_ = true;
       last_element_begin_ = before;
       last_string_begin_ = begin;
     }
+  }
+
+  // A `"` glued to a complete member or element, followed by `,` or a closer.
+  bool stray_quote() const {
+    const Frame& f = stack_.back();
+    if (f.kind == Kind::kRoot || f.st != St::kSep || *p_ != '"') return false;
+    if (is_ws(uchar(p_[-1]))) return false;  // glued to the value: `12345"`
+    const char* t = p_ + 1;
+    while (t < end_ && (*t == ' ' || *t == '\t')) ++t;
+    return t < end_ && (*t == ',' || *t == '}' || *t == ']');
   }
 
   // ---- numbers and words ----
@@ -1155,7 +1254,7 @@ class Repairer {
       bool dummy = any;
       read_digits(exp);
       any = dummy;
-      if (exp.empty() && !(at_eof && i == n)) return false;
+      if (exp.empty() && i != n) return false;  // `1e` alone: the exponent is dropped
     }
     if (i != n) return false;
     // Build the JSON spelling.
@@ -1199,6 +1298,20 @@ class Repairer {
     key_done();
   }
 
+  // An unquoted value stopped at the comma `e`: when plain text runs on from it to a
+  // quote that ends the member (`{"a": ipsum, sic, datum.",}`), the value lost its
+  // opening quote and runs to that quote. Returns the new end of the value.
+  const char* quoted_tail(const char* e) const {
+    const char* lim = end_ - e > std::ptrdiff_t(kLookahead) ? e + kLookahead : end_;
+    const char* t = e;
+    while (t < lim && *t != '"' && *t != ':' && *t != '{' && *t != '[' && *t != '}' &&
+           *t != ']' && *t != '\n')
+      ++t;
+    if (t >= lim || *t != '"') return e;
+    const char* u = skip_gap(t + 1, lim, nullptr);
+    return u >= lim || *u == ',' || *u == '}' || *u == ']' ? t + 1 : e;
+  }
+
   // Where a key belongs, does the word ending at t stand before the real key (a quoted
   // `"key":` or another `name:`)? Then the word is stray text.
   bool word_before_key(const char* t) const {
@@ -1206,7 +1319,20 @@ class Repairer {
     const char* u = t;
     while (u < lim && (*u == ' ' || *u == '\t')) ++u;
     if (u == t || u >= lim) return false;
-    return *u == '"' ? string_then_colon(u, lim) : ident_then_colon(u, lim);
+    if (*u != '"' && ident_then_colon(u, lim)) return true;
+    // More words of prose (`quick brown fox. "sic": 1`), then the quoted key.
+    while (u < lim && !is_structural_or_quote(uchar(*u))) ++u;
+    return u < lim && *u == '"' && string_then_colon(u, lim);
+  }
+  // After a member's value: does the word ending at t stand alone before `,` or `}`?
+  bool word_before_end(const char* t) const {
+    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    t = skip_gap(t, lim, nullptr);
+    return t >= lim || *t == ',' || *t == '}';
+  }
+  static bool is_structural_or_quote(uchar c) noexcept {
+    return c == '"' || c == '\'' || c == ':' || c == ',' || c == '{' || c == '}' || c == '[' ||
+           c == ']' || c == '\n';
   }
 
   void number_token() {
@@ -1272,7 +1398,8 @@ class Repairer {
     const Frame& f = stack_.back();
     const bool key_pos = f.kind == Kind::kObject && (f.st == St::kValue || f.st == St::kSep);
     if (key_pos) {
-      if (word_before_key(t)) {  // `{"n": 1, NOTE "m": 2}`: a stray word, not a key
+      // `{"n": 1, NOTE "m": 2}`, `{"b": "x" AAAA }`: stray words, not a key.
+      if (word_before_key(t) || (f.st == St::kSep && word_before_end(t))) {
         note(RepairKind::kGarbageSkipped);
         p_ = t;
         return;
@@ -1330,6 +1457,7 @@ class Repairer {
         if (string_then_colon(e, lim)) break;  // `{"k": value "k2": "v2"}`
       }
     }
+    if (e < end_ && *e == ',') e = quoted_tail(e);
     const char* r = e;
     while (r > s && (r[-1] == ' ' || r[-1] == '\t')) --r;
     if (r - s > 1 && r[-1] == '"') --r;  // `["one" two", ...]`: the quote lost its pair
@@ -1373,6 +1501,8 @@ class Repairer {
   std::size_t repair_count_ = 0;
   bool failed_ = false;
   bool last_is_string_ = false;
+  bool inner_quote_ = false;  // the string being read holds a quote kept as text
+  bool string_cut_ = false;   // the string just read was cut off by the end of input
   Frame last_closed_{Kind::kRoot};
   std::size_t last_closed_end_ = 0;  // out_.size() just after its closer; 0: none
   std::size_t last_element_begin_ = 0;
