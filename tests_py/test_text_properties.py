@@ -240,7 +240,9 @@ def test_prose_and_fences_around_the_value(
     assert strict_equal(llmbridge.loads(text), value), (text, llmbridge.repair_json(text))
 
 
-@given(st.lists(st.dictionaries(st.text(max_size=5), json_values, max_size=3), min_size=2))
+@given(
+    st.lists(st.dictionaries(st.text(max_size=5), json_values, min_size=1, max_size=3), min_size=2)
+)
 def test_ndjson_becomes_a_list(docs: list[dict[str, Any]]) -> None:
     text = "\n".join(json.dumps(d) for d in docs) + "\n"
     report = llmbridge.repair_report(text)
@@ -296,3 +298,115 @@ def test_fence_law(body: str, fence: tuple[str, str]) -> None:
 @given(st.text(alphabet=st.characters(blacklist_characters="`~")))
 def test_unfenced_text_is_unchanged(text: str) -> None:
     assert llmbridge.strip_markdown_fences(text) == text
+
+
+# ---- damage that shifts a boundary (issue 12): whole families, not one string ----------
+#
+# Each breakage below moves where a string, a value or a container seems to end. The
+# members must survive: the repair gives back the original value exactly.
+
+words = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1,
+                max_size=8)  # fmt: skip
+keys = words.filter(lambda k: k not in PY_WORDS)
+# Plain text values: words separated by single spaces (no quote, comma or colon), so a
+# lost quote leaves nothing the repairer could read in two ways.
+phrases = st.lists(words, min_size=1, max_size=4).map(" ".join)
+unquotable = phrases.filter(
+    lambda v: v.split()[0] not in PY_WORDS and v.split()[0].lower() not in {"nan", "inf"}
+)
+members = st.dictionaries(keys, phrases, min_size=2, max_size=5)
+
+
+def member_texts(d: dict[str, Any]) -> list[str]:
+    return [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in d.items()]
+
+
+@given(members, st.data())
+def test_a_value_that_lost_its_closing_quote(d: dict[str, str], data: st.DataObject) -> None:
+    """`{"city": "Paris, "zip": "75001"}`: the next member is not string content."""
+    parts = member_texts(d)
+    i = data.draw(st.integers(min_value=0, max_value=len(parts) - 2))
+    parts[i] = parts[i][:-1]  # drop the closing quote of member i's value
+    text = "{" + ", ".join(parts) + "}"
+    assert strict_equal(llmbridge.loads(text), d), (text, llmbridge.repair_json(text))
+
+
+@given(members, st.data(), st.sampled_from(["opener", "closer"]))
+def test_a_doubled_quote(d: dict[str, str], data: st.DataObject, which: str) -> None:
+    """`{"note": "fine""next": 1}` and `{"a": ""x"}`: a doubled quote is one quote."""
+    parts = member_texts(d)
+    i = data.draw(st.integers(min_value=0, max_value=len(parts) - 1))
+    key, _, value = parts[i].partition(": ")
+    value = '"' + value if which == "opener" else value + '"'
+    parts[i] = key + ": " + value
+    sep = data.draw(st.sampled_from([", ", ",", " "]))
+    text = "{" + sep.join(parts) + "}"
+    assert strict_equal(llmbridge.loads(text), d), (text, llmbridge.repair_json(text))
+
+
+@given(st.dictionaries(keys, unquotable, min_size=2, max_size=5), st.data())
+def test_an_unquoted_multi_word_value(d: dict[str, str], data: st.DataObject) -> None:
+    """`{"t": two words, "u": "v"}` and without the comma: the value stops at the member."""
+    parts = member_texts(d)
+    i = data.draw(st.integers(min_value=0, max_value=len(parts) - 1))
+    key, _, value = parts[i].partition(": ")
+    parts[i] = key + ": " + json.loads(value)
+    sep = data.draw(st.sampled_from([", ", " "])) if i < len(parts) - 1 else ", "
+    text = "{" + ", ".join(parts[:i]) + (", " if i else "") + parts[i]
+    if i < len(parts) - 1:
+        text += sep + ", ".join(parts[i + 1 :])
+    text += "}"
+    assert strict_equal(llmbridge.loads(text), d), (text, llmbridge.repair_json(text))
+
+
+@given(members, st.data())
+def test_a_key_that_lost_its_closing_quote(d: dict[str, str], data: st.DataObject) -> None:
+    """`{"key:"value"}`: the key ends at its colon."""
+    parts = member_texts(d)
+    i = data.draw(st.integers(min_value=0, max_value=len(parts) - 1))
+    key, _, value = parts[i].partition(": ")
+    parts[i] = key[:-1] + ":" + value
+    text = "{" + ", ".join(parts) + "}"
+    assert strict_equal(llmbridge.loads(text), d), (text, llmbridge.repair_json(text))
+
+
+@given(st.dictionaries(keys, json_values, min_size=2, max_size=5), st.data())
+def test_a_stray_closer_after_the_first_member(d: dict[str, Any], data: st.DataObject) -> None:
+    """`{"a": 1}, "b": 2}`: the rest of the members are still members."""
+    parts = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in d.items()]
+    i = data.draw(st.integers(min_value=0, max_value=len(parts) - 2))
+    text = "{" + ", ".join(parts[: i + 1]) + "}, " + ", ".join(parts[i + 1 :]) + "}"
+    assert strict_equal(llmbridge.loads(text), d), (text, llmbridge.repair_json(text))
+
+
+@given(st.lists(st.dictionaries(keys, json_values, min_size=1, max_size=3), min_size=2,
+                max_size=5), st.data())  # fmt: skip
+def test_a_stray_closer_between_elements(items: list[Any], data: st.DataObject) -> None:
+    """`[{"k": 1}}, {"k": 2}]`: one `}` too many does not end the array."""
+    parts = [json.dumps(x) for x in items]
+    i = data.draw(st.integers(min_value=0, max_value=len(parts) - 2))
+    parts[i] += data.draw(st.sampled_from(["}", "}}"]))  # `]` would close the array
+    text = "[" + ", ".join(parts) + "]"
+    assert strict_equal(llmbridge.loads(text), items), (text, llmbridge.repair_json(text))
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8")), st.data())
+def test_a_cut_inside_an_escape_keeps_whole_characters(text: str, data: st.DataObject) -> None:
+    """A string cut anywhere (inside \\uXXXX, between the halves of a surrogate pair)
+    gives a prefix of the original text that is valid Unicode: never half a pair."""
+    doc = json.dumps({"a": text})  # ensure_ascii: non-BMP text is \\ud83d\\ude00
+    cut = data.draw(st.integers(min_value=len('{"a": "'), max_value=len(doc) - 2))
+    report = llmbridge.repair_report(doc[:cut])
+    assert report.truncated
+    got = json.loads(report.json).get("a", "")
+    got.encode("utf-8")  # raises on a lone surrogate
+    assert text.startswith(got), (doc[:cut], report.json)
+
+
+@given(containers.filter(lambda v: v not in ([], {})), st.data())
+def test_empty_values_beside_an_answer_are_dropped(value: Any, data: st.DataObject) -> None:
+    """`[]{"a": 1}` and `{"a": 1}\n{}`: an empty placeholder beside the answer carries nothing."""
+    empties = data.draw(st.lists(st.sampled_from(["[]", "{}"]), min_size=1, max_size=3))
+    k = data.draw(st.integers(min_value=0, max_value=len(empties)))
+    text = "\n".join(empties[:k] + [json.dumps(value)] + empties[k:])
+    assert strict_equal(llmbridge.loads(text), value), (text, llmbridge.repair_json(text))

@@ -248,6 +248,11 @@ class TextBuffer {
     len_ = 0;
     append(t.data(), t.size());
   }
+  void erase(std::size_t pos, std::size_t n) noexcept {  // bounded uses only: see callers
+    std::memmove(&s_[pos], &s_[pos + n], len_ - pos - n);
+    len_ -= n;
+  }
+  char& operator[](std::size_t i) noexcept { return s_[i]; }
   void push_front(char c) {  // once per document at most (wrapping concatenated values)
     push_back(c);
     std::memmove(&s_[1], &s_[0], len_ - 1);
@@ -293,7 +298,9 @@ struct Frame {
   std::uint32_t count = 0;
   std::uint32_t paren_skips = 0;  // ')' still owed by unwrapped calls like NumberLong(
   std::size_t open_pos = 0;
+  std::size_t out_begin = 0;  // where its opener is in the output
   char opener = 0;  // '{', '[' or '(' as written
+  bool set_like = true;  // an object whose members so far are quoted keys without values
 };
 
 class Repairer {
@@ -436,9 +443,19 @@ class Repairer {
       }
     }
   }
+  // A `//` or `#` comment runs to the end of its line. On the last line of the input it
+  // ends before the first closer instead (`{"a": {"b": 1 // note }, "c": 2}` written on
+  // one line): a comment that ran to the end would take the rest of the document.
   void skip_line() {
-    const void* nl = std::memchr(p_, '\n', std::size_t(end_ - p_));
-    p_ = nl ? static_cast<const char*>(nl) : end_;
+    if (!next_newline_ || next_newline_ < p_) {  // one search per line, however many comments it holds
+      const void* nl = std::memchr(p_, '\n', std::size_t(end_ - p_));
+      next_newline_ = nl ? static_cast<const char*>(nl) : end_;
+    }
+    if (next_newline_ < end_) {
+      p_ = next_newline_;
+      return;
+    }
+    while (p_ < end_ && *p_ != '}' && *p_ != ']') ++p_;
   }
 
   // After the first complete root value: more values (NDJSON, {}{}) are collected
@@ -498,7 +515,9 @@ class Repairer {
     Frame& f = stack_.back();
     switch (f.kind) {
       case Kind::kRoot:
+        root_comma_ = out_.size();
         if (wrapped_ && root_count_ > 0) out_.push_back(',');
+        root_begin_ = out_.size();
         return Place::kValue;
       case Kind::kArray:
         if (f.count > 0) {
@@ -510,7 +529,11 @@ class Repairer {
         switch (f.st) {
           case St::kValue: return Place::kKey;
           case St::kSep: note(RepairKind::kCommaInserted); return Place::kKey;
-          case St::kColon: note(RepairKind::kColonInserted); emit_member_prefix(f); return Place::kValue;
+          case St::kColon:
+            note(RepairKind::kColonInserted);
+            f.set_like = false;
+            emit_member_prefix(f);
+            return Place::kValue;
           case St::kMember: emit_member_prefix(f); return Place::kValue;
         }
     }
@@ -523,11 +546,34 @@ class Repairer {
   }
   void value_done() {
     Frame& f = stack_.back();
-    if (f.kind == Kind::kRoot) ++root_count_;
+    if (f.kind == Kind::kRoot) root_value_done();
     ++f.count;
     f.st = St::kSep;
     f.saw_comma = false;
     last_is_string_ = false;
+  }
+  // Several root values become a list, but an empty `{}` or `[]` beside real values
+  // carries nothing (`[]{"a": 1}`, `{"a": 1}, []`): it is dropped. When all are empty,
+  // the first stays. Bounded edits: the value just written, or the one before it.
+  void root_value_done() {
+    const bool empty = out_.size() - root_begin_ == 2 && (out_.back() == '}' || out_.back() == ']');
+    if (root_count_ == 0) {
+      first_root_empty_ = empty;
+      root_count_ = 1;
+      return;
+    }
+    if (empty) {
+      out_.resize(root_comma_);
+      note(RepairKind::kGarbageSkipped);
+      return;
+    }
+    if (first_root_empty_ && root_count_ == 1) {
+      out_.erase(1, 3);  // `[[],{...}` -> `[{...}`: the value before is at 1, then its comma
+      first_root_empty_ = false;
+      note(RepairKind::kGarbageSkipped);
+      return;
+    }
+    ++root_count_;
   }
   void key_done() {
     Frame& f = stack_.back();
@@ -565,6 +611,7 @@ class Repairer {
     out_.push_back(kind == Kind::kObject ? '{' : '[');
     Frame f{kind};
     f.open_pos = pos(p_);
+    f.out_begin = out_.size() - 1;
     f.opener = opener;
     stack_.push_back(f);
     (kind == Kind::kObject ? open_objects_ : open_arrays_)++;
@@ -574,6 +621,7 @@ class Repairer {
   void close_top(bool at_eof) {
     Frame& f = stack_.back();
     if (f.kind == Kind::kObject) {
+      std::uint32_t keys = f.count;
       if (f.st == St::kColon || f.st == St::kMember) {
         if (at_eof) {
           note(RepairKind::kKeyDropped);
@@ -581,12 +629,19 @@ class Repairer {
           emit_member_prefix(f);
           out_ += "null";
           note(RepairKind::kValueDefaulted);
+          ++keys;
         }
       } else if (f.st == St::kValue && f.saw_comma) {
         note(RepairKind::kCommaRemoved);
       }
-      out_.push_back('}');
       --open_objects_;
+      if (f.set_like && keys >= 2) {
+        object_to_list(f.out_begin);  // `{'a', 'b'}`: a Python set
+        f.kind = Kind::kArray;
+        note(RepairKind::kBracketFixed);
+      } else {
+        out_.push_back('}');
+      }
     } else {
       if (f.st == St::kValue && f.saw_comma) note(RepairKind::kCommaRemoved);
       out_.push_back(']');
@@ -596,6 +651,27 @@ class Repairer {
     last_closed_end_ = out_.size();
     stack_.pop_back();
     value_done();
+  }
+
+  // `{'a', 'b'}`: the object starting at `begin` was written as "a":null,"b":null;
+  // it becomes the list of its keys. Rewrites only this object's own output, which
+  // holds keys and nothing nested, so the cost stays linear.
+  void object_to_list(std::size_t begin) {
+    const std::size_t n = out_.size();
+    std::size_t w = begin, r = begin + 1;
+    out_[w++] = '[';
+    while (r < n) {
+      out_[w++] = out_[r++];  // the key's opening quote
+      while (out_[r] != '"') {
+        if (out_[r] == '\\') out_[w++] = out_[r++];
+        out_[w++] = out_[r++];
+      }
+      out_[w++] = out_[r++];  // its closing quote
+      r += 5;                 // :null
+      if (r < n) out_[w++] = out_[r++];  // the comma
+    }
+    out_.resize(w);
+    out_.push_back(']');
   }
 
   // Opens again the container closed last, when its closer is still the last byte
@@ -656,7 +732,9 @@ class Repairer {
   // object the next `"key":`)?
   bool container_goes_on(const char* t) const {
     const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    const char stray = stack_.back().kind == Kind::kObject ? ']' : '}';
     t = skip_gap(t, lim, nullptr);
+    while (t < lim && *t == stray) t = skip_gap(t + 1, lim, nullptr);  // `}}}`
     if (t >= lim) return false;
     if (*t == ',') return true;
     return stack_.back().kind == Kind::kObject && key_then_colon(t, lim);
@@ -685,6 +763,7 @@ class Repairer {
     Frame& f = stack_.back();
     if (f.kind == Kind::kObject && f.st == St::kColon) {
       f.st = St::kMember;
+      f.set_like = false;
     } else if (f.kind == Kind::kArray && f.st == St::kSep && last_is_string_ && f.count == 1) {
       // `["key": "value"]`: the array's first element is a key; an object lost its `{`.
       std::string key = out_.substr(last_string_begin_);
@@ -910,6 +989,8 @@ class Repairer {
           while (cut < std::size_t(end_ - content) && tail[-1] == ' ') ++cut, --tail;
           dst.resize(dst.size() - cut);
           p_ = skip_spaces(tail, end_);
+        } else {
+          trim_layout_at_cut(dst, content);
         }
         dst.push_back('"');
         return;
@@ -992,6 +1073,20 @@ class Repairer {
       return Doubled::kClosed;
     }
     return Doubled::kNo;
+  }
+
+  // A string cut off after a line break (`{"a": "text\n`): the white space from that
+  // break on is layout the model wrote after the text, not content.
+  void trim_layout_at_cut(TextBuffer& dst, const char* content) {
+    const char* q = end_;
+    std::size_t bytes = 0;  // what that white space takes in dst: \n, \r, \t are escaped
+    bool newline = false;
+    while (q > content && is_ws(uchar(q[-1]))) {
+      --q;
+      newline |= *q == '\n';
+      bytes += *q == ' ' ? 1 : 2;
+    }
+    if (newline && q > content) dst.resize(dst.size() - bytes);
   }
 
   // `{"key:"value"}`, `{"key:value}`: a quote that does not end the key, or the end of
@@ -1294,6 +1389,7 @@ class Repairer {
     key_.clear();
     append_quoted(key_, s, t);
     note(RepairKind::kKeyQuoted);
+    stack_.back().set_like = false;
     p_ = t;
     key_done();
   }
@@ -1478,7 +1574,11 @@ class Repairer {
     if (root_count_ == 0) {
       return fail(end_, "no JSON value found");
     }
-    if (wrapped_) out_.push_back(']');
+    if (wrapped_ && root_count_ == 1) {
+      out_.erase(0, 1);  // only one value was kept: no list around it
+    } else if (wrapped_) {
+      out_.push_back(']');
+    }
     res_.json = out_.take();
     return true;
   }
@@ -1496,6 +1596,9 @@ class Repairer {
   std::size_t open_arrays_ = 0;
   std::size_t root_count_ = 0;
   bool wrapped_ = false;
+  std::size_t root_comma_ = 0;   // where the current root value's comma (if any) went
+  std::size_t root_begin_ = 0;   // where the current root value begins in out_
+  bool first_root_empty_ = false;
   std::size_t deepest_ = 0;  // deepest container emitted (counting the wrap), for max_depth
   bool truncated_ = false;
   std::size_t repair_count_ = 0;
@@ -1503,6 +1606,7 @@ class Repairer {
   bool last_is_string_ = false;
   bool inner_quote_ = false;  // the string being read holds a quote kept as text
   bool string_cut_ = false;   // the string just read was cut off by the end of input
+  const char* next_newline_ = nullptr;  // the first '\n' at or after the last comment
   Frame last_closed_{Kind::kRoot};
   std::size_t last_closed_end_ = 0;  // out_.size() just after its closer; 0: none
   std::size_t last_element_begin_ = 0;
