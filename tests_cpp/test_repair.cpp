@@ -149,6 +149,84 @@ TEST_CASE("repair: the catalogue", "[repair]") {
   }
 }
 
+// Damage that moves where a string, a value or a container seems to end (issue 12):
+// the members must survive. One row per shape, grouped by class.
+TEST_CASE("repair: boundary damage keeps the members", "[repair]") {
+  const std::vector<Case> cases = {
+      // 1. a quote missing or doubled around a string value
+      {"{\"city\": \"Paris, \"zip\": \"75001\"}", "{\"city\":\"Paris\",\"zip\":\"75001\"}",
+       RepairKind::kStringClosed, false},
+      {"{\"a\": \"x\", 7: \"y\"}", "{\"a\":\"x\",\"7\":\"y\"}", RepairKind::kKeyQuoted, false},
+      {"{\"note\": \"fine\"\"next\": 1}", "{\"note\":\"fine\",\"next\":1}",
+       RepairKind::kCommaInserted, false},
+      {"[\"one\" two\", \"three\"]", "[\"one\",\"two\",\"three\"]", RepairKind::kStringQuoted,
+       false},
+      {"[\"one\" two]", "[\"one\",\"two\"]", RepairKind::kStringQuoted, false},
+      {"{\"n\": 1, NOTE \"m\": 2}", "{\"n\":1,\"m\":2}", RepairKind::kGarbageSkipped, false},
+      {"{\"a\": \"x\", note \"m\": 2}", "{\"a\":\"x\",\"m\":2}", RepairKind::kGarbageSkipped, false},
+      {"{\"k\": \"\"value\"}", "{\"k\":\"value\"}", RepairKind::kQuoteNormalised, false},
+      {"{\"\"k\"\": \"\"v\"\"}", "{\"k\":\"v\"}", RepairKind::kQuoteNormalised, false},
+      {"{\"n\": 12345\", \"m\": 1}", "{\"n\":12345,\"m\":1}", RepairKind::kGarbageSkipped, false},
+      {"{\"b\": \"x\" true}", "{\"b\":\"x\"}", RepairKind::kGarbageSkipped, false},
+      // 2. an unquoted value that runs over the following members
+      {"{\"k\": value \"k2\": \"v2\"}", "{\"k\":\"value\",\"k2\":\"v2\"}",
+       RepairKind::kStringQuoted, false},
+      {"{\"t\": two words. \"u\": 1}", "{\"t\":\"two words.\",\"u\":1}",
+       RepairKind::kStringQuoted, false},
+      {"{t: a{b}c}", "{\"t\":\"a{b}c\"}", RepairKind::kStringQuoted, false},
+      {"{\"l\": ipsum, sic, datum.\",}", "{\"l\":\"ipsum, sic, datum.\"}",
+       RepairKind::kStringQuoted, false},
+      // 3. a string left open before the final closers
+      {"{\"k\": [\"v]}", "{\"k\":[\"v\"]}", RepairKind::kStringClosed, true},
+      {"{\"a\": \"text}", "{\"a\":\"text\"}", RepairKind::kStringClosed, true},
+      {"{\"a\": \"see [1]}", "{\"a\":\"see [1]\"}", RepairKind::kStringClosed, true},
+      {"{\"a\": \"x}```", "{\"a\":\"x\"}", RepairKind::kFenceStripped, true},
+      // 4. a stray closer in the middle
+      {"{\"a\": 1}, \"b\": 2}", "{\"a\":1,\"b\":2}", RepairKind::kBracketFixed, false},
+      {"{\"a\": 1}, \"b\" \"c\"}", "{\"a\":1,\"b\":\"c\"}", RepairKind::kBracketFixed, false},
+      {"[{\"k\": 1}}, {\"k\": 2}]", "[{\"k\":1},{\"k\":2}]", RepairKind::kBracketFixed, false},
+      {"[{\"k\": 1}}}, {\"k\": 2}]", "[{\"k\":1},{\"k\":2}]", RepairKind::kBracketFixed, false},
+      {"{\"a\": 2], \"b\": 3}", "{\"a\":2,\"b\":3}", RepairKind::kBracketFixed, false},
+      {"{\"k\": [\"a\"], [\"b\"], \"c\": 1}", "{\"k\":[\"a\",\"b\"],\"c\":1}",
+       RepairKind::kBracketFixed, false},
+      {"[\"key\": \"value\"]", "[{\"key\":\"value\"}]", RepairKind::kBracketFixed, false},
+      // 5. keys with a missing quote
+      {"{\"key:\"value\"}", "{\"key\":\"value\"}", RepairKind::kStringClosed, false},
+      {"{\"key:value}", "{\"key\":\"value\"}", RepairKind::kStringClosed, false},
+      {"{\"key: \"value\", \"b\": 1}", "{\"key\":\"value\",\"b\":1}", RepairKind::kStringClosed,
+       false},
+      // 6. prose before a value that starts with a comment
+      {"Here it is: { /* note */ \"a\": 1}", "{\"a\":1}", RepairKind::kProseSkipped, false},
+      {"Here it is: { // note\n \"a\": 1}", "{\"a\":1}", RepairKind::kCommentRemoved, false},
+      // 7. truncation inside a surrogate pair
+      {"{\"a\": \"hi \\ud83d", "{\"a\":\"hi \"}", RepairKind::kContainerClosed, true},
+      {"{\"a\": \"hi \\ud83d\\ude0", "{\"a\":\"hi \"}", RepairKind::kContainerClosed, true},
+      {"{\"a\": \"hi \\ud83d\\", "{\"a\":\"hi \"}", RepairKind::kContainerClosed, true},
+      // neighbours: sets, comments on the last line, placeholders, `)` inside text
+      {"{'a', 'b'}", "[\"a\",\"b\"]", RepairKind::kBracketFixed, false},
+      {"{\"a\": {\"b\": 1 // c }, \"d\": 2}", "{\"a\":{\"b\":1},\"d\":2}",
+       RepairKind::kCommentRemoved, false},
+      {"[]\n{\"a\": 1}", "{\"a\":1}", RepairKind::kGarbageSkipped, false},
+      {"{\"a\": 1}, {}", "{\"a\":1}", RepairKind::kGarbageSkipped, false},
+      {"{\"c\": \"[L](\"https://x.io\")\" }", "{\"c\":\"[L](\\\"https://x.io\\\")\"}",
+       RepairKind::kStringEscaped, false},
+      {"{\"a\": 1e}", "{\"a\":1}", RepairKind::kNumberNormalised, false},
+      {"[\"a\", \"", "[\"a\"]", RepairKind::kStringClosed, true},
+      {"{\"a\": \"x\n", "{\"a\":\"x\"}", RepairKind::kStringClosed, true},
+  };
+  for (const Case& c : cases) {
+    INFO("input: " << c.in);
+    const std::string out = repaired(c.in);
+    CHECK(out == c.out);
+    const text::RepairResult r = text::repair_json(c.in);
+    CHECK_FALSE(r.unchanged);
+    CHECK(has_kind(r, c.kind));
+    CHECK(r.truncated == c.truncated);
+  }
+  // A lone quote, or one cut off before its first character, is no JSON value.
+  CHECK_FALSE(text::repair_json("\"").ok);
+}
+
 TEST_CASE("repair: valid JSON takes the fast path", "[repair]") {
   for (std::string in : {"{}", "[]", "0", "-0", "\"x\"", "true", "null", " {\"a\": [1, 2.5]} \n",
                          "{\"a\":\"\xE2\x80\x9Cq\xE2\x80\x9D\"}", "[18446744073709551615]"}) {
@@ -367,6 +445,21 @@ TEST_CASE("repair: linear time on pathological inputs", "[.][perf]") {
        [](std::size_t n) { return "{\"a\": \"" + repeat("x\n", n) + "\"}"; }},
       {"keys missing after colons in arrays",
        [](std::size_t n) { return "{\"a\": [" + repeat("\"b\": 3, ", n); }},
+      // issue 12's look-aheads, each at its worst
+      {"value quotes before commas",
+       [](std::size_t n) { return "{\"a\": \"" + repeat("x, \"y", n) + "\"}"; }},
+      {"a key full of colons and quotes",
+       [](std::size_t n) { return "{\"" + repeat("k:\"", n) + "\": 1}"; }},
+      {"unquoted values full of quotes",
+       [](std::size_t n) { return "{\"a\": x" + repeat(" \"q", n) + "}"; }},
+      {"stray words before members",
+       [](std::size_t n) { return "{" + repeat("w \"k\": 1, ", n) + "}"; }},
+      {"stray closers", [](std::size_t n) { return "[" + repeat("{\"k\": 1}}, ", n) + "]"; }},
+      {"comments on one line", [](std::size_t n) { return "[" + repeat("1, // c ] ", n) + "]"; }},
+      {"a string open before many closers",
+       [](std::size_t n) { return "{\"a\": \"x" + repeat("}", n); }},
+      {"a set of many keys", [](std::size_t n) { return "{" + repeat("\"k\", ", n) + "}"; }},
+      {"many empty root values", [](std::size_t n) { return "[1]" + repeat("[]{}", n); }},
   };
   for (const Gen& g : gens) {
     INFO(g.name);
@@ -424,10 +517,10 @@ TEST_CASE("regression (fuzz): max_depth counts the array that wraps concatenated
   o.max_depth = 16;
   const std::string in = std::string("\"s\" {\"k\":") + std::string(15, '[') + "8";  // 17 deep once wrapped
   CHECK_FALSE(text::repair_json(in, o).ok);
-  const std::string first_deep = std::string(16, '[') + std::string(16, ']') + " {}";
+  const std::string first_deep = std::string(16, '[') + std::string(16, ']') + " {\"a\":1}";
   CHECK_FALSE(text::repair_json(first_deep, o).ok);
-  const std::string fits = std::string(15, '[') + std::string(15, ']') + " {}";
+  const std::string fits = std::string(15, '[') + std::string(15, ']') + " {\"a\":1}";
   const text::RepairResult r = text::repair_json(fits, o);
   REQUIRE(r.ok);
-  CHECK(r.json == "[" + std::string(15, '[') + std::string(15, ']') + ",{}]");
+  CHECK(r.json == "[" + std::string(15, '[') + std::string(15, ']') + ",{\"a\":1}]");
 }

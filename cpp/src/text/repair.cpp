@@ -621,7 +621,6 @@ class Repairer {
   void close_top(bool at_eof) {
     Frame& f = stack_.back();
     if (f.kind == Kind::kObject) {
-      std::uint32_t keys = f.count;
       if (f.st == St::kColon || f.st == St::kMember) {
         if (at_eof) {
           note(RepairKind::kKeyDropped);
@@ -629,13 +628,13 @@ class Repairer {
           emit_member_prefix(f);
           out_ += "null";
           note(RepairKind::kValueDefaulted);
-          ++keys;
+          ++f.count;  // a member, should the object be opened again
         }
       } else if (f.st == St::kValue && f.saw_comma) {
         note(RepairKind::kCommaRemoved);
       }
       --open_objects_;
-      if (f.set_like && keys >= 2) {
+      if (f.set_like && f.count >= 2) {
         object_to_list(f.out_begin);  // `{'a', 'b'}`: a Python set
         f.kind = Kind::kArray;
         note(RepairKind::kBracketFixed);
