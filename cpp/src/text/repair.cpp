@@ -634,9 +634,8 @@ class Repairer {
         note(RepairKind::kCommaRemoved);
       }
       --open_objects_;
-      if (f.set_like && f.count >= 2) {
-        object_to_list(f.out_begin);  // `{'a', 'b'}`: a Python set
-        f.kind = Kind::kArray;
+      if (f.set_like && f.count >= 2 && object_to_list(f.out_begin)) {
+        f.kind = Kind::kArray;  // `{'a', 'b'}`: a Python set
         note(RepairKind::kBracketFixed);
       } else {
         out_.push_back('}');
@@ -655,22 +654,35 @@ class Repairer {
   // `{'a', 'b'}`: the object starting at `begin` was written as "a":null,"b":null;
   // it becomes the list of its keys. Rewrites only this object's own output, which
   // holds keys and nothing nested, so the cost stays linear.
-  void object_to_list(std::size_t begin) {
+  // The shape is checked before anything is rewritten; false (nothing changed) when the
+  // object holds anything else.
+  bool object_to_list(std::size_t begin) {
     const std::size_t n = out_.size();
+    auto key_end = [&](std::size_t r) -> std::size_t {  // just past the key string at r
+      if (r >= n || out_[r] != '"') return 0;
+      for (++r; r < n && out_[r] != '"'; ++r)
+        if (out_[r] == '\\') ++r;
+      return r < n ? r + 1 : 0;
+    };
+    static constexpr std::string_view kNull = ":null";
+    for (std::size_t r = begin + 1; r < n;) {
+      r = key_end(r);
+      if (r == 0 || n - r < kNull.size() || std::memcmp(&out_[r], kNull.data(), kNull.size()))
+        return false;
+      r += kNull.size();
+      if (r < n && out_[r++] != ',') return false;
+    }
     std::size_t w = begin, r = begin + 1;
     out_[w++] = '[';
     while (r < n) {
-      out_[w++] = out_[r++];  // the key's opening quote
-      while (out_[r] != '"') {
-        if (out_[r] == '\\') out_[w++] = out_[r++];
-        out_[w++] = out_[r++];
-      }
-      out_[w++] = out_[r++];  // its closing quote
-      r += 5;                 // :null
+      const std::size_t e = key_end(r);
+      while (r < e) out_[w++] = out_[r++];
+      r += kNull.size();
       if (r < n) out_[w++] = out_[r++];  // the comma
     }
     out_.resize(w);
     out_.push_back(']');
+    return true;
   }
 
   // Opens again the container closed last, when its closer is still the last byte
@@ -773,6 +785,7 @@ class Repairer {
       if (!push_container(Kind::kObject, '{')) return;
       key_.assign(key);
       stack_.back().st = St::kMember;
+      stack_.back().set_like = false;
       note(RepairKind::kBracketFixed);
     } else if (f.kind == Kind::kArray && f.st == St::kSep && last_is_string_ &&
                stack_.size() >= 2 && stack_[stack_.size() - 2].kind == Kind::kObject) {
