@@ -1443,6 +1443,31 @@ class Repairer {
            c == ']' || c == '\n';
   }
 
+  // The end of a number spelt as JSON allows (-?int[.digits][e[+-]digits]) starting at
+  // s, or nullptr.
+  const char* json_number_end(const char* s) const noexcept {
+    const char* t = s;
+    if (t < end_ && *t == '-') ++t;
+    if (t >= end_ || !is_digit(uchar(*t))) return nullptr;
+    if (*t == '0') {
+      ++t;
+    } else {
+      while (t < end_ && is_digit(uchar(*t))) ++t;
+    }
+    if (t + 1 < end_ && *t == '.' && is_digit(uchar(t[1]))) {
+      t += 2;
+      while (t < end_ && is_digit(uchar(*t))) ++t;
+    }
+    if (t < end_ && (*t == 'e' || *t == 'E')) {
+      const char* u = t + 1;
+      if (u < end_ && (*u == '+' || *u == '-')) ++u;
+      if (u >= end_ || !is_digit(uchar(*u))) return nullptr;
+      while (u < end_ && is_digit(uchar(*u))) ++u;
+      t = u;
+    }
+    return t;
+  }
+
   void number_token() {
     const char* s = p_;
     // "..." placeholders
@@ -1454,6 +1479,17 @@ class Repairer {
     }
     const Frame& f = stack_.back();
     const bool key_pos = f.kind == Kind::kObject && (f.st == St::kValue || f.st == St::kSep);
+    if (!key_pos) {
+      // Most numbers are already JSON: copy them as they are.
+      const char* e = json_number_end(s);
+      if (e && (e == end_ || is_number_delim(e, false))) {
+        place();
+        out_.append(s, std::size_t(e - s));
+        p_ = e;
+        value_done();
+        return;
+      }
+    }
     const char* t = s;
     while (t < end_ && !is_number_delim(t, key_pos)) ++t;
     std::string_view tok(s, std::size_t(t - s));
