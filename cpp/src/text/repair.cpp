@@ -1,12 +1,14 @@
 // JSON repair in one forward pass.
 //
 // Linear time by construction: every input byte is consumed once by the main loop;
-// the only look-aheads (is this quote the end of the string? does this `{` start
-// JSON?) are bounded by kLookahead bytes; output is append-only except two
-// bounded edits (wrapping concatenated values in `[`, which happens once, and
-// taking back the one string just emitted when it turns out to be a key). Nothing
-// ever rewrites what was emitted earlier, so a trailing comma before each of a
-// million closers costs the same as none. Separators are never emitted eagerly:
+// every look-ahead (is this quote the end of the string? does a `"key":` follow? does
+// this `{` start JSON?) is bounded by kLookahead bytes; output is append-only except
+// bounded edits: wrapping concatenated values in `[` and unwrapping a lone survivor
+// (once each), dropping an empty root placeholder, taking back the one string just
+// emitted when it turns out to be a key, taking back the closer just written when the
+// container goes on (`{"a": 1}, "b": 2}`), and rewriting a Python set's own output
+// (keys only, nothing nested) as a list. So a trailing comma before each of a million
+// closers costs the same as none. Separators are never emitted eagerly:
 // a comma is written only when the next element starts, so trailing, leading and
 // doubled commas vanish and missing ones appear without editing the output.
 #include "llmbridge/text/repair.hpp"
