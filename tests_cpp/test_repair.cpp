@@ -225,6 +225,8 @@ TEST_CASE("repair: boundary damage keeps the members", "[repair]") {
   }
   // A lone quote, or one cut off before its first character, is no JSON value.
   CHECK_FALSE(text::repair_json("\"").ok);
+  // Regression (fuzz): nothing is reopened after a placeholder was dropped.
+  CHECK(repaired("[]][`{][{[[\x1b]{{]]]{{") == "[[{}],[{}]]");
 }
 
 TEST_CASE("repair: valid JSON takes the fast path", "[repair]") {

@@ -564,6 +564,7 @@ class Repairer {
       root_count_ = 1;
       return;
     }
+    last_closed_end_ = 0;  // the edits below move what was written: nothing to reopen
     if (empty) {
       out_.resize(root_comma_);
       note(RepairKind::kGarbageSkipped);
