@@ -1827,7 +1827,7 @@ RepairResult repair_json(std::string_view input, const RepairOptions& options) {
   std::string sanitized;
   std::vector<Utf8Replacement> replaced;
   std::string_view work = input;
-  if (!is_valid_utf8(input)) {
+  if (!options.input_is_utf8 && !is_valid_utf8(input)) {
     sanitized = replace_invalid_utf8(input, &replaced);
     work = sanitized;
   }

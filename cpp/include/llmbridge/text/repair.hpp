@@ -54,6 +54,10 @@ struct RepairOptions {
   // Try simdjson on the whole input first. A caller that has just seen it fail (loads)
   // turns this off rather than have the same validation run twice.
   bool try_fast_path = true;
+  // The caller knows the input is valid UTF-8 (a Python str's own UTF-8): the check
+  // that replaces invalid sequences by U+FFFD is skipped. Wrong here means invalid
+  // UTF-8 may pass into the output, so only a caller that knows sets it.
+  bool input_is_utf8 = false;
 };
 
 struct RepairResult {
