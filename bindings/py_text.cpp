@@ -4,6 +4,7 @@
 #include "llmbridge/text/json_parse.hpp"
 #include "llmbridge/text/utf8.hpp"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -49,31 +50,129 @@ py::object TextInput::as_str() const {
 
 namespace {
 
-bool is_ascii(const char* p, std::size_t n) noexcept {
-  std::uint64_t acc = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    acc |= w;
-  }
-  for (; i < n; ++i) acc |= static_cast<unsigned char>(p[i]);
-  return (acc & 0x8080808080808080ull) == 0;
+// What CPython needs to know before it can allocate a str for UTF-8 bytes: the number
+// of code points and the widest one (which picks 1, 2 or 4 bytes a character).
+struct Utf8Shape {
+  std::size_t chars = 0;
+  Py_UCS4 maxchar = 0x7F;
+  bool valid = true;  // false: not UTF-8, the caller falls back to CPython's decoder
+};
+
+constexpr std::uint64_t kHighBits = 0x8080808080808080ull;
+
+bool ascii8(const unsigned char* p) noexcept {
+  std::uint64_t w;
+  std::memcpy(&w, p, 8);
+  return (w & kHighBits) == 0;
 }
 
-// A str from UTF-8 bytes; pure-ASCII text (most keys and values) skips the decoder.
-PyObject* make_str(const char* p, std::size_t n) {
-  if (is_ascii(p, n)) {
-    PyObject* o = PyUnicode_New(Py_ssize_t(n), 127);
-    if (o) std::memcpy(PyUnicode_1BYTE_DATA(o), p, n);
+// One pass over the bytes: counts code points, finds the widest lead byte and checks
+// the encoding. Encoded surrogates (ED A0..BF xx) are accepted, as "surrogatepass"
+// does, and become lone surrogates; anything else that is not UTF-8 is `valid = false`.
+Utf8Shape utf8_shape(const unsigned char* p, std::size_t n) noexcept {
+  Utf8Shape shape;
+  unsigned widest = 0;  // the largest lead byte seen, 0 for ASCII only
+  std::size_t i = 0, chars = 0;
+  while (i < n) {
+    if (i + 8 <= n && ascii8(p + i)) {  // most text is ASCII: 8 bytes at a time
+      i += 8;
+      chars += 8;
+      continue;
+    }
+    const unsigned c = p[i];
+    if (c < 0x80) {
+      ++i;
+      ++chars;
+      continue;
+    }
+    std::size_t len;
+    if (c < 0xC2) len = 0;  // a stray continuation byte or an overlong 2-byte form
+    else if (c < 0xE0) len = 2;
+    else if (c < 0xF0) len = 3;
+    else if (c < 0xF5) len = 4;
+    else len = 0;
+    if (len == 0 || len > n - i) {
+      shape.valid = false;
+      return shape;
+    }
+    bool ok = true;
+    for (std::size_t k = 1; k < len; ++k) ok &= (p[i + k] & 0xC0) == 0x80;
+    if (c == 0xE0) ok &= p[i + 1] >= 0xA0;  // overlong 3-byte form
+    if (c == 0xF0) ok &= p[i + 1] >= 0x90;  // overlong 4-byte form
+    if (c == 0xF4) ok &= p[i + 1] < 0x90;   // beyond U+10FFFF
+    if (!ok) {
+      shape.valid = false;
+      return shape;
+    }
+    if (c > widest) widest = c;
+    i += len;
+    ++chars;
+  }
+  shape.chars = chars;
+  // The lead byte fixes the range: C2..C3 is U+0080..U+00FF, C4..EF up to U+FFFF,
+  // F0..F4 beyond. CPython requires the narrowest kind, so this must be exact.
+  shape.maxchar = widest == 0 ? 0x7F : widest < 0xC4 ? 0xFF : widest < 0xF0 ? 0xFFFF : 0x10FFFF;
+  return shape;
+}
+
+// Decodes UTF-8 already checked by utf8_shape() into a str's buffer of `Char`
+// (Py_UCS1, Py_UCS2 or Py_UCS4, wide enough for every code point in it).
+template <typename Char>
+void decode_utf8(const unsigned char* p, std::size_t n, Char* out) noexcept {
+  std::size_t i = 0;
+  while (i < n) {
+    if (i + 8 <= n && ascii8(p + i)) {
+      for (int k = 0; k < 8; ++k) out[k] = Char(p[i + k]);
+      out += 8;
+      i += 8;
+      continue;
+    }
+    const unsigned c = p[i];
+    Py_UCS4 cp;
+    if (c < 0x80) {
+      cp = c;
+      i += 1;
+    } else if (c < 0xE0) {
+      cp = (Py_UCS4(c & 0x1F) << 6) | (p[i + 1] & 0x3F);
+      i += 2;
+    } else if (c < 0xF0) {
+      cp = (Py_UCS4(c & 0x0F) << 12) | (Py_UCS4(p[i + 1] & 0x3F) << 6) | (p[i + 2] & 0x3F);
+      i += 3;
+    } else {
+      cp = (Py_UCS4(c & 0x07) << 18) | (Py_UCS4(p[i + 1] & 0x3F) << 12) |
+           (Py_UCS4(p[i + 2] & 0x3F) << 6) | (p[i + 3] & 0x3F);
+      i += 4;
+    }
+    *out++ = Char(cp);
+  }
+}
+
+// A str from UTF-8 bytes, decoded straight into the buffer of a str of the right kind:
+// one pass to size it, one to fill it (PyUnicode_DecodeUTF8 guesses the kind, then
+// widens and copies as wider characters turn up). Pure ASCII is a memcpy.
+PyObject* make_str(const char* s, std::size_t n) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s);
+  const Utf8Shape shape = utf8_shape(p, n);
+  if (shape.valid) {
+    PyObject* o = PyUnicode_New(Py_ssize_t(shape.chars), shape.maxchar);
+    if (!o) return nullptr;
+    switch (PyUnicode_KIND(o)) {
+      case PyUnicode_1BYTE_KIND:
+        if (shape.maxchar < 0x80) std::memcpy(PyUnicode_1BYTE_DATA(o), p, n);
+        else decode_utf8(p, n, PyUnicode_1BYTE_DATA(o));
+        break;
+      case PyUnicode_2BYTE_KIND:
+        decode_utf8(p, n, PyUnicode_2BYTE_DATA(o));
+        break;
+      default:
+        decode_utf8(p, n, PyUnicode_4BYTE_DATA(o));
+        break;
+    }
     return o;
   }
-  PyObject* o = PyUnicode_DecodeUTF8(p, Py_ssize_t(n), "surrogatepass");
-  if (o || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return o;
   // Bytes that are not UTF-8 at all (the core hands out valid UTF-8, but a caller's
   // bytes go through here too): U+FFFD, as everywhere else, never an exception.
-  PyErr_Clear();
-  return PyUnicode_DecodeUTF8(p, Py_ssize_t(n), "replace");
+  return PyUnicode_DecodeUTF8(s, Py_ssize_t(n), "replace");
 }
 
 }  // namespace
