@@ -50,82 +50,62 @@ py::object TextInput::as_str() const {
 
 namespace {
 
-// What CPython needs to know before it can allocate a str for UTF-8 bytes: the number
+// What CPython needs to know before it can allocate a str for valid UTF-8: the number
 // of code points and the widest one (which picks 1, 2 or 4 bytes a character).
 struct Utf8Shape {
-  std::size_t chars = 0;
-  Py_UCS4 maxchar = 0x7F;
-  bool valid = true;  // false: not UTF-8, the caller falls back to CPython's decoder
+  std::size_t chars;
+  Py_UCS4 maxchar;
 };
 
 constexpr std::uint64_t kHighBits = 0x8080808080808080ull;
 
-bool ascii8(const unsigned char* p) noexcept {
-  std::uint64_t w;
-  std::memcpy(&w, p, 8);
-  return (w & kHighBits) == 0;
-}
-
-// One pass over the bytes: counts code points, finds the widest lead byte and checks
-// the encoding. Encoded surrogates (ED A0..BF xx) are accepted, as "surrogatepass"
-// does, and become lone surrogates; anything else that is not UTF-8 is `valid = false`.
+// In valid UTF-8 the widest lead byte fixes the kind: none (ASCII); C2..C3, the leads
+// of U+0080..U+00FF (Latin-1); C4..EF (the rest of the BMP); F0..F4 (beyond). Every
+// byte but a continuation byte (10xxxxxx) starts a code point. Eight bytes at a time:
+// bit 7 of each byte of `w << k` is bit 7-k of that byte of `w`.
 Utf8Shape utf8_shape(const unsigned char* p, std::size_t n) noexcept {
-  Utf8Shape shape;
-  unsigned widest = 0;  // the largest lead byte seen, 0 for ASCII only
-  std::size_t i = 0, chars = 0;
-  while (i < n) {
-    if (i + 8 <= n && ascii8(p + i)) {  // most text is ASCII: 8 bytes at a time
-      i += 8;
-      chars += 8;
-      continue;
+  std::uint64_t high = 0, bmp = 0, astral = 0;
+  std::size_t continuation = 0;
+  for (std::size_t i = 0; i < n; i += 8) {
+    std::uint64_t w = 0;
+    if (n - i >= 8) {
+      std::memcpy(&w, p + i, 8);
+    } else {  // the tail, padded with zero bytes (ASCII)
+      for (std::size_t k = 0; k < n - i; ++k) w |= std::uint64_t(p[i + k]) << (8 * k);
     }
-    const unsigned c = p[i];
-    if (c < 0x80) {
-      ++i;
-      ++chars;
-      continue;
-    }
-    std::size_t len;
-    if (c < 0xC2) len = 0;  // a stray continuation byte or an overlong 2-byte form
-    else if (c < 0xE0) len = 2;
-    else if (c < 0xF0) len = 3;
-    else if (c < 0xF5) len = 4;
-    else len = 0;
-    if (len == 0 || len > n - i) {
-      shape.valid = false;
-      return shape;
-    }
-    bool ok = true;
-    for (std::size_t k = 1; k < len; ++k) ok &= (p[i + k] & 0xC0) == 0x80;
-    if (c == 0xE0) ok &= p[i + 1] >= 0xA0;  // overlong 3-byte form
-    if (c == 0xF0) ok &= p[i + 1] >= 0x90;  // overlong 4-byte form
-    if (c == 0xF4) ok &= p[i + 1] < 0x90;   // beyond U+10FFFF
-    if (!ok) {
-      shape.valid = false;
-      return shape;
-    }
-    if (c > widest) widest = c;
-    i += len;
-    ++chars;
+    if ((w & kHighBits) == 0) continue;
+    high |= w;
+    const std::uint64_t lead = w & (w << 1);                     // 11xxxxxx
+    bmp |= lead & ((w << 2) | (w << 3) | (w << 4) | (w << 5));  // and not 1100001x
+    astral |= lead & (w << 2) & (w << 3);                        // 1111xxxx
+    const std::uint64_t cont = w & ~(w << 1) & kHighBits;        // 10xxxxxx
+    continuation += ((cont >> 7) * 0x0101010101010101ull) >> 56;  // how many bytes
   }
-  shape.chars = chars;
-  // The lead byte fixes the range: C2..C3 is U+0080..U+00FF, C4..EF up to U+FFFF,
-  // F0..F4 beyond. CPython requires the narrowest kind, so this must be exact.
-  shape.maxchar = widest == 0 ? 0x7F : widest < 0xC4 ? 0xFF : widest < 0xF0 ? 0xFFFF : 0x10FFFF;
-  return shape;
+  const Py_UCS4 maxchar = (astral & kHighBits) ? 0x10FFFF
+                          : (bmp & kHighBits)  ? 0xFFFF
+                          : (high & kHighBits) ? 0xFF
+                                               : 0x7F;
+  return {n - continuation, maxchar};
 }
 
-// Decodes UTF-8 already checked by utf8_shape() into a str's buffer of `Char`
-// (Py_UCS1, Py_UCS2 or Py_UCS4, wide enough for every code point in it).
+// Decodes valid UTF-8 holding `chars` code points into a str's buffer of `Char`
+// (Py_UCS1, Py_UCS2 or Py_UCS4, wide enough for every code point in it). ASCII goes
+// eight bytes at a time: all eight are widened, and the output advances past the ASCII
+// ones only (the rest are overwritten next), so mixed text has no byte-by-byte loop.
 template <typename Char>
-void decode_utf8(const unsigned char* p, std::size_t n, Char* out) noexcept {
+void decode_utf8(const unsigned char* p, std::size_t n, Char* out, std::size_t chars) noexcept {
+  Char* const end = out + chars;
   std::size_t i = 0;
   while (i < n) {
-    if (i + 8 <= n && ascii8(p + i)) {
+    if (n - i >= 8 && end - out >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p + i, 8);
       for (int k = 0; k < 8; ++k) out[k] = Char(p[i + k]);
-      out += 8;
-      i += 8;
-      continue;
+      const std::uint64_t high = w & kHighBits;
+      const std::size_t ascii = high ? std::size_t(__builtin_ctzll(high)) / 8 : 8;
+      i += ascii;
+      out += ascii;
+      if (ascii == 8) continue;
     }
     const unsigned c = p[i];
     Py_UCS4 cp;
@@ -147,31 +127,38 @@ void decode_utf8(const unsigned char* p, std::size_t n, Char* out) noexcept {
   }
 }
 
-// A str from UTF-8 bytes, decoded straight into the buffer of a str of the right kind:
+// A str from valid UTF-8, decoded straight into the buffer of a str of the right kind:
 // one pass to size it, one to fill it (PyUnicode_DecodeUTF8 guesses the kind, then
 // widens and copies as wider characters turn up). Pure ASCII is a memcpy.
-PyObject* make_str(const char* s, std::size_t n) {
+// simdjson's DOM strings are valid (simdjson validates the whole document).
+PyObject* str_from_valid_utf8(const char* s, std::size_t n) {
   const auto* p = reinterpret_cast<const unsigned char*>(s);
   const Utf8Shape shape = utf8_shape(p, n);
-  if (shape.valid) {
-    PyObject* o = PyUnicode_New(Py_ssize_t(shape.chars), shape.maxchar);
-    if (!o) return nullptr;
-    switch (PyUnicode_KIND(o)) {
-      case PyUnicode_1BYTE_KIND:
-        if (shape.maxchar < 0x80) std::memcpy(PyUnicode_1BYTE_DATA(o), p, n);
-        else decode_utf8(p, n, PyUnicode_1BYTE_DATA(o));
-        break;
-      case PyUnicode_2BYTE_KIND:
-        decode_utf8(p, n, PyUnicode_2BYTE_DATA(o));
-        break;
-      default:
-        decode_utf8(p, n, PyUnicode_4BYTE_DATA(o));
-        break;
-    }
-    return o;
+  PyObject* o = PyUnicode_New(Py_ssize_t(shape.chars), shape.maxchar);
+  if (!o) return nullptr;
+  switch (PyUnicode_KIND(o)) {
+    case PyUnicode_1BYTE_KIND:
+      if (shape.maxchar < 0x80) std::memcpy(PyUnicode_1BYTE_DATA(o), p, n);
+      else decode_utf8(p, n, PyUnicode_1BYTE_DATA(o), shape.chars);
+      break;
+    case PyUnicode_2BYTE_KIND:
+      decode_utf8(p, n, PyUnicode_2BYTE_DATA(o), shape.chars);
+      break;
+    default:
+      decode_utf8(p, n, PyUnicode_4BYTE_DATA(o), shape.chars);
+      break;
   }
-  // Bytes that are not UTF-8 at all (the core hands out valid UTF-8, but a caller's
-  // bytes go through here too): U+FFFD, as everywhere else, never an exception.
+  return o;
+}
+
+// A str from bytes that may not be UTF-8 (a caller's bytes go through here too).
+PyObject* make_str(const char* s, std::size_t n) {
+  if (text::is_valid_utf8(std::string_view(s, n))) return str_from_valid_utf8(s, n);
+  // Encoded surrogates (ED A0..BF xx) become lone surrogates, as "surrogatepass" does;
+  // anything else that is not UTF-8 becomes U+FFFD, as everywhere else, never an exception.
+  PyObject* o = PyUnicode_DecodeUTF8(s, Py_ssize_t(n), "surrogatepass");
+  if (o || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return o;
+  PyErr_Clear();
   return PyUnicode_DecodeUTF8(s, Py_ssize_t(n), "replace");
 }
 
@@ -191,7 +178,7 @@ namespace {
 class KeyCache {
  public:
   PyObject* get(std::string_view k) {
-    if (k.size() > kMaxKey) return make_str(k.data(), k.size());
+    if (k.size() > kMaxKey) return str_from_valid_utf8(k.data(), k.size());
     std::uint32_t h = 2166136261u ^ std::uint32_t(k.size());
     for (char c : k) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
     Slot& s = slots_[h & (kSlots - 1)];
@@ -199,7 +186,7 @@ class KeyCache {
       Py_INCREF(s.obj);
       return s.obj;
     }
-    PyObject* o = make_str(k.data(), k.size());
+    PyObject* o = str_from_valid_utf8(k.data(), k.size());
     if (!o) return nullptr;
     PyUnicode_InternInPlace(&o);  // also caches the hash for dict insertion
     Py_XDECREF(s.obj);
@@ -231,7 +218,7 @@ PyObject* build_scalar(simdjson::dom::element e) {
   switch (e.type()) {
     case element_type::STRING: {
       std::string_view s(e);
-      return make_str(s.data(), s.size());
+      return str_from_valid_utf8(s.data(), s.size());
     }
     case element_type::INT64:
       return PyLong_FromLongLong(int64_t(e));
