@@ -179,33 +179,60 @@ class KeyCache {
  public:
   PyObject* get(std::string_view k) {
     if (k.size() > kMaxKey) return str_from_valid_utf8(k.data(), k.size());
-    std::uint32_t h = 2166136261u ^ std::uint32_t(k.size());
-    for (char c : k) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-    Slot& s = slots_[h & (kSlots - 1)];
-    if (s.obj && s.len == k.size() && std::memcmp(s.bytes, k.data(), k.size()) == 0) {
-      Py_INCREF(s.obj);
-      return s.obj;
+    // Two ways per set, the most recent first: two busy keys that hash alike do not
+    // evict each other on every object.
+    Slot* set = &slots_[set_of(k) * 2];
+    for (int way = 0; way < 2; ++way) {
+      Slot& s = set[way];
+      if (s.obj && s.len == k.size() && std::memcmp(s.bytes, k.data(), k.size()) == 0) {
+        Py_INCREF(s.obj);
+        return s.obj;
+      }
     }
     PyObject* o = str_from_valid_utf8(k.data(), k.size());
     if (!o) return nullptr;
     PyUnicode_InternInPlace(&o);  // also caches the hash for dict insertion
-    Py_XDECREF(s.obj);
-    s.obj = o;
-    s.len = k.size();
-    std::memcpy(s.bytes, k.data(), k.size());
+    Py_XDECREF(set[1].obj);
+    set[1] = set[0];
+    set[0].obj = o;
+    set[0].len = k.size();
+    std::memcpy(set[0].bytes, k.data(), k.size());
     Py_INCREF(o);
     return o;
   }
 
  private:
-  static constexpr std::size_t kSlots = 1024;
+  // A hash of the length and the first and last bytes (at most 16 of them): keys
+  // differ early or late, and a collision only costs a miss.
+  static std::size_t set_of(std::string_view k) noexcept {
+    const auto* p = reinterpret_cast<const unsigned char*>(k.data());
+    const std::size_t n = k.size();
+    std::uint64_t a, b;
+    if (n >= 8) {
+      std::memcpy(&a, p, 8);
+      std::memcpy(&b, p + n - 8, 8);
+    } else if (n >= 4) {
+      std::uint32_t x, y;
+      std::memcpy(&x, p, 4);
+      std::memcpy(&y, p + n - 4, 4);
+      a = x;
+      b = y;
+    } else {
+      a = n ? p[0] | std::uint64_t(p[n / 2]) << 8 | std::uint64_t(p[n - 1]) << 16 : 0;
+      b = 0;
+    }
+    std::uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ull) ^ n) * 0xFF51AFD7ED558CCDull;
+    return std::size_t(h >> 40) & (kSets - 1);
+  }
+
+  static constexpr std::size_t kSets = 512;
   static constexpr std::size_t kMaxKey = 40;
   struct Slot {
     PyObject* obj = nullptr;
     std::size_t len = 0;
     char bytes[kMaxKey];
   };
-  Slot slots_[kSlots];
+  Slot slots_[kSets * 2];
 };
 
 KeyCache& thread_key_cache() {
@@ -213,23 +240,26 @@ KeyCache& thread_key_cache() {
   return *cache;
 }
 
-PyObject* build_scalar(simdjson::dom::element e) {
-  using simdjson::dom::element_type;
-  switch (e.type()) {
-    case element_type::STRING: {
-      std::string_view s(e);
+using text::JsonTape;
+using TapeType = JsonTape::Type;
+
+PyObject* build_scalar(const JsonTape& tape, std::size_t i) {
+  switch (tape.type(i)) {
+    case TapeType::STRING: {
+      const std::string_view s = tape.string(i);
       return str_from_valid_utf8(s.data(), s.size());
     }
-    case element_type::INT64:
-      return PyLong_FromLongLong(int64_t(e));
-    case element_type::UINT64:
-      return PyLong_FromUnsignedLongLong(uint64_t(e));
-    case element_type::DOUBLE:
-      return PyFloat_FromDouble(double(e));
-    case element_type::BOOL:
-      if (bool(e)) Py_RETURN_TRUE;
+    case TapeType::INT64:
+      return PyLong_FromLongLong(tape.int64(i));
+    case TapeType::UINT64:
+      return PyLong_FromUnsignedLongLong(tape.uint64(i));
+    case TapeType::DOUBLE:
+      return PyFloat_FromDouble(tape.number(i));
+    case TapeType::TRUE_VALUE:
+      Py_RETURN_TRUE;
+    case TapeType::FALSE_VALUE:
       Py_RETURN_FALSE;
-    case element_type::NULL_VALUE:
+    case TapeType::NULL_VALUE:
       Py_RETURN_NONE;
     default:
       break;
@@ -238,22 +268,19 @@ PyObject* build_scalar(simdjson::dom::element e) {
   return nullptr;
 }
 
-bool is_container(simdjson::dom::element e) {
-  const auto t = e.type();
-  return t == simdjson::dom::element_type::OBJECT || t == simdjson::dom::element_type::ARRAY;
-}
+bool is_container(TapeType t) { return t == TapeType::START_OBJECT || t == TapeType::START_ARRAY; }
 
-// simdjson's array size saturates at 0xFFFFFF: a longer array (a hostile 34 MB answer
-// holds one) must be counted, or the list would be allocated too short.
-constexpr std::size_t kSaturatedSize = 0xFFFFFF;
-
-PyObject* new_container(simdjson::dom::element e) {
-  if (e.type() == simdjson::dom::element_type::OBJECT) return PyDict_New();
-  simdjson::dom::array a(e);
-  std::size_t n = a.size();
-  if (n >= kSaturatedSize) {
+// The container that starts at `i`, empty (a list holds its size in NULL slots).
+PyObject* new_container(const JsonTape& tape, std::size_t i) {
+  // Dicts are not presized (_PyDict_NewPresized): it measured no faster, and its
+  // tables hold 24-byte general entries where PyDict_New's str-keyed ones take 16.
+  if (tape.type(i) == TapeType::START_OBJECT) return PyDict_New();
+  std::size_t n = tape.count(i);
+  // The count saturates: a longer array (a hostile 34 MB answer holds one) must be
+  // counted, or the list would be allocated too short.
+  if (n >= JsonTape::kSaturatedCount) {
     n = 0;
-    for (auto it = a.begin(); it != a.end(); ++it) ++n;
+    for (std::size_t j = i + 1, end = tape.end_of(i) - 1; j < end; j = tape.next(j)) ++n;
   }
   return PyList_New(Py_ssize_t(n));
 }
@@ -262,58 +289,38 @@ PyObject* new_container(simdjson::dom::element e) {
 // levels of nesting cost a vector of frames, not 10,000 C stack frames (a thread with
 // a small stack would crash). Each container is linked into its parent as soon as it
 // is made, so on failure releasing the root releases everything built so far.
-PyObject* build(simdjson::dom::element root, KeyCache& keys) {
-  if (!is_container(root)) return build_scalar(root);
+// The tape is read front to back: inside an object a key string precedes each value;
+// an END_ARRAY / END_OBJECT word closes the innermost container.
+PyObject* build(const JsonTape& tape, KeyCache& keys) {
+  std::size_t i = JsonTape::kRoot;
+  if (!is_container(tape.type(i))) return build_scalar(tape, i);
   struct Frame {
     PyObject* container;  // borrowed: owned by its parent (or `out` for the root)
     bool is_object;
-    simdjson::dom::object::iterator field, fields_end;
-    simdjson::dom::array::iterator item, items_end;
-    Py_ssize_t index = 0;
+    Py_ssize_t index;  // the next list slot
   };
-  auto open = [](simdjson::dom::element e, PyObject* container) {
-    Frame f{};
-    f.container = container;
-    f.is_object = e.type() == simdjson::dom::element_type::OBJECT;
-    if (f.is_object) {
-      simdjson::dom::object o(e);
-      f.field = o.begin();
-      f.fields_end = o.end();
-    } else {
-      simdjson::dom::array a(e);
-      f.item = a.begin();
-      f.items_end = a.end();
-    }
-    return f;
-  };
-  PyObject* out = new_container(root);
+  PyObject* out = new_container(tape, i);
   if (!out) return nullptr;
   std::vector<Frame> stack;
   stack.reserve(16);
-  stack.push_back(open(root, out));
+  stack.push_back({out, tape.type(i) == TapeType::START_OBJECT, 0});
+  ++i;
   while (!stack.empty()) {
     Frame& f = stack.back();
-    simdjson::dom::element child;
+    TapeType t = tape.type(i);
+    if (t == TapeType::END_ARRAY || t == TapeType::END_OBJECT) {
+      stack.pop_back();
+      ++i;
+      continue;
+    }
     PyObject* key = nullptr;
     if (f.is_object) {
-      if (f.field == f.fields_end) {
-        stack.pop_back();
-        continue;
-      }
-      key = keys.get((*f.field).key);
+      key = keys.get(tape.string(i));
       if (!key) break;
-      child = (*f.field).value;
-      ++f.field;
-    } else {
-      if (f.item == f.items_end) {
-        stack.pop_back();
-        continue;
-      }
-      child = *f.item;
-      ++f.item;
+      t = tape.type(++i);
     }
-    const bool nested = is_container(child);
-    PyObject* value = nested ? new_container(child) : build_scalar(child);
+    const bool nested = is_container(t);
+    PyObject* value = nested ? new_container(tape, i) : build_scalar(tape, i);
     if (!value) {
       Py_XDECREF(key);
       break;
@@ -327,7 +334,12 @@ PyObject* build(simdjson::dom::element root, KeyCache& keys) {
     } else {
       PyList_SET_ITEM(parent, f.index++, value);  // steals the reference
     }
-    if (nested) stack.push_back(open(child, value));  // `f` may dangle from here on
+    if (nested) {
+      stack.push_back({value, t == TapeType::START_OBJECT, 0});  // `f` may dangle from here on
+      ++i;  // into the container
+    } else {
+      i = tape.next(i);
+    }
   }
   if (!stack.empty()) {  // left the loop on an error: a Python exception is set
     Py_DECREF(out);
@@ -376,13 +388,14 @@ std::string exception_excerpt(const py::error_already_set& e, std::size_t max_by
 }
 
 py::object json_to_object(std::string_view json) {
+  auto& parser = text::thread_parser();
   simdjson::dom::element root;
-  if (text::thread_parser().parse(json, root) == simdjson::SUCCESS) return build_object(root);
+  if (parser.parse(json, root) == simdjson::SUCCESS) return build_object(parser.tape());
   return py::module_::import("json").attr("loads")(utf8_to_str(json));
 }
 
-py::object build_object(simdjson::dom::element root) {
-  PyObject* o = build(root, thread_key_cache());
+py::object build_object(const text::JsonTape& tape) {
+  PyObject* o = build(tape, thread_key_cache());
   if (!o) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(o);
 }
