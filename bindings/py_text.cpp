@@ -9,6 +9,13 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define LLMBRIDGE_SSE2 1  // every x86-64 CPU has SSE2
+#else
+#define LLMBRIDGE_SSE2 0
+#endif
+
 namespace py = pybind11;
 
 namespace llmbridge::bindings {
@@ -59,6 +66,32 @@ struct Utf8Shape {
 
 constexpr std::uint64_t kHighBits = 0x8080808080808080ull;
 
+#if LLMBRIDGE_SSE2
+// The sum of the sixteen bytes of `v`.
+std::size_t sum_bytes(__m128i v) noexcept {
+  const __m128i sums = _mm_sad_epu8(v, _mm_setzero_si128());  // two 64-bit sums
+  return std::size_t(_mm_cvtsi128_si32(sums)) + std::size_t(_mm_extract_epi16(sums, 4));
+}
+
+// Stores the sixteen bytes of `v`, each widened to a `Char`.
+inline void store_widened(Py_UCS1* out, __m128i v) noexcept {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), v);
+}
+inline void store_widened(Py_UCS2* out, __m128i v) noexcept {
+  const __m128i zero = _mm_setzero_si128();
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi8(v, zero));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8), _mm_unpackhi_epi8(v, zero));
+}
+inline void store_widened(Py_UCS4* out, __m128i v) noexcept {
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i lo = _mm_unpacklo_epi8(v, zero), hi = _mm_unpackhi_epi8(v, zero);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi16(lo, zero));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 4), _mm_unpackhi_epi16(lo, zero));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8), _mm_unpacklo_epi16(hi, zero));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 12), _mm_unpackhi_epi16(hi, zero));
+}
+#endif
+
 // In valid UTF-8 the widest lead byte fixes the kind: none (ASCII); C2..C3, the leads
 // of U+0080..U+00FF (Latin-1); C4..EF (the rest of the BMP); F0..F4 (beyond). Every
 // byte but a continuation byte (10xxxxxx) starts a code point. Eight bytes at a time:
@@ -66,7 +99,36 @@ constexpr std::uint64_t kHighBits = 0x8080808080808080ull;
 Utf8Shape utf8_shape(const unsigned char* p, std::size_t n) noexcept {
   std::uint64_t high = 0, bmp = 0, astral = 0;
   std::size_t continuation = 0;
-  for (std::size_t i = 0; i < n; i += 8) {
+  std::size_t i = 0;
+#if LLMBRIDGE_SSE2
+  // Sixteen bytes at a time first: the widest byte is a running max, continuation
+  // bytes (0x80..0xBF, below -64 as signed bytes) are counted per lane, summed every
+  // 255 blocks before a lane can overflow.
+  const __m128i below = _mm_set1_epi8(-64);
+  __m128i widest = _mm_setzero_si128(), lanes = _mm_setzero_si128();
+  for (std::size_t blocks = 0; n - i >= 16; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    if (_mm_movemask_epi8(v) == 0) continue;
+    widest = _mm_max_epu8(widest, v);
+    lanes = _mm_sub_epi8(lanes, _mm_cmplt_epi8(v, below));  // each match adds 1
+    if (++blocks == 255) {
+      continuation += sum_bytes(lanes);
+      lanes = _mm_setzero_si128();
+      blocks = 0;
+    }
+  }
+  continuation += sum_bytes(lanes);
+  widest = _mm_max_epu8(widest, _mm_srli_si128(widest, 8));
+  widest = _mm_max_epu8(widest, _mm_srli_si128(widest, 4));
+  widest = _mm_max_epu8(widest, _mm_srli_si128(widest, 2));
+  widest = _mm_max_epu8(widest, _mm_srli_si128(widest, 1));
+  const unsigned top = unsigned(_mm_cvtsi128_si32(widest)) & 0xFF;
+  // As flags in bit 7 of the eight-byte loop's words.
+  if (top >= 0x80) high = kHighBits;
+  if (top >= 0xC4) bmp = kHighBits;
+  if (top >= 0xF0) astral = kHighBits;
+#endif
+  for (; i < n; i += 8) {
     std::uint64_t w = 0;
     if (n - i >= 8) {
       std::memcpy(&w, p + i, 8);
@@ -97,6 +159,17 @@ void decode_utf8(const unsigned char* p, std::size_t n, Char* out, std::size_t c
   Char* const end = out + chars;
   std::size_t i = 0;
   while (i < n) {
+#if LLMBRIDGE_SSE2
+    if (n - i >= 16 && end - out >= 16) {  // the same, sixteen at a time
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      store_widened(out, v);
+      const unsigned high = unsigned(_mm_movemask_epi8(v));
+      const std::size_t ascii = high ? std::size_t(__builtin_ctz(high)) : 16;
+      i += ascii;
+      out += ascii;
+      if (ascii == 16) continue;
+    } else
+#endif
     if (n - i >= 8 && end - out >= 8) {
       std::uint64_t w;
       std::memcpy(&w, p + i, 8);
