@@ -181,6 +181,9 @@ void decode_utf8(const unsigned char* p, std::size_t n, Char* out, std::size_t c
       if (ascii == 8) continue;
     }
     const unsigned c = p[i];
+    // Never past either buffer, even if the bytes were not the valid UTF-8 promised.
+    const std::size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (len > n - i || out == end) break;
     Py_UCS4 cp;
     if (c < 0x80) {
       cp = c;
