@@ -63,7 +63,7 @@ py::object loads(py::handle obj, bool repair) {
   auto& parser = text::thread_parser();
   simdjson::dom::element root;
   simdjson::error_code err = parser.parse(in.view(), root);
-  if (!err) return build_object(root);
+  if (!err) return build_object(parser.tape());
   std::string repaired;
   std::string_view json = in.view();
   if (repair) {
@@ -76,7 +76,7 @@ py::object loads(py::handle obj, bool repair) {
       repaired = std::move(r.json);
       json = repaired;
       err = parser.parse(json, root);
-      if (!err) return build_object(root);
+      if (!err) return build_object(parser.tape());
     }
   }
   // simdjson refuses a few valid documents Python accepts (integers beyond 64 bits,

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "llmbridge/text/json_parse.hpp"
+
 namespace llmbridge::bindings {
 
 // Borrows the UTF-8 bytes of a str, bytes, bytearray or memoryview argument.
@@ -54,7 +56,7 @@ std::string exception_excerpt(const pybind11::error_already_set& e, std::size_t 
 // outliving the interpreter.
 pybind11::object error_class(const char* name);
 
-// Builds dict/list/str/int/float/bool/None from a parsed element. Raises on failure.
-pybind11::object build_object(simdjson::dom::element root);
+// Builds dict/list/str/int/float/bool/None from a parsed document. Raises on failure.
+pybind11::object build_object(const text::JsonTape& tape);
 
 }  // namespace llmbridge::bindings

@@ -47,10 +47,12 @@ simdjson::error_code JsonParser::parse(std::string_view json, simdjson::dom::ele
   std::memcpy(buffer_.data(), json.data(), json.size());
   std::memset(buffer_.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
   if (auto err = ensure(parser_, json.size(), kMaxDepth)) return err;
+  last_ = &parser_.doc;
   simdjson::error_code err = parser_.parse(buffer_.data(), json.size(), false).get(root);
   if (err != simdjson::DEPTH_ERROR) return err;
   // Within one level of the limit: parse with one level of slack, then count exactly.
   if (auto e = ensure(deep_, json.size(), kMaxDepth + 1)) return e;
+  last_ = &deep_.doc;
   err = deep_.parse(buffer_.data(), json.size(), false).get(root);
   if (err) return err;
   return container_depth(json) > kMaxDepth ? simdjson::DEPTH_ERROR : simdjson::SUCCESS;
