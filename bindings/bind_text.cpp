@@ -27,21 +27,22 @@ constexpr std::size_t kReleaseGilBytes = 256 * 1024;
       py::str(r.error + " at position " + std::to_string(r.error_position)), r.error_position, r.error));
 }
 
-text::RepairResult run_repair(std::string_view in, const text::RepairOptions& opts) {
-  if (in.size() >= kReleaseGilBytes) {
+text::RepairResult run_repair(const TextInput& in, text::RepairOptions opts) {
+  opts.input_is_utf8 = in.is_utf8();  // a str's own UTF-8 needs no second check
+  if (in.view().size() >= kReleaseGilBytes) {
     // The input buffer belongs to a Python object the caller keeps alive for the whole
     // call, and repair touches no Python state, so the GIL is not needed.
     py::gil_scoped_release release;
-    return text::repair_json(in, opts);
+    return text::repair_json(in.view(), opts);
   }
-  return text::repair_json(in, opts);
+  return text::repair_json(in.view(), opts);
 }
 
 py::object repair_json(py::handle obj) {
   TextInput in(obj);
   text::RepairOptions opts;
   opts.collect_repairs = false;
-  text::RepairResult r = run_repair(in.view(), opts);
+  text::RepairResult r = run_repair(in, opts);
   if (!r.ok) raise_repair_error(r);
   if (r.unchanged) return in.as_str();
   return utf8_to_str(r.json);
@@ -49,7 +50,7 @@ py::object repair_json(py::handle obj) {
 
 py::tuple repair_report(py::handle obj) {
   TextInput in(obj);
-  text::RepairResult r = run_repair(in.view(), {});
+  text::RepairResult r = run_repair(in, {});
   if (!r.ok) raise_repair_error(r);
   py::list repairs(r.repairs.size());
   for (std::size_t i = 0; i < r.repairs.size(); ++i)
@@ -70,7 +71,7 @@ py::object loads(py::handle obj, bool repair) {
     text::RepairOptions opts;
     opts.collect_repairs = false;
     opts.try_fast_path = false;  // simdjson just refused the input above
-    text::RepairResult r = run_repair(in.view(), opts);
+    text::RepairResult r = run_repair(in, opts);
     if (!r.ok) raise_repair_error(r);
     if (!r.unchanged) {
       repaired = std::move(r.json);

@@ -23,6 +23,8 @@ class TextInput {
   std::string_view view() const noexcept { return view_; }
   // The input as a str: the same object when it was one.
   pybind11::object as_str() const;
+  // The view is a str's own UTF-8 (valid by construction; not a surrogatepass encoding).
+  bool is_utf8() const noexcept { return is_str_ && !holder_; }
 
  private:
   pybind11::handle obj_;

@@ -1314,7 +1314,7 @@ class Repairer {
 
   // Parses a relaxed number; writes JSON into `norm`. Returns false if `tok` is not
   // a number. `*changed` says whether the spelling differed from valid JSON.
-  static bool normalise_number(std::string_view tok, bool at_eof, std::string& norm,
+  static bool normalise_number(std::string_view tok, std::string& norm,
                                bool* changed) {
     std::size_t i = 0;
     const std::size_t n = tok.size();
@@ -1513,7 +1513,7 @@ class Repairer {
     // A number keeps its spelling whatever its magnitude: 1e400 is valid JSON, and
     // json.loads (like loads) reads it as inf.
     bool changed = false;
-    if (normalise_number(tok, at_eof, num_, &changed)) {
+    if (normalise_number(tok, num_, &changed)) {
       if (place() == Place::kKey) return token_as_key(s, t);
       if (changed) note(RepairKind::kNumberNormalised);
       if (at_eof && (tok.back() == '.' || tok.back() == 'e' || tok.back() == 'E' ||
