@@ -311,9 +311,10 @@ keys = words.filter(lambda k: k not in PY_WORDS)
 # Plain text values: words separated by single spaces (no quote, comma or colon), so a
 # lost quote leaves nothing the repairer could read in two ways.
 phrases = st.lists(words, min_size=1, max_size=4).map(" ".join)
-unquotable = phrases.filter(
-    lambda v: v.split()[0] not in PY_WORDS and v.split()[0].lower() not in {"nan", "inf"}
-)
+# An unquoted value must not start with a word the repairer reads as a literal
+# (TRUE, Null, nil, NaN, inf ...): it would be that literal, as documented.
+LITERAL_WORDS = {"true", "false", "null", "none", "undefined", "nil", "nan", "inf", "infinity"}
+unquotable = phrases.filter(lambda v: v.split()[0].lower() not in LITERAL_WORDS)
 members = st.dictionaries(keys, phrases, min_size=2, max_size=5)
 
 
