@@ -20,6 +20,7 @@ from ._text import (
     repair_report,
     strip_markdown_fences,
 )
+from ._batch import BatchResults, SyncBatchResults
 from ._client import ExtractionAttempt, OllamaClient, OpenAICompatibleClient, VLLMClient
 from ._env import AppConfig, load_config
 from ._image import MAX_IMAGE_BYTES, Image
@@ -66,6 +67,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncEventStream",
+    "BatchResults",
+    "SyncBatchResults",
     "ChatResult",
     "EmbeddingResult",
     "Image",

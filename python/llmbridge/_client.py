@@ -23,6 +23,7 @@ from collections.abc import Generator, Mapping
 from typing import Any, ClassVar, Optional
 
 from . import _native
+from ._batch import BatchMixin
 from ._health import HealthReport, log_report
 from ._generate import GenerationMixin
 from .config import OllamaConfig, OpenAIConfig, VLLMConfig, _ProviderConfig
@@ -275,7 +276,7 @@ _MODEL_UNCHECKED = 0
 _MODEL_READY = 1
 
 
-class _BaseClient(GenerationMixin):
+class _BaseClient(GenerationMixin, BatchMixin):
     provider: ClassVar[str] = ""
     _config_type: ClassVar[type[_ProviderConfig]] = _ProviderConfig
     #: Seconds a health() result is reused; set per client (``client.health_ttl = 30``).
