@@ -12,7 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import time
+from collections.abc import Iterator
 from typing import Any, Callable, Optional, Sequence
 
 from .errors import ConfigError, LLMBridgeError
@@ -153,6 +156,10 @@ def _load_schema(path: str | None) -> dict[str, Any] | None:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    if args.jsonl is not None:
+        return _extract_batch(args)
+    if args.out is not None or args.resume:
+        raise UsageError("--out and --resume go with --jsonl (batch mode)")
     schema = _load_schema(args.schema)
     user = _read(args.prompt_file, "prompt file") if args.prompt_file else args.prompt
     document = _read(args.document, "document")
@@ -168,6 +175,262 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if attempt.truncated:
         _err("extract", "warning: the answer was truncated (finish_reason length)")
     return EXIT_OK
+
+
+# ---- extract --jsonl: batch mode ----
+
+_EXCERPT = 40  # characters of a bad input line shown in its error
+
+
+def _excerpt(text: str) -> str:
+    text = text.strip()
+    return repr(text[:_EXCERPT] + "..." if len(text) > _EXCERPT else text)
+
+
+def _error_kind(error: str | None) -> str:
+    """`http_500`, `timeout`, `connection_error`, `invalid_json`, ...: the part before ':'."""
+    return (error or "unknown").split(":", 1)[0]
+
+
+def _id_key(value: Any) -> str:
+    # ids are JSON strings or integers; their JSON text tells "1" from 1
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _count_lines(path: str) -> int | None:
+    """Lines in `path` (a cheap pass over bytes), for the progress total; None for stdin."""
+    if path == "-":
+        return None
+    count, last = 0, b"\n"
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def _resume_ids(path: str) -> set[str]:
+    """The ids already in the output file `path`. A last line without its newline (the
+    process was killed while writing it) is cut off, so the append starts on a fresh line
+    and that document is done again."""
+    done: set[str] = set()
+    try:
+        f = open(path, "rb+")
+    except FileNotFoundError:
+        return done
+    except OSError as exc:
+        raise UsageError(f"cannot open {path!r}: {exc.strerror}") from None
+    with f:
+        offset = 0
+        for number, raw in enumerate(f, 1):
+            if not raw.endswith(b"\n"):
+                f.truncate(offset)
+                break
+            offset += len(raw)
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or "id" not in record:
+                raise UsageError(f"--resume: line {number} of {path!r} is not a result line "
+                                 '({"id": ..., "attempt": ...}); is it the right file?')
+            done.add(_id_key(record["id"]))
+    return done
+
+
+class _BatchInput:
+    """The documents of a JSONL file, read line by line as the batch asks for them.
+
+    Lines that are not JSON objects with a string or integer id and a string text are
+    reported (line number, short excerpt) and left out; ids in `skip` (already in the
+    output) are left out silently. `ids` maps a document's batch index to its id while it
+    is in flight."""
+
+    def __init__(self, lines: Iterator[bytes], where: str, id_field: str, text_field: str,
+                 skip: set[str], report: Callable[[str], None]) -> None:
+        self.lines = lines
+        self.where = where
+        self.id_field = id_field
+        self.text_field = text_field
+        self.skip = skip
+        self.report = report
+        self.ids: dict[int, Any] = {}
+        self.skipped = self.bad = self.blank = 0
+
+    def _bad(self, number: int, problem: str, line: str) -> None:
+        self.bad += 1
+        self.report(f"{self.where} line {number}: {problem}: {_excerpt(line)}")
+
+    def documents(self) -> Iterator[str]:
+        index = 0
+        for number, raw in enumerate(self.lines, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self._bad(number, "not UTF-8", raw.decode("utf-8", "replace"))
+                continue
+            if not line.strip():
+                self.blank += 1
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                self._bad(number, "not JSON", line)
+                continue
+            if not isinstance(record, dict):
+                self._bad(number, "not a JSON object", line)
+                continue
+            ident = record.get(self.id_field)
+            if isinstance(ident, bool) or not isinstance(ident, (str, int)):
+                self._bad(number, f"{self.id_field!r} is missing or not a string or integer",
+                          line)
+                continue
+            text = record.get(self.text_field)
+            if not isinstance(text, str):
+                self._bad(number, f"{self.text_field!r} is missing or not a string", line)
+                continue
+            if _id_key(ident) in self.skip:
+                self.skipped += 1
+                continue
+            self.ids[index] = ident
+            index += 1
+            yield text
+
+
+class _BatchProgress:
+    """Progress on stderr: a rich bar when rich is installed and stderr is a terminal,
+    else one plain line every few seconds. Also counts the outcomes for the summary."""
+
+    PLAIN_EVERY = 2.0  # seconds between plain progress lines
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.done = self.failed = 0
+        self.kinds: dict[str, int] = {}
+        self.input: _BatchInput | None = None
+        self.started = self.shown = time.monotonic()
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            try:
+                from rich.console import Console
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+            except ImportError:
+                pass
+            else:
+                self.bar = Progress(TextColumn("extract"), BarColumn(), MofNCompleteColumn(),
+                                    TextColumn("{task.fields[info]}"),
+                                    console=Console(stderr=True), transient=False)
+                self.task = self.bar.add_task("extract", total=total, info="")
+                self.bar.start()
+
+    def report(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(f"llmbridge extract: {message}", markup=False,
+                                   highlight=False)
+        else:
+            _err("extract", message)
+
+    def add(self, attempt: Any) -> None:
+        self.done += 1
+        if not attempt.success:
+            self.failed += 1
+            kind = _error_kind(attempt.error)
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        now = time.monotonic()
+        if now - self.shown >= (0.1 if self.bar is not None else self.PLAIN_EVERY):
+            self.show(now)
+
+    def lines_handled(self) -> int:
+        inp = self.input
+        extra = (inp.skipped + inp.bad + inp.blank) if inp is not None else 0
+        return self.done + extra
+
+    def info(self, now: float) -> str:
+        rate = self.done / max(now - self.started, 1e-9)
+        parts = [f"{rate:.0f} calls/s"]
+        if self.total is not None and rate > 0:
+            left = max(self.total - self.lines_handled(), 0) / rate
+            parts.append(f"ETA {int(left) // 60}:{int(left) % 60:02d}")
+        if self.kinds:
+            parts.append("errors: " + " ".join(f"{k}={n}" for k, n in sorted(self.kinds.items())))
+        return "  ".join(parts)
+
+    def show(self, now: float) -> None:
+        self.shown = now
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.lines_handled(), info=self.info(now))
+            return
+        of = f"/{self.total}" if self.total is not None else ""
+        _err("extract", f"{self.lines_handled()}{of} lines, {self.done} calls done, "
+                        f"{self.failed} failed  {self.info(now)}")
+
+    def close(self) -> None:
+        self.show(time.monotonic())
+        if self.bar is not None:
+            self.bar.stop()
+
+
+async def _run_batch(client: Any, inp: _BatchInput, out: Any, prompts: dict[str, str],
+                     schema: dict[str, Any] | None, concurrency: int,
+                     progress: _BatchProgress) -> None:
+    results = client.extract_many(inp.documents(), prompts, schema, concurrency=concurrency)
+    async with results:
+        async for index, attempt in results:
+            record = {"id": inp.ids.pop(index), "attempt": attempt.to_dict()}
+            # One write and a flush per line: a kill loses only the calls in flight.
+            out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            out.flush()
+            progress.add(attempt)
+
+
+def _extract_batch(args: argparse.Namespace) -> int:
+    import asyncio
+
+    if args.document is not None:
+        raise UsageError("give a document file or --jsonl, not both")
+    if args.out is None:
+        raise UsageError("--jsonl needs --out FILE (results are appended there, one JSON line "
+                         "per document)")
+    if args.concurrency < 1:
+        raise UsageError(f"--concurrency must be >= 1, got {args.concurrency}")
+    schema = _load_schema(args.schema)
+    user = _read(args.prompt_file, "prompt file") if args.prompt_file else args.prompt
+    prompts = {"system": args.system, "user": user}
+    if args.resume:
+        skip = _resume_ids(args.out)
+    else:
+        skip = set()
+        if os.path.exists(args.out) and os.path.getsize(args.out) > 0:
+            raise UsageError(f"{args.out!r} is not empty: --resume continues it (skipping the "
+                             "ids it holds), or remove it first")
+    try:
+        source = sys.stdin.buffer if args.jsonl == "-" else open(args.jsonl, "rb")
+        total = _count_lines(args.jsonl)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.jsonl!r}: {exc.strerror}") from None
+    where = "stdin" if args.jsonl == "-" else repr(args.jsonl)
+    client = _client(args)
+    progress = _BatchProgress(total)
+    inp = _BatchInput(iter(source), where, args.id_field, args.text_field, skip,
+                      progress.report)
+    progress.input = inp
+    try:
+        with source, open(args.out, "a", encoding="utf-8") as out, client:
+            asyncio.run(_run_batch(client, inp, out, prompts, schema, args.concurrency,
+                                   progress))
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out!r}: {exc.strerror}") from None
+    finally:
+        progress.close()
+    rows: list[tuple[str, Any]] = [("documents sent", progress.done),
+                                   ("succeeded", progress.done - progress.failed),
+                                   ("failed", progress.failed)]
+    rows += [(f"  {kind}", n) for kind, n in sorted(progress.kinds.items())]
+    rows += [("skipped (already in the output)", inp.skipped), ("bad input lines", inp.bad)]
+    _table("llmbridge extract", rows)
+    if inp.bad:
+        return EXIT_USAGE
+    return EXIT_FAILED if progress.failed else EXIT_OK
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -530,8 +793,24 @@ def build_parser() -> argparse.ArgumentParser:
                                "else the provider's model)")
     p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser("extract", help="document + prompt + schema -> the JSON on stdout")
+    p = sub.add_parser("extract", help="document + prompt + schema -> the JSON on stdout; "
+                                       "--jsonl: many documents -> one result line each")
     p.add_argument("document", nargs="?", help="document file (default: stdin)")
+    p.add_argument("--jsonl", metavar="FILE",
+                   help="batch mode: one JSON object per line with an id and the document "
+                        "text (- for stdin); results go to --out")
+    p.add_argument("--out", metavar="FILE",
+                   help="batch mode: append one {\"id\", \"attempt\"} JSON line per document")
+    p.add_argument("--resume", action="store_true",
+                   help="batch mode: skip the ids already in --out (a cut-off last line is "
+                        "removed and redone)")
+    p.add_argument("--concurrency", type=int, default=64, metavar="N",
+                   help="batch mode: calls in flight (default 64)")
+    p.add_argument("--id-field", default="id", metavar="NAME",
+                   help="batch mode: the id's key in each input line (default id)")
+    p.add_argument("--text-field", default="document_text", metavar="NAME",
+                   help="batch mode: the document's key in each input line "
+                        "(default document_text)")
     p.add_argument("--schema", help="JSON Schema file")
     p.add_argument("--system", default="Extract the requested information. Answer with JSON only.",
                    help="system prompt")
