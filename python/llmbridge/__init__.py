@@ -35,6 +35,7 @@ from ._factory import (
     registered_providers,
     unregister_provider,
 )
+from ._replicas import ReplicaStats
 from ._health import (
     HealthReport,
     check_ollama_health,
@@ -85,6 +86,7 @@ __all__ = [
     "AppConfig",
     "ClientHolder",
     "HealthReport",
+    "ReplicaStats",
     "ProviderSpec",
     "build_config_from_resolved",
     "build_llm_client",
