@@ -301,7 +301,18 @@ void bind_generation(py::module_& m) {
       .def_readonly("latency_ms", &llm::HealthReport::latency_ms)
       .def_property_readonly("reason", [](const llm::HealthReport& h) { return utf8_to_str(h.reason); })
       .def_property_readonly("model", [](const llm::HealthReport& h) { return utf8_to_str(h.model); })
-      .def_readonly("max_model_len", &llm::HealthReport::max_model_len);
+      .def_readonly("max_model_len", &llm::HealthReport::max_model_len)
+      .def_property_readonly("replicas", [](const llm::HealthReport& h) {
+        py::list out;
+        for (const auto& r : h.replicas) out.append(py::cast(r));
+        return out;
+      });
+
+  py::class_<llm::ReplicaHealth>(m, "NativeReplicaHealth", "One replica's part of a health check.")
+      .def_property_readonly("url", [](const llm::ReplicaHealth& r) { return utf8_to_str(r.url); })
+      .def_property_readonly("status", [](const llm::ReplicaHealth& r) { return std::string(llm::to_string(r.status)); })
+      .def_readonly("latency_ms", &llm::ReplicaHealth::latency_ms)
+      .def_property_readonly("reason", [](const llm::ReplicaHealth& r) { return utf8_to_str(r.reason); });
 
   py::class_<llm::StreamMetrics>(m, "StreamMetrics", "Timing and usage of one stream.")
       .def_property_readonly("ttft_ms", [](const llm::StreamMetrics& s) {

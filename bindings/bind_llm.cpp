@@ -141,6 +141,29 @@ void bind_llm(py::module_& m) {
         return out;
       });
 
+  py::class_<llm::ReplicaStats>(m, "ReplicaStats", "One replica of a client: its URL, health and counters.")
+      .def_readonly("url", &llm::ReplicaStats::url)
+      .def_readonly("healthy", &llm::ReplicaStats::healthy)
+      .def_readonly("in_flight", &llm::ReplicaStats::in_flight)
+      .def_readonly("requests", &llm::ReplicaStats::requests)
+      .def_readonly("errors", &llm::ReplicaStats::errors)
+      .def_readonly("ewma_latency_ms", &llm::ReplicaStats::ewma_latency_ms)
+      .def_readonly("ejections", &llm::ReplicaStats::ejections)
+      .def("__repr__", [](const llm::ReplicaStats& r) {
+        return "ReplicaStats(url=" + std::string(py::repr(py::str(r.url))) + ", healthy=" + (r.healthy ? "True" : "False") +
+               ", in_flight=" + std::to_string(r.in_flight) + ", requests=" + std::to_string(r.requests) +
+               ", errors=" + std::to_string(r.errors) + ", ewma_latency_ms=" + std::to_string(r.ewma_latency_ms) +
+               ", ejections=" + std::to_string(r.ejections) + ")";
+      });
+
+  py::class_<llm::ReplicaEvent>(m, "ReplicaEvent", "An ejection or re-admission, for the log.")
+      .def_property_readonly("kind", [](const llm::ReplicaEvent& e) {
+        return e.kind == llm::ReplicaEvent::Kind::kEjected ? "ejected" : "readmitted";
+      })
+      .def_property_readonly("url", [](const llm::ReplicaEvent& e) { return utf8_to_str(e.url); })
+      .def_property_readonly("reason", [](const llm::ReplicaEvent& e) { return utf8_to_str(e.reason); })
+      .def_readonly("ejected_for_s", &llm::ReplicaEvent::ejected_for_s);
+
   py::class_<llm::Client> native_client(m, "NativeClient");
   add_generation_methods(native_client);
   native_client
@@ -224,6 +247,11 @@ void bind_llm(py::module_& m) {
       .def("close_when_idle", &llm::Client::close_when_idle, py::call_guard<py::gil_scoped_release>(),
            "close() as soon as no call is in flight; in-flight calls finish normally.")
       .def_property_readonly("closing_when_idle", &llm::Client::closing_when_idle)
+      .def_property_readonly("replica_count", &llm::Client::replica_count)
+      .def("replicas", &llm::Client::replica_stats, "Each replica's URL, health and counters.")
+      .def_property_readonly("pending_replica_events", &llm::Client::pending_replica_events)
+      .def("drain_replica_events", &llm::Client::drain_replica_events,
+           "Ejections and re-admissions since the last drain, oldest first.")
       .def(
           "check_health",
           [](llm::Client& c, double timeout, double slow_threshold_ms) {

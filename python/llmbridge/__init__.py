@@ -36,6 +36,7 @@ from ._factory import (
     registered_providers,
     unregister_provider,
 )
+from ._replicas import ReplicaStats
 from ._health import (
     HealthReport,
     check_ollama_health,
@@ -88,6 +89,7 @@ __all__ = [
     "AppConfig",
     "ClientHolder",
     "HealthReport",
+    "ReplicaStats",
     "ProviderSpec",
     "build_config_from_resolved",
     "build_llm_client",

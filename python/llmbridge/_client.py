@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Optional
 from . import _native
 from ._batch import BatchMixin
 from ._health import HealthReport, log_report
+from ._replicas import ReplicaStats, log_replica_events
 from ._generate import GenerationMixin
 from .config import OllamaConfig, OpenAIConfig, VLLMConfig, _ProviderConfig
 from .errors import LLMBridgeError
@@ -290,6 +291,8 @@ class _BaseClient(GenerationMixin, BatchMixin):
     # must pick one. A class default, so __init__ and the hot path stay as they were.
     _model_state: int = _MODEL_UNCHECKED
     _health_cache: Optional[tuple[float, HealthReport]] = None
+    # True when base_url lists several replicas: only then are routing events looked for.
+    _replicated: bool = False
 
     def __init__(
         self,
@@ -318,7 +321,22 @@ class _BaseClient(GenerationMixin, BatchMixin):
         self._native = _native.NativeClient(
             self.provider, config, max_connections, ca_file or "", verify_tls, max_response_bytes
         )
+        self._replicated = self._native.replica_count > 1
         _live_clients.add(self)
+
+    # ---- replicas (several base URLs) ----
+
+    def replicas(self) -> list[ReplicaStats]:
+        """Each replica's URL, health and counters, in ``base_url`` order (one entry for a
+        single URL)."""
+        self._note_replica_events()
+        return [ReplicaStats._from_native(r) for r in self._native.replicas()]
+
+    def _note_replica_events(self) -> None:
+        # The core queues ejections and re-admissions on its I/O thread; they are
+        # logged here, on the caller's thread.
+        if self._replicated and self._native.pending_replica_events:
+            log_replica_events(self.provider, self._native.drain_replica_events())
 
     @property
     def model(self) -> str:
@@ -382,6 +400,7 @@ class _BaseClient(GenerationMixin, BatchMixin):
         fields = self._native.check_health(float(timeout), self.health_slow_threshold * 1000.0)
         report = HealthReport._from_native(fields, self.provider, self.config.base_url)
         self._note_context_limit()
+        self._note_replica_events()
         previous = self._health_cache
         if previous is None or previous[1].status != report.status:
             log_report(report)  # logged when the status changes, not on every poll
@@ -438,7 +457,10 @@ class _BaseClient(GenerationMixin, BatchMixin):
             bridge.pending.pop(token, None)
             raise
         try:
-            return ExtractionAttempt._from_native(await fut)
+            result = await fut
+            if self._replicated:
+                self._note_replica_events()
+            return ExtractionAttempt._from_native(result)
         except asyncio.CancelledError:
             bridge.pending.pop(token, None)
             self._native.cancel(call_id)
@@ -459,7 +481,10 @@ class _BaseClient(GenerationMixin, BatchMixin):
                 self._model_state = _MODEL_READY
             else:
                 self._pick_model()
-        return ExtractionAttempt._from_native(self._native.call_sync(*args))
+        result = self._native.call_sync(*args)
+        if self._replicated:
+            self._note_replica_events()
+        return ExtractionAttempt._from_native(result)
 
     def close(self) -> _Closed:
         """Release the connections. Calls in flight complete with error 'cancelled'.

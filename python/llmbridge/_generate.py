@@ -453,6 +453,7 @@ class GenerationMixin:
     """chat / generate / complete / streams / list_models, shared by every client."""
 
     _native: Any
+    _replicated: bool = False
 
     # ---- shared plumbing ----
 
@@ -496,7 +497,10 @@ class GenerationMixin:
             bridge.pending.pop(token, None)
             raise
         try:
-            return await fut
+            result = await fut
+            if self._replicated:
+                self._note_replica_events()
+            return result
         except asyncio.CancelledError:
             bridge.pending.pop(token, None)
             for call_id in ids if isinstance(ids, list) else (ids,):
@@ -516,7 +520,10 @@ class GenerationMixin:
     def _run_sync(self, op: int, messages_json: str, prompt: str, options: Any) -> Any:
         self._native.check_generate(op, messages_json, prompt, options)
         self._ensure_ready_sync()
-        return self._native.generate_sync(op, messages_json, prompt, options)
+        result = self._native.generate_sync(op, messages_json, prompt, options)
+        if self._replicated:
+            self._note_replica_events()
+        return result
 
     # ---- chat ----
 

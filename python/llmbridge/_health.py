@@ -16,6 +16,7 @@ from . import _native
 
 __all__ = [
     "HealthReport",
+    "ReplicaHealth",
     "check_ollama_health",
     "check_ollama_health_sync",
     "check_vllm_health",
@@ -25,6 +26,20 @@ __all__ = [
 ]
 
 DEFAULT_SLOW_THRESHOLD = 2.0  # seconds; slower answers are "degraded"
+
+
+@dataclass(frozen=True)
+class ReplicaHealth:
+    """One replica's part of a health check of several base URLs."""
+
+    url: str
+    status: str
+    latency_ms: float = 0.0
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "healthy"
 
 
 @dataclass(frozen=True)
@@ -47,12 +62,16 @@ class HealthReport:
     base_url: str = ""
     #: The model's context length when the server lists it (vLLM's ``max_model_len``).
     max_model_len: Optional[int] = None
+    #: With several base URLs: each replica's result (the report is healthy when any
+    #: replica is). Empty for one URL.
+    replicas: tuple[ReplicaHealth, ...] = ()
 
     def __repr__(self) -> str:
+        extra = f", replicas={self.replicas!r}" if self.replicas else ""
         return (f"HealthReport(status={self.status!r}, models={self.models!r}, "
                 f"latency_ms={self.latency_ms!r}, reason={self.reason!r}, model={self.model!r}, "
                 f"provider={self.provider!r}, base_url={display_url(self.base_url)!r}, "
-                f"max_model_len={self.max_model_len!r})")
+                f"max_model_len={self.max_model_len!r}{extra})")
 
     @property
     def ok(self) -> bool:
@@ -67,8 +86,10 @@ class HealthReport:
     @classmethod
     def _from_native(cls, native: Any, provider: str, base_url: str) -> HealthReport:
         # The report keeps the URL as logs show it: no user:password@.
+        replicas = tuple(ReplicaHealth(url=r.url, status=r.status, latency_ms=r.latency_ms,
+                                       reason=r.reason) for r in native.replicas)
         return cls(native.status, tuple(native.models), native.latency_ms, native.reason, native.model,
-                   provider, display_url(base_url), native.max_model_len or None)
+                   provider, display_url(base_url), native.max_model_len or None, replicas)
 
 
 def display_url(url: str) -> str:
@@ -86,8 +107,10 @@ def log_report(report: HealthReport, logger: Optional[logging.Logger] = None) ->
         log.warning("%s: %s at %s: %s", report.provider, report.status, url, report.reason)
 
 
-def _check(provider: str, base_url: str, timeout: float, model: str, api_key: Optional[str],
+def _check(provider: str, base_url: Any, timeout: float, model: str, api_key: Optional[str],
            slow_threshold: float) -> HealthReport:
+    if isinstance(base_url, (list, tuple)):  # several replicas: each is checked
+        base_url = ",".join(base_url)
     fields = _native.check_health(provider, base_url, model or "", api_key or "", float(timeout),
                                   float(slow_threshold) * 1000.0)
     report = HealthReport._from_native(fields, provider, base_url)

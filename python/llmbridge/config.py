@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional, TypeVar, Union
 
 from . import _native
 from .errors import ConfigError
@@ -32,11 +32,26 @@ def _redacted(key: Optional[str]) -> str:
     return "None" if key is None else ("''" if key == "" else "'***'")
 
 
+def _joined_urls(urls: Any) -> str:
+    """A list of replica URLs as the core holds it: one comma-separated string."""
+    if not urls:
+        raise ConfigError("base_url: an empty list; give at least one URL")
+    for i, url in enumerate(urls):
+        if not isinstance(url, str):
+            raise ConfigError(f"base_url[{i}] must be a str, got {type(url).__name__}")
+        if "," in url:
+            raise ConfigError(f"base_url[{i}] = {_native.display_url(url)!r}: must be one URL "
+                              "(no commas inside a list entry)")
+    return ",".join(u.strip() for u in urls)
+
+
 @dataclass
 class _ProviderConfig:
     provider = ""  # class attribute, not a field
 
-    base_url: str = ""
+    #: One URL, or several replicas of one model: a list of URLs or one comma-separated
+    #: string (stored as the comma-separated string). See docs/scaling-out.md.
+    base_url: Union[str, list[str]] = ""
     model: str = ""
     timeout: float = _VLLM["timeout"]
     max_retries: int = _VLLM["max_retries"]
@@ -48,6 +63,9 @@ class _ProviderConfig:
     api_key: Optional[str] = field(default=None, repr=False)
     connect_timeout: float = _VLLM["connect_timeout"]
     embedding_batch_size: int = _VLLM["embedding_batch_size"]
+    routing: str = _VLLM["routing"]
+    prefix_overload_factor: float = _VLLM["prefix_overload_factor"]
+    eject_after: int = _VLLM["eject_after"]
 
     def __post_init__(self) -> None:
         self.validate()
@@ -59,6 +77,8 @@ class _ProviderConfig:
             raise AttributeError(
                 f"{type(self).__name__} has no field {name[:60]!r}; fields: " + ", ".join(known)
             )
+        if name == "base_url" and isinstance(value, (list, tuple)):
+            value = _joined_urls(value)
         object.__setattr__(self, name, value)
 
     def validate(self) -> None:

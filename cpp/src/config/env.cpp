@@ -193,6 +193,15 @@ const std::vector<Spec>& specs() {
         compat_text(&A::vllm, &OpenAICompatibleConfig::embedding_model));
     add("VLLM_EMBEDDING_DIMENSIONS", "0", Kind::kCount, kAllowedCount, "embedding size; 0 = not sent",
         [](A& a, const Value& v) { a.vllm.embedding_dimensions = int(v.integer); });
+    add("VLLM_ROUTING", "least_outstanding", Kind::kText, "least_outstanding or prefix",
+        "how each try picks one of several VLLM_BASE_URL replicas",
+        text_field(&A::vllm, &ProviderConfig::routing));
+    add("VLLM_PREFIX_OVERLOAD_FACTOR", "2", Kind::kMultiplier, kAllowedMultiplier,
+        "prefix routing falls back to least-outstanding above this x the mean load",
+        number_field(&A::vllm, &ProviderConfig::prefix_overload_factor));
+    add("VLLM_EJECT_AFTER", "3", Kind::kCount, kAllowedCount,
+        "consecutive failed tries that eject a replica; 0 = never eject",
+        int_field(&A::vllm, &ProviderConfig::eject_after));
     // Ollama. OLLAMA_HOST comes before OLLAMA_BASE_URL so that the latter wins.
     add("OLLAMA_HOST", "127.0.0.1:11434", Kind::kOllamaHost, kAllowedOllamaHost,
         "Ollama's own variable; used when OLLAMA_BASE_URL is unset",
@@ -244,19 +253,46 @@ const std::vector<Spec>& specs() {
   return kSpecs;
 }
 
+// The trimmed entries of a comma-separated list (one entry when there is no comma).
+std::vector<std::string_view> comma_entries(std::string_view text) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t comma = text.find(',', start);
+    out.push_back(trim(text.substr(start, comma == std::string_view::npos ? comma : comma - start)));
+    if (comma == std::string_view::npos) return out;
+    start = comma + 1;
+  }
+}
+
 // Parses and range-checks one value; nullopt when it is acceptable.
 std::optional<std::string> check(Kind kind, std::string_view text, Value& out) {
   out.text = std::string(text);
   switch (kind) {
     case Kind::kUrl:
-      if (!is_valid_base_url(text)) return std::string(kAllowedUrl);
+      // One URL or a comma-separated list of replicas: every entry must be a URL.
+      for (const std::string_view entry : comma_entries(text))
+        if (!is_valid_base_url(entry))
+          return text.find(',') == std::string_view::npos
+                     ? std::string(kAllowedUrl)
+                     : std::string(kAllowedUrl) + ", every entry of a comma-separated list (" +
+                           quoted(display_url(entry)) + " is not)";
       return std::nullopt;
-    case Kind::kOllamaHost:
-      if (auto url = ollama_host_to_base_url(text)) {
-        out.text = *url;
-        return std::nullopt;
+    case Kind::kOllamaHost: {
+      std::string joined;
+      for (const std::string_view entry : comma_entries(text)) {
+        auto url = ollama_host_to_base_url(entry);
+        if (!url)
+          return text.find(',') == std::string_view::npos
+                     ? std::string(kAllowedOllamaHost)
+                     : std::string(kAllowedOllamaHost) + ", every entry of a comma-separated list (" +
+                           quoted(display_url(entry)) + " is not)";
+        if (!joined.empty()) joined += ',';
+        joined += *url;
       }
-      return std::string(kAllowedOllamaHost);
+      out.text = std::move(joined);
+      return std::nullopt;
+    }
     case Kind::kText:
       return std::nullopt;
     case Kind::kSecret:

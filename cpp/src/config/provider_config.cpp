@@ -6,6 +6,7 @@
 
 #include "llmbridge/text/utf8.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -35,11 +36,37 @@ bool starts_with_nocase(std::string_view s, std::string_view prefix) {
   return true;
 }
 
+// One URL, or several separated by commas: each must be valid, none listed twice. A
+// problem names the bad entry, not the whole list.
+void check_base_urls(std::string_view base_url, std::vector<ConfigProblem>& out) {
+  constexpr std::string_view kAllowed = "an http:// or https:// URL with a host, e.g. \"http://localhost:8000\"";
+  if (base_url.find(',') == std::string_view::npos) {
+    if (!is_valid_base_url(base_url)) out.push_back({"base_url", quoted(display_url(base_url)), std::string(kAllowed)});
+    return;
+  }
+  std::vector<std::string> seen;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t comma = base_url.find(',', start);
+    const std::string_view entry = trim(base_url.substr(start, comma == std::string_view::npos ? comma : comma - start));
+    if (!is_valid_base_url(entry)) {
+      out.push_back({"base_url", quoted(display_url(entry)),
+                     std::string(kAllowed) + " (in a comma-separated list, every entry)"});
+    } else {
+      std::string n = normalized_base_url(entry);
+      if (std::find(seen.begin(), seen.end(), n) != seen.end())
+        out.push_back({"base_url", quoted(display_url(entry)), "listed once (each replica URL must differ)"});
+      else
+        seen.push_back(std::move(n));
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+}
+
 // Comparisons are written so that NaN fails them.
 void check_common(const ProviderConfig& c, bool model_required, std::vector<ConfigProblem>& out) {
-  if (!is_valid_base_url(c.base_url))
-    out.push_back({"base_url", quoted(display_url(c.base_url)),
-                   "an http:// or https:// URL with a host, e.g. \"http://localhost:8000\""});
+  check_base_urls(c.base_url, out);
   if (model_required && trim(c.model).empty())
     out.push_back({"model", quoted(c.model), "a non-empty model name"});
   if (!(c.timeout > 0) || !std::isfinite(c.timeout))
@@ -63,6 +90,12 @@ void check_common(const ProviderConfig& c, bool model_required, std::vector<Conf
     out.push_back({"max_tokens", std::to_string(c.max_tokens), "an integer > 0"});
   if (c.embedding_batch_size < 1)
     out.push_back({"embedding_batch_size", std::to_string(c.embedding_batch_size), "an integer >= 1"});
+  if (c.routing != "least_outstanding" && c.routing != "prefix")
+    out.push_back({"routing", quoted(c.routing), "\"least_outstanding\" or \"prefix\""});
+  if (!(c.prefix_overload_factor >= 1) || !std::isfinite(c.prefix_overload_factor))
+    out.push_back({"prefix_overload_factor", format_double(c.prefix_overload_factor), "a finite number >= 1"});
+  if (c.eject_after < 0)
+    out.push_back({"eject_after", std::to_string(c.eject_after), "an integer >= 0 (0 = never eject)"});
   if (!(c.temperature >= 0 && c.temperature <= 2))
     out.push_back({"temperature", format_double(c.temperature), "a number between 0 and 2"});
   // The api_key is free text; the only thing we reject is what would corrupt the
@@ -118,6 +151,18 @@ std::string normalized_base_url(std::string_view base_url) {
   return std::string(s);
 }
 
+std::vector<std::string> replica_urls(std::string_view base_url) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t comma = base_url.find(',', start);
+    out.push_back(normalized_base_url(base_url.substr(start, comma == std::string_view::npos ? comma : comma - start)));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 bool is_valid_base_url(std::string_view url) {
   std::string_view rest;
   if (starts_with_nocase(url, "http://"))
@@ -160,7 +205,26 @@ bool is_valid_base_url(std::string_view url) {
   return true;
 }
 
+namespace {
+std::string display_one_url(std::string_view url);
+}
+
 std::string display_url(std::string_view url) {
+  if (url.find(',') == std::string_view::npos) return display_one_url(url);
+  std::string out;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t comma = url.find(',', start);
+    if (start) out += ",";
+    out += display_one_url(url.substr(start, comma == std::string_view::npos ? comma : comma - start));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+namespace {
+std::string display_one_url(std::string_view url) {
   std::string_view s = trim(url);
   const auto scheme_end = s.find("://");
   if (scheme_end == std::string_view::npos) {
@@ -179,5 +243,7 @@ std::string display_url(std::string_view url) {
   out.append(rest.substr(at + 1));
   return out;
 }
+
+}  // namespace
 
 }  // namespace llmbridge::config

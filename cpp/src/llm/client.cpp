@@ -100,6 +100,11 @@ struct Client::Call {
   std::function<ChatResult(const http::Response&)> parse;
   ChatDone done;
   std::unique_ptr<Stream> stream;  // set for token streams
+  // Routing: the replica the current try went to, the one the last try failed on (the
+  // next try avoids it), and the prefix key (0: least outstanding).
+  std::size_t replica = ReplicaSet::kNone;
+  std::size_t failed_replica = ReplicaSet::kNone;
+  std::uint64_t route_key = 0;
 };
 
 Client::Client(const ProviderSpec& spec, config::ProviderConfig base, ClientOptions options)
@@ -114,16 +119,65 @@ Client::Client(const ProviderSpec& spec, config::ProviderConfig base, ClientOpti
 Client::Client(const config::VLLMConfig& config, ClientOptions options)
     : Client(provider_spec(kProviderVLLM), config, std::move(options)) {
   openai_ = config;
+  init_replicas(openai_);
 }
 
 Client::Client(const config::OpenAIConfig& config, ClientOptions options)
     : Client(provider_spec(kProviderOpenAI), config, std::move(options)) {
   openai_ = config;
+  init_replicas(openai_);
 }
 
 Client::Client(const config::OllamaConfig& config, ClientOptions options)
     : Client(provider_spec(kProviderOllama), config, std::move(options)) {
   ollama_ = config;
+  init_replicas(ollama_);
+}
+
+// Splits base_url into its replicas once. Requests are built against the first one and
+// re-pointed per try (send()), so a single URL takes exactly the old path.
+void Client::init_replicas(config::ProviderConfig& stored) {
+  ReplicaOptions o;
+  if (!parse_routing(stored.routing, o.routing)) o.routing = Routing::kLeastOutstanding;
+  o.prefix_overload_factor = stored.prefix_overload_factor;
+  o.eject_after = stored.eject_after;
+  replicas_ = std::make_unique<ReplicaSet>(config::replica_urls(stored.base_url), o);
+  stored.base_url = replicas_->url(0);
+}
+
+std::uint64_t Client::route_key(std::string_view prefix, std::string_view schema) const {
+  if (replicas_->size() < 2 || replicas_->options().routing != Routing::kPrefix) return 0;
+  // What vLLM's prefix cache can reuse: the start of the prompt (system prompt, or the
+  // first messages) and the schema, which guided decoding compiles per request.
+  std::string key(prefix.substr(0, 2048));
+  key += '\0';
+  key.append(schema);
+  return ReplicaSet::key_of(key);
+}
+
+void Client::schedule_probe(std::size_t replica) {
+  engine_->post([this, replica] { probe(replica); }, std::max(1L, replicas_->ejection_delay_ms(replica)));
+}
+
+// On the I/O thread: one GET of the models path on an ejected replica.
+void Client::probe(std::size_t replica) {
+  if (closed_.load()) return;
+  http::Request request = build_models_request(*spec_, base_config());
+  const std::string& base0 = replicas_->url(0);
+  if (request.url.compare(0, base0.size(), base0) == 0)
+    request.url = replicas_->url(replica) + request.url.substr(base0.size());
+  request.timeout_ms = http::seconds_to_ms(std::min(base_config().timeout, 10.0), 10000);
+  request.connect_timeout_ms = std::min(request.connect_timeout_ms, request.timeout_ms);
+  request.max_sends = 1;
+  engine_->submit(std::move(request), [this, replica](http::Response&& r) {
+    if (r.error == http::TransportError::kCancelled) return;  // closing
+    const bool ok = r.error == http::TransportError::kNone && r.status == 200;
+    std::string reason = ok ? std::string("probe answered 200")
+                         : r.error != http::TransportError::kNone
+                             ? classify_transport_error(r.error, r.error_message, options_.max_response_bytes).error
+                             : http_error(int(r.status));
+    if (replicas_->probe_result(replica, ok, "probe: " + reason)) schedule_probe(replica);
+  });
 }
 
 const config::ProviderConfig& Client::base_config() const noexcept {
@@ -235,6 +289,8 @@ std::uint64_t Client::start(const ChatCall& chat, Done done) {
   }
   // Throws on bad input, before any I/O.
   call->request = build(chat, call->request_id, call->model, context_limit);
+  call->route_key = route_key(chat.prompts.messages_json.empty() ? chat.prompts.system : chat.prompts.messages_json,
+                              chat.schema_json);
   call->parse = [this, model = call->model](const http::Response& r) {
     ChatResult out;
     static_cast<Attempt&>(out) = parse(r, model);
@@ -248,6 +304,7 @@ std::uint64_t Client::start_generate(const GenerateCall& gen, ChatDone done) {
   auto call = new_call();
   call->model = gen.options.model.empty() ? current_model() : gen.options.model;
   call->request = build_generate(gen, call->request_id, call->model);  // throws on bad input
+  call->route_key = route_key(gen.messages_json.empty() ? gen.prompt : gen.messages_json, gen.options.json_schema);
   const bool want_json = !gen.options.json_schema.empty() || gen.options.response_format.find("json") != std::string::npos;
   call->parse = [this, op = gen.op, model = call->model, want_json](const http::Response& r) {
     return parse_generate_response(*spec_, op, r, model, want_json, options_.max_response_bytes);
@@ -269,6 +326,7 @@ std::uint64_t Client::start_stream(const GenerateCall& gen, std::shared_ptr<Stre
   GenerateCall streamed = gen;
   streamed.stream = true;
   call->request = build_generate(streamed, call->request_id, call->model);  // throws on bad input
+  call->route_key = route_key(gen.messages_json.empty() ? gen.prompt : gen.messages_json, gen.options.json_schema);
   auto stream = std::make_unique<Stream>(*spec_, gen.op);
   stream->channel = std::move(channel);
   const double first_byte_s = gen.options.timeout_s > 0 ? gen.options.timeout_s : base_config().timeout;
@@ -444,6 +502,13 @@ void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
   // count as tries too, so a call never sends more requests than 1 + max_retries.
   call->request.max_sends = std::max(1, policy_.max_retries + 1 - call->tries);
   http::Request request = call->request;
+  call->replica = replicas_->acquire(call->route_key, call->failed_replica);
+  if (call->replica != 0) {
+    // The request was built against replica 0's URL: only the base changes.
+    const std::string& base0 = replicas_->url(0);
+    if (request.url.compare(0, base0.size(), base0) == 0)
+      request.url = replicas_->url(call->replica) + request.url.substr(base0.size());
+  }
   if (call->stream) {
     call->stream->abort_error.clear();
     std::weak_ptr<Call> weak = call;
@@ -466,6 +531,24 @@ void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
 }
 
 void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& response) {
+  if (call->replica != ReplicaSet::kNone) {
+    // Outlier detection: connection errors, timeouts and 5xx count against the replica.
+    const std::size_t replica = call->replica;
+    call->replica = ReplicaSet::kNone;
+    TryOutcome outcome = TryOutcome::kSuccess;
+    std::string reason;
+    if (response.error == http::TransportError::kCancelled) {
+      outcome = TryOutcome::kCancelled;
+    } else if (response.error != http::TransportError::kNone && response.error != http::TransportError::kTooLarge) {
+      outcome = TryOutcome::kFailure;
+      reason = classify_transport_error(response.error, response.error_message, options_.max_response_bytes).error;
+    } else if (response.status >= 500) {
+      outcome = TryOutcome::kFailure;
+      reason = http_error(int(response.status));
+    }
+    call->failed_replica = outcome == TryOutcome::kFailure ? replica : ReplicaSet::kNone;
+    if (replicas_->release(replica, outcome, response.elapsed_ms, reason)) schedule_probe(replica);
+  }
   // A try cancelled while it still waited out its backoff never left: not a try.
   if (!(response.error == http::TransportError::kCancelled && Clock::now() < call->send_at))
     call->tries += std::max(1, response.sends);  // a try that never sent still counts once
@@ -837,7 +920,9 @@ HealthReport Client::check_health(double timeout_s, const HealthOptions& options
   const config::ProviderConfig& base =
       base_config();
   const std::string model = current_model();
-  HealthReport report = llm::check_health(*engine_, provider_, base.base_url, model, base.api_key, timeout_s, options);
+  std::string urls = base.base_url;  // replica 0; the others follow, comma-separated
+  for (std::size_t i = 1; i < replicas_->size(); ++i) urls += "," + replicas_->url(i);
+  HealthReport report = llm::check_health(*engine_, provider_, urls, model, base.api_key, timeout_s, options);
   if (report.max_model_len > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     // Learnt for the model the check was about: the configured one, or (empty model)

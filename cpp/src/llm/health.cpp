@@ -174,11 +174,44 @@ HealthReport evaluate_health(std::string_view provider, std::string_view model, 
 HealthReport check_health(http::Engine& engine, std::string_view provider, std::string_view base_url,
                           std::string_view model, std::string_view api_key, double timeout_s,
                           const HealthOptions& options) {
-  auto done = std::make_shared<std::promise<http::Response>>();
-  std::future<http::Response> response = done->get_future();
-  engine.submit(models_request(provider, base_url, api_key, timeout_s),
-                [done](http::Response&& r) { done->set_value(std::move(r)); });
-  return evaluate_health(provider, model, response.get(), options);
+  if (base_url.find(',') == std::string_view::npos) {
+    auto done = std::make_shared<std::promise<http::Response>>();
+    std::future<http::Response> response = done->get_future();
+    engine.submit(models_request(provider, base_url, api_key, timeout_s),
+                  [done](http::Response&& r) { done->set_value(std::move(r)); });
+    return evaluate_health(provider, model, response.get(), options);
+  }
+  // Several replicas: all asked at once, so the check takes one timeout at most.
+  const std::vector<std::string> urls = config::replica_urls(base_url);
+  std::vector<std::future<http::Response>> responses;
+  for (const auto& url : urls) {
+    auto done = std::make_shared<std::promise<http::Response>>();
+    responses.push_back(done->get_future());
+    engine.submit(models_request(provider, url, api_key, timeout_s),
+                  [done](http::Response&& r) { done->set_value(std::move(r)); });
+  }
+  HealthReport best;
+  std::size_t best_index = 0;
+  std::vector<ReplicaHealth> replicas;
+  for (std::size_t i = 0; i < urls.size(); ++i) {
+    HealthReport r = evaluate_health(provider, model, responses[i].get(), options);
+    replicas.push_back({config::display_url(urls[i]), r.status, r.latency_ms, r.reason});
+    if (i == 0 || int(r.status) < int(best.status)) {  // kHealthy < kDegraded < kUnhealthy
+      best = std::move(r);
+      best_index = i;
+    }
+  }
+  (void)best_index;
+  if (best.status != HealthStatus::kHealthy) {
+    std::string reason;
+    for (const auto& r : replicas) {
+      if (!reason.empty()) reason += "; ";
+      reason += r.url + ": " + (r.reason.empty() ? std::string(to_string(r.status)) : r.reason);
+    }
+    best.reason = std::move(reason);
+  }
+  best.replicas = std::move(replicas);
+  return best;
 }
 
 HealthReport check_health(std::string_view provider, std::string_view base_url, std::string_view model,

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from ._media import caption_for, embedding_for, embedding_text
 from ._mock_server import MockLLMServer, run, serve_forever
+from ._replicas import MockReplicas
 from ._reply import STREAM_FAULTS, RecordedRequest, Reply, split_tokens
 
 __all__ = [
     "STREAM_FAULTS",
     "MockLLMServer",
+    "MockReplicas",
     "RecordedRequest",
     "Reply",
     "caption_for",

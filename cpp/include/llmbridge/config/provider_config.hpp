@@ -12,6 +12,7 @@ namespace llmbridge::config {
 
 // Fields every provider has. Times are in seconds.
 struct ProviderConfig {
+  // One URL, or several replicas of one model separated by commas (replica_urls()).
   std::string base_url;
   std::string model;
   double timeout = 120.0;  // total time for one HTTP try
@@ -24,6 +25,10 @@ struct ProviderConfig {
   std::string api_key;  // sent as "Authorization: Bearer <key>" only when non-empty
   double connect_timeout = 10.0;
   int embedding_batch_size = 64;  // texts per embeddings request; longer lists are split
+  // Several base URLs (llm/replicas.hpp): how each try picks one, and when one is ejected.
+  std::string routing = "least_outstanding";  // or "prefix"
+  double prefix_overload_factor = 2.0;        // prefix routing yields above factor x mean load
+  int eject_after = 3;                        // consecutive failed tries; 0 = never eject
 };
 
 // Fields of the OpenAI-compatible servers (vLLM, OpenAI, Ollama's /v1 layer).
@@ -72,6 +77,9 @@ void for_each_field(ProviderConfig& c, F&& f) {
   f("api_key", c.api_key);
   f("connect_timeout", c.connect_timeout);
   f("embedding_batch_size", c.embedding_batch_size);
+  f("routing", c.routing);
+  f("prefix_overload_factor", c.prefix_overload_factor);
+  f("eject_after", c.eject_after);
 }
 
 template <class F>
@@ -112,12 +120,17 @@ std::vector<ConfigProblem> validate(const OllamaConfig& config);
 // trailing "/v1", so request paths can be appended as "/v1/chat/completions".
 std::string normalized_base_url(std::string_view base_url);
 
+// The replicas of a base_url: its comma-separated entries, each trimmed and normalised
+// (normalized_base_url). One URL gives one entry. Not validated (validate() does that).
+std::vector<std::string> replica_urls(std::string_view base_url);
+
 // True when `url` starts with http:// or https:// (any case) and names a host.
 bool is_valid_base_url(std::string_view url);
 
 // The URL as reprs, logs and error messages show it: any userinfo ("user:pass@") is
 // dropped, so a password in a base URL never reaches a log line. Anything that is not
-// scheme://authority... is returned trimmed and otherwise unchanged.
+// scheme://authority... is returned trimmed and otherwise unchanged. A comma-separated
+// list of URLs is shown entry by entry.
 std::string display_url(std::string_view url);
 
 }  // namespace llmbridge::config

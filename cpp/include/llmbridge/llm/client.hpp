@@ -19,6 +19,7 @@
 #include "llmbridge/llm/health.hpp"
 #include "llmbridge/llm/provider.hpp"
 #include "llmbridge/llm/provider_table.hpp"
+#include "llmbridge/llm/replicas.hpp"
 #include "llmbridge/llm/retry.hpp"
 #include "llmbridge/llm/stream.hpp"
 
@@ -119,6 +120,15 @@ class Client {
   // Thread-safe: the current model's context length as last listed by the server, or 0.
   long context_limit() const;
 
+  // The config's base URLs (one, or several replicas): each HTTP try goes to the one
+  // the ReplicaSet picks; a replica failing eject_after tries in a row is ejected and
+  // probed (GET of the models path) until it answers 200. Thread-safe.
+  std::size_t replica_count() const noexcept { return replicas_->size(); }
+  std::vector<ReplicaStats> replica_stats() const { return replicas_->stats(); }
+  // Ejections and re-admissions since the last call, for the caller to log.
+  std::vector<ReplicaEvent> drain_replica_events() { return replicas_->drain_events(); }
+  std::size_t pending_replica_events() const { return replicas_->pending_events(); }
+
  private:
   struct Call;
   struct Stream;
@@ -141,6 +151,10 @@ class Client {
   void finish(const std::shared_ptr<Call>& call, ChatResult&& result);
   void forget(const std::shared_ptr<Call>& call);
   void finish_embed(const std::shared_ptr<EmbedJob>& job);
+  void init_replicas(config::ProviderConfig& stored);
+  std::uint64_t route_key(std::string_view prefix, std::string_view schema) const;
+  void schedule_probe(std::size_t replica);
+  void probe(std::size_t replica);
 
   const ProviderSpec* spec_;
   std::string provider_;
@@ -157,6 +171,8 @@ class Client {
   std::string active_model_;   // guarded by mu_; what set_model() set (starts as model_)
   long context_limit_ = 0;     // guarded by mu_; active_model_'s max_model_len, 0 = unknown
   bool close_when_idle_ = false;  // guarded by mu_
+  // Declared before the engine: the engine's pending probes use it until it is gone.
+  std::unique_ptr<ReplicaSet> replicas_;
   std::unique_ptr<http::Engine> engine_;
 };
 

@@ -48,6 +48,14 @@ http::Request models_request(std::string_view provider, std::string_view base_ur
 // mean ":latest", so "llama3.1" matches "llama3.1:latest" (and the reverse).
 bool model_matches(std::string_view provider, std::string_view configured, std::string_view served);
 
+// One replica's part of a check of several base URLs.
+struct ReplicaHealth {
+  std::string url;  // as display_url() shows it
+  HealthStatus status = HealthStatus::kUnhealthy;
+  double latency_ms = 0;
+  std::string reason;
+};
+
 struct HealthReport {
   HealthStatus status = HealthStatus::kUnhealthy;
   std::vector<std::string> models;  // what the server lists
@@ -58,6 +66,10 @@ struct HealthReport {
   std::string model;
   // That model's context length when the server lists it (vLLM's max_model_len), else 0.
   long max_model_len = 0;
+  // When base_url lists several replicas: each one's result, in order (empty for one
+  // URL). The report itself is then the best replica's (healthy when any is), and its
+  // reason, when not healthy, names each replica's.
+  std::vector<ReplicaHealth> replicas;
 };
 
 struct HealthOptions {
@@ -72,7 +84,8 @@ struct HealthOptions {
 HealthReport evaluate_health(std::string_view provider, std::string_view model,
                              const http::Response& response, const HealthOptions& options = {});
 
-// Blocking: lists the models through `engine` and evaluates them. Safe from any thread
+// Blocking: lists the models through `engine` and evaluates them. A comma-separated
+// base_url checks every replica at once (HealthReport::replicas). Safe from any thread
 // except the engine's own I/O thread (it waits for that thread).
 HealthReport check_health(http::Engine& engine, std::string_view provider, std::string_view base_url,
                           std::string_view model, std::string_view api_key, double timeout_s,
