@@ -286,3 +286,29 @@ TEST_CASE("replicas: base_url lists are validated entry by entry", "[replicas]")
   CHECK(problems[0].field == "routing");
   CHECK(config::display_url("http://u:p@a:1,http://b:2") == "http://a:1,http://b:2");
 }
+
+// Not a check, a measurement (hidden from ctest, like the repair timings): what routing
+// costs one try when 128 are in flight. Prints nanoseconds per acquire + release.
+// Run: llmbridge_tests "[perf][replicas]"; the figure is in docs/benchmarks.md.
+TEST_CASE("replicas: cost of routing at 128 in flight", "[.][perf][replicas]") {
+  for (const Routing routing : {Routing::kLeastOutstanding, Routing::kPrefix}) {
+    ReplicaOptions opts;
+    opts.routing = routing;
+    ReplicaSet set(urls(3), opts, 42);
+    std::vector<std::size_t> held;
+    for (int i = 0; i < 128; ++i) held.push_back(set.acquire(ReplicaSet::key_of("system prompt")));
+    constexpr int kRounds = 200000;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < kRounds; ++i) {  // one ends, one starts: 128 stay in flight
+      const std::size_t slot = std::size_t(i) % held.size();
+      set.release(held[slot], TryOutcome::kSuccess, 5.0, "");
+      held[slot] = set.acquire(ReplicaSet::key_of("system prompt"));
+    }
+    const double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / kRounds;
+    WARN((routing == Routing::kPrefix ? "prefix" : "least_outstanding")
+         << ": " << ns << " ns per acquire + release at 128 in flight (key hashing included)");
+    std::size_t in_flight = 0;  // the bookkeeping held through 200,000 picks
+    for (const ReplicaStats& r : set.stats()) in_flight += std::size_t(r.in_flight);
+    CHECK(in_flight == held.size());
+  }
+}
