@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -168,6 +169,27 @@ def test_extract_many_over_a_corpus(target: Target) -> None:
         sync = [i for i, a in client.extract_many_sync(docs[:6], PROMPTS, ENUM_SCHEMA,
                                                        concurrency=3) if a.success]
     assert sorted(sync) == list(range(6))
+
+
+def test_replicas_fail_over_from_a_dead_url(target: Target) -> None:
+    """Two replicas, one a port where nothing listens: every call reaches the real server,
+    the dead one is ejected after `eject_after` failed tries and gets no more traffic."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # closed again: connection refused
+
+    async def run() -> list[llmbridge.ExtractionAttempt]:
+        calls = [client.call_llm(PROMPTS, ENUM_SCHEMA, f"item {i}") for i in range(12)]
+        return await asyncio.gather(*calls)
+
+    with target.client(base_url=[dead, target.base_url], max_retries=3, eject_after=2) as client:
+        attempts = asyncio.run(run())
+        stats = client.replicas()
+    failed = [a.error for a in attempts if not a.success]
+    assert failed == [], failed[:3]
+    assert [r.url for r in stats] == [dead, target.base_url.rstrip("/")]
+    assert not stats[0].healthy and stats[0].ejections >= 1 and stats[0].errors >= 2
+    assert stats[1].healthy and stats[1].requests >= 12 and stats[1].errors == 0
 
 
 @pytest.mark.parametrize("in_flight", [64, 256])
