@@ -97,7 +97,8 @@ def test_async_calls_chat_complete_embed_and_streams_each_count_once(server: Moc
     with make_client(server, VLLMClient, embedding_batch_size=2) as client:
 
         async def main() -> None:
-            results = await asyncio.gather(*(client.call_llm(PROMPTS, SCHEMA, "Ada") for _ in range(4)))
+            calls = [client.call_llm(PROMPTS, SCHEMA, "Ada") for _ in range(4)]
+            results = await asyncio.gather(*calls)
             assert all(r.success for r in results)
 
         asyncio.run(main())
