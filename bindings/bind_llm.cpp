@@ -156,6 +156,34 @@ void bind_llm(py::module_& m) {
                ", ejections=" + std::to_string(r.ejections) + ")";
       });
 
+  py::class_<llm::StatsSnapshot>(m, "StatsSnapshot",
+                                 "A client's call counters and latency quantiles at one moment (client.stats()).")
+      .def_readonly("calls", &llm::StatsSnapshot::calls, "Logical calls completed (success or error).")
+      .def_readonly("successes", &llm::StatsSnapshot::successes)
+      .def_readonly("errors", &llm::StatsSnapshot::errors, "Failed calls by error kind ('http_500', 'timeout', ...).")
+      .def_readonly("retries", &llm::StatsSnapshot::retries, "HTTP tries beyond each call's first.")
+      .def_readonly("prompt_tokens", &llm::StatsSnapshot::prompt_tokens)
+      .def_readonly("completion_tokens", &llm::StatsSnapshot::completion_tokens)
+      .def_readonly("in_flight", &llm::StatsSnapshot::in_flight, "Logical calls started and not completed.")
+      .def_readonly("latency_samples", &llm::StatsSnapshot::latency_samples,
+                    "Calls in the latency histogram (those that sent a try).")
+      .def_readonly("latency_p50_ms", &llm::StatsSnapshot::latency_p50_ms)
+      .def_readonly("latency_p95_ms", &llm::StatsSnapshot::latency_p95_ms)
+      .def_readonly("latency_p99_ms", &llm::StatsSnapshot::latency_p99_ms)
+      .def("__repr__", [](const llm::StatsSnapshot& s) {
+        std::string errors;
+        for (const auto& [kind, n] : s.errors)
+          errors += (errors.empty() ? "" : ", ") + std::string(py::repr(py::str(kind))) + ": " + std::to_string(n);
+        return "StatsSnapshot(calls=" + std::to_string(s.calls) + ", successes=" + std::to_string(s.successes) +
+               ", errors={" + errors + "}, retries=" + std::to_string(s.retries) +
+               ", prompt_tokens=" + std::to_string(s.prompt_tokens) +
+               ", completion_tokens=" + std::to_string(s.completion_tokens) +
+               ", in_flight=" + std::to_string(s.in_flight) + ", latency_samples=" + std::to_string(s.latency_samples) +
+               ", latency_p50_ms=" + std::to_string(s.latency_p50_ms) +
+               ", latency_p95_ms=" + std::to_string(s.latency_p95_ms) +
+               ", latency_p99_ms=" + std::to_string(s.latency_p99_ms) + ")";
+      });
+
   py::class_<llm::ReplicaEvent>(m, "ReplicaEvent", "An ejection or re-admission, for the log.")
       .def_property_readonly("kind", [](const llm::ReplicaEvent& e) {
         return e.kind == llm::ReplicaEvent::Kind::kEjected ? "ejected" : "readmitted";
@@ -249,6 +277,7 @@ void bind_llm(py::module_& m) {
       .def_property_readonly("closing_when_idle", &llm::Client::closing_when_idle)
       .def_property_readonly("replica_count", &llm::Client::replica_count)
       .def("replicas", &llm::Client::replica_stats, "Each replica's URL, health and counters.")
+      .def("stats", &llm::Client::stats, "This client's call counters and latency quantiles (thread-safe, cheap).")
       .def_property_readonly("pending_replica_events", &llm::Client::pending_replica_events)
       .def("drain_replica_events", &llm::Client::drain_replica_events,
            "Ejections and re-admissions since the last drain, oldest first.")

@@ -37,6 +37,7 @@ from ._factory import (
     unregister_provider,
 )
 from ._replicas import ReplicaStats
+from ._native import StatsSnapshot
 from ._health import (
     HealthReport,
     check_ollama_health,
@@ -90,6 +91,7 @@ __all__ = [
     "ClientHolder",
     "HealthReport",
     "ReplicaStats",
+    "StatsSnapshot",
     "ProviderSpec",
     "build_config_from_resolved",
     "build_llm_client",

@@ -332,6 +332,19 @@ class _BaseClient(GenerationMixin, BatchMixin):
         self._note_replica_events()
         return [ReplicaStats._from_native(r) for r in self._native.replicas()]
 
+    def stats(self) -> _native.StatsSnapshot:
+        """This client's call counters and latency quantiles, kept in the C++ core.
+
+        Every logical call (``call_llm``, ``chat``, ``generate``, ``complete``, ``embed``,
+        a stream) counts once when it completes: ``calls``, ``successes``, ``errors`` by
+        kind (``{"http_500": 2}``), ``retries`` (HTTP tries beyond the first),
+        ``prompt_tokens`` / ``completion_tokens`` (where the server reported them),
+        ``in_flight`` now, and ``latency_p50_ms`` / ``latency_p95_ms`` /
+        ``latency_p99_ms`` from a log-bucket histogram (within ~5 %). Thread-safe and
+        cheap; see docs/observability.md.
+        """
+        return self._native.stats()
+
     def _note_replica_events(self) -> None:
         # The core queues ejections and re-admissions on its I/O thread; they are
         # logged here, on the caller's thread.

@@ -105,6 +105,8 @@ struct Client::Call {
   std::size_t replica = ReplicaSet::kNone;
   std::size_t failed_replica = ReplicaSet::kNone;
   std::uint64_t route_key = 0;
+  bool in_try = false;      // a try was sent and its response has not come back
+  bool embed_batch = false;  // one batch of an embed(): stats count the whole job once
 };
 
 Client::Client(const ProviderSpec& spec, config::ProviderConfig base, ClientOptions options)
@@ -251,6 +253,7 @@ std::shared_ptr<Client::Call> Client::new_call() {
 // Registers the call and sends its first try; on a closed client it completes at once.
 std::uint64_t Client::launch(const std::shared_ptr<Call>& call) {
   call->started = Clock::now();
+  if (!call->embed_batch) stats_.begin();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!closed_.load()) {
@@ -263,6 +266,7 @@ std::uint64_t Client::launch(const std::shared_ptr<Call>& call) {
     ChatResult r;
     static_cast<Attempt&>(r) = cancelled_attempt(provider_, call->model);
     r.request_id = call->request_id;
+    if (!call->embed_batch) stats_.record(r);
     if (call->stream) {
       call->stream->channel->push(StreamStarted{call->request_id, call->model});
       StreamErrorEvent e;
@@ -379,6 +383,8 @@ std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone 
     r.success = true;
     r.provider = provider_;
     r.model = model;
+    stats_.begin();
+    stats_.record(r);
     done(std::move(r));
     return {};
   }
@@ -399,6 +405,7 @@ std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone 
   for (std::size_t b = 0; b < batches; ++b) {
     const std::size_t begin = b * call.batch_size, end = std::min(n, begin + call.batch_size);
     auto c = new_call();
+    c->embed_batch = true;
     c->model = model;
     c->request = build_embed_request(*spec_, base_config(), model, call.texts, begin, end, call.dimensions,
                                      c->request_id, call.messages_json);
@@ -423,6 +430,7 @@ std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone 
     };
     calls.push_back(std::move(c));
   }
+  stats_.begin();  // the job is one logical call; finish_embed() records it
   std::vector<std::uint64_t> ids;
   ids.reserve(calls.size());
   for (auto& c : calls) ids.push_back(c->id);
@@ -484,6 +492,7 @@ void Client::finish_embed(const std::shared_ptr<EmbedJob>& job) {
   out.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - job->started).count();
   if (out.provider.empty()) out.provider = provider_;
   make_text_valid(out);
+  stats_.record(out);
   EmbedDone done = std::move(job->done);
   job->batches.clear();
   if (done) done(std::move(out));
@@ -519,6 +528,7 @@ void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
   }
   // The engine may run the callback synchronously (after shutdown), so no lock is
   // held across submit().
+  call->in_try = true;
   const http::RequestId id = engine_->submit(
       std::move(request), [this, call](http::Response&& r) { on_response(call, std::move(r)); }, delay_ms);
   bool cancelled;
@@ -531,6 +541,7 @@ void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
 }
 
 void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& response) {
+  call->in_try = false;
   if (call->replica != ReplicaSet::kNone) {
     // Outlier detection: connection errors, timeouts and 5xx count against the replica.
     const std::size_t replica = call->replica;
@@ -724,6 +735,18 @@ void Client::end_stream(const std::shared_ptr<Call>& call, ChatResult&& failure)
   if (st.ended) return;
   st.ended = true;
   st.ended_at = Clock::now();
+  {
+    // The stream's one record in the stats. From the chunk callback (the marker) the
+    // current try has not been counted in call->tries yet.
+    Attempt counted;
+    counted.success = failure.error.empty();
+    counted.error = failure.error;
+    counted.attempts = call->tries + (call->in_try ? 1 : 0);
+    counted.latency_ms = std::chrono::duration<double, std::milli>(st.ended_at - call->started).count();
+    counted.prompt_tokens = st.decoder.prompt_tokens();
+    counted.completion_tokens = st.decoder.completion_tokens();
+    stats_.record(counted);
+  }
   if (!st.started) {
     st.started = true;
     st.channel->push(StreamStarted{call->request_id, call->model});
@@ -821,6 +844,7 @@ void Client::finish(const std::shared_ptr<Call>& call, ChatResult&& a) {
     text::make_valid_utf8(t.name);
     text::make_valid_utf8(t.arguments_text);
   }
+  if (!call->embed_batch) stats_.record(a);
   bool close_now;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -863,6 +887,7 @@ void Client::abandon_after_fork() noexcept {
   engine_->abandon();
   engine_.release();  // deliberately leaked: its thread and sockets belong to the parent
   engine_ = std::make_unique<http::Engine>(engine_options(options_));
+  stats_.forget_in_flight();
   std::lock_guard<std::mutex> lock(mu_);
   calls_.clear();
 }

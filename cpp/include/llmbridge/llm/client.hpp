@@ -21,6 +21,7 @@
 #include "llmbridge/llm/provider_table.hpp"
 #include "llmbridge/llm/replicas.hpp"
 #include "llmbridge/llm/retry.hpp"
+#include "llmbridge/llm/stats.hpp"
 #include "llmbridge/llm/stream.hpp"
 
 namespace llmbridge::llm {
@@ -129,6 +130,11 @@ class Client {
   std::vector<ReplicaEvent> drain_replica_events() { return replicas_->drain_events(); }
   std::size_t pending_replica_events() const { return replicas_->pending_events(); }
 
+  // Thread-safe: counters of this client's logical calls (call / chat / generate /
+  // complete / embed / streams, each counted once when it completes), and their latency
+  // quantiles. See stats.hpp for what a snapshot promises.
+  StatsSnapshot stats() const { return stats_.snapshot(); }
+
  private:
   struct Call;
   struct Stream;
@@ -171,6 +177,7 @@ class Client {
   std::string active_model_;   // guarded by mu_; what set_model() set (starts as model_)
   long context_limit_ = 0;     // guarded by mu_; active_model_'s max_model_len, 0 = unknown
   bool close_when_idle_ = false;  // guarded by mu_
+  CallStats stats_;
   // Declared before the engine: the engine's pending probes use it until it is gone.
   std::unique_ptr<ReplicaSet> replicas_;
   std::unique_ptr<http::Engine> engine_;
