@@ -62,6 +62,20 @@ struct Case {
   bool truncated;
 };
 
+// Each case: the invariants (repaired()), the expected output, its repair kind among
+// those reported, and whether it counts as truncated.
+void check_cases(const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    INFO("input: " << c.in);
+    const std::string out = repaired(c.in);
+    CHECK(out == c.out);
+    const text::RepairResult r = text::repair_json(c.in);
+    CHECK_FALSE(r.unchanged);
+    CHECK(has_kind(r, c.kind));
+    CHECK(r.truncated == c.truncated);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("repair: every kind has a unique, non-empty name", "[repair]") {
@@ -138,15 +152,7 @@ TEST_CASE("repair: the catalogue", "[repair]") {
       {"{\"a\": 1}```", "{\"a\":1}", RepairKind::kFenceStripped, false},
       {"{\"a\": -}", "{\"a\":null}", RepairKind::kGarbageSkipped, false},
   };
-  for (const Case& c : cases) {
-    INFO("input: " << c.in);
-    const std::string out = repaired(c.in);
-    CHECK(out == c.out);
-    const text::RepairResult r = text::repair_json(c.in);
-    CHECK_FALSE(r.unchanged);
-    CHECK(has_kind(r, c.kind));
-    CHECK(r.truncated == c.truncated);
-  }
+  check_cases(cases);
 }
 
 // Damage that moves where a string, a value or a container seems to end (issue 12):
@@ -214,15 +220,7 @@ TEST_CASE("repair: boundary damage keeps the members", "[repair]") {
       {"[\"a\", \"", "[\"a\"]", RepairKind::kStringClosed, true},
       {"{\"a\": \"x\n", "{\"a\":\"x\"}", RepairKind::kStringClosed, true},
   };
-  for (const Case& c : cases) {
-    INFO("input: " << c.in);
-    const std::string out = repaired(c.in);
-    CHECK(out == c.out);
-    const text::RepairResult r = text::repair_json(c.in);
-    CHECK_FALSE(r.unchanged);
-    CHECK(has_kind(r, c.kind));
-    CHECK(r.truncated == c.truncated);
-  }
+  check_cases(cases);
   // A lone quote, or one cut off before its first character, is no JSON value.
   CHECK_FALSE(text::repair_json("\"").ok);
   // Regression (fuzz): nothing is reopened after a placeholder was dropped.

@@ -87,6 +87,11 @@ namespace {
 
 constexpr std::size_t kLookahead = 256;
 
+// Where a look-ahead that starts at t stops: kLookahead bytes on, or the end of input.
+inline const char* lookahead_end(const char* t, const char* end) noexcept {
+  return end - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end;
+}
+
 using uchar = unsigned char;
 
 inline bool is_digit(uchar c) noexcept { return c >= '0' && c <= '9'; }
@@ -500,7 +505,7 @@ class Repairer {
 
   // At t, after a closed root object: an optional comma and then `"key":` or `key:`.
   bool members_follow(const char* t) const {
-    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    const char* lim = lookahead_end(t, end_);
     if (*t == ',') t = skip_gap(t + 1, lim, nullptr);
     if (key_then_colon(t, lim)) return true;
     if (t >= lim || *t != '"') return false;  // `"key" "value"`: the colon is missing
@@ -745,7 +750,7 @@ class Repairer {
   // After a stray closer at t: does the open container go on (a comma, or in an
   // object the next `"key":`)?
   bool container_goes_on(const char* t) const {
-    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    const char* lim = lookahead_end(t, end_);
     const char stray = stack_.back().kind == Kind::kObject ? ']' : '}';
     t = skip_gap(t, lim, nullptr);
     while (t < lim && *t == stray) t = skip_gap(t + 1, lim, nullptr);  // `}}}`
@@ -812,7 +817,7 @@ class Repairer {
   // follows: a closing quote is followed by what the grammar allows there.
   bool closes(const char* t, Ctx ctx) const {
     if (ctx == Ctx::kRootValue) return true;
-    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    const char* lim = lookahead_end(t, end_);
     bool newline = false;
     const char* start = t;
     t = skip_gap(t, lim, &newline);
@@ -947,7 +952,7 @@ class Repairer {
   // A raw newline inside a value string: did the string lose its closing quote?
   // Yes when the next line opens the next member ("key":) or closes the container.
   bool newline_ends_string(const char* t) const {
-    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    const char* lim = lookahead_end(t, end_);
     while (t < lim && is_ws(uchar(*t))) ++t;
     if (t >= lim) return false;
     if (*t == '}' || *t == ']') return true;
@@ -1104,11 +1109,17 @@ class Repairer {
     if (newline && q > content) dst.resize(dst.size() - bytes);
   }
 
+  // The spaces just before a boundary found inside a string are not its text (the
+  // string's opening quote, at least, stays).
+  static void drop_trailing_spaces(TextBuffer& dst) {
+    while (dst.size() > 1 && dst.back() == ' ') dst.resize(dst.size() - 1);
+  }
+
   // `{"key:"value"}`, `{"key:value}`: a quote that does not end the key, or the end of
   // input, after a colon inside the key: the key lost its closing quote at that colon.
   void key_ends_at_colon(TextBuffer& dst, const char* colon_in, std::size_t colon_out) {
     dst.resize(colon_out);
-    while (dst.size() > 1 && dst.back() == ' ') dst.resize(dst.size() - 1);
+    drop_trailing_spaces(dst);
     dst.push_back('"');
     note_at(RepairKind::kStringClosed, colon_in);
     p_ = colon_in;
@@ -1118,14 +1129,14 @@ class Repairer {
   // before it ends with a comma and the quote starts the next `"key":`, the value
   // lost its closing quote before the comma (`{"city": "Paris, "zip": "75001"}`).
   bool close_before_comma(TextBuffer& dst, const char* content) {
-    const char* lim = end_ - p_ > std::ptrdiff_t(kLookahead) ? p_ + kLookahead : end_;
+    const char* lim = lookahead_end(p_, end_);
     const char* comma = p_;
     while (comma > content && comma[-1] == ' ') --comma;
     if (comma == content || comma[-1] != ',' || !string_then_colon(p_, lim)) return false;
     --comma;
     // The comma and the spaces after it were copied as they are.
     dst.resize(dst.size() - std::size_t(p_ - comma));
-    while (dst.size() > 1 && dst.back() == ' ') dst.resize(dst.size() - 1);
+    drop_trailing_spaces(dst);
     dst.push_back('"');
     note_at(RepairKind::kStringClosed, comma);
     p_ = comma;
@@ -1413,7 +1424,7 @@ class Repairer {
   // quote that ends the member (`{"a": ipsum, sic, datum.",}`), the value lost its
   // opening quote and runs to that quote. Returns the new end of the value.
   const char* quoted_tail(const char* e) const {
-    const char* lim = end_ - e > std::ptrdiff_t(kLookahead) ? e + kLookahead : end_;
+    const char* lim = lookahead_end(e, end_);
     const char* t = e;
     while (t < lim && *t != '"' && *t != ':' && *t != '{' && *t != '[' && *t != '}' &&
            *t != ']' && *t != '\n')
@@ -1426,7 +1437,7 @@ class Repairer {
   // Where a key belongs, does the word ending at t stand before the real key (a quoted
   // `"key":` or another `name:`)? Then the word is stray text.
   bool word_before_key(const char* t) const {
-    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    const char* lim = lookahead_end(t, end_);
     const char* u = t;
     while (u < lim && (*u == ' ' || *u == '\t')) ++u;
     if (u == t || u >= lim) return false;
@@ -1437,7 +1448,7 @@ class Repairer {
   }
   // After a member's value: does the word ending at t stand alone before `,` or `}`?
   bool word_before_end(const char* t) const {
-    const char* lim = end_ - t > std::ptrdiff_t(kLookahead) ? t + kLookahead : end_;
+    const char* lim = lookahead_end(t, end_);
     t = skip_gap(t, lim, nullptr);
     return t >= lim || *t == ',' || *t == '}';
   }
@@ -1600,7 +1611,7 @@ class Repairer {
       } else if (c == ',') {
         if (depth == 0) break;
       } else if (c == '"' && depth == 0 && f.kind == Kind::kObject) {
-        const char* lim = end_ - e > std::ptrdiff_t(kLookahead) ? e + kLookahead : end_;
+        const char* lim = lookahead_end(e, end_);
         if (string_then_colon(e, lim)) break;  // `{"k": value "k2": "v2"}`
       }
     }
@@ -1699,7 +1710,7 @@ const char* skip_space_and_comments(const char* p, const char* end) {
 
 // Does the `{` or `[` at p plausibly start JSON (rather than prose like {x} or [1])?
 bool plausible_start(const char* p, const char* end) {
-  const char* lim = end - p > std::ptrdiff_t(kLookahead) ? p + kLookahead : end;
+  const char* lim = lookahead_end(p, end);
   const char* t = skip_space_and_comments(p + 1, lim);
   if (t >= lim) return true;
   const uchar c = uchar(*t);
