@@ -31,15 +31,15 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llmbridge  # noqa: E402
-from nginx_server import find_nginx, free_port  # noqa: E402
+from nginx_server import NginxServer, free_port  # noqa: E402
 
+PROXY_TEMPLATE = Path(__file__).with_name("nginx_proxy.conf.template")
 PROMPTS = {"system": "Extract the fields as JSON.", "user": "Document:\n{document_text}"}
 SCHEMA = {"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}
 
@@ -77,62 +77,10 @@ class Replica:
         self.proc.wait(10)
 
 
-class RoundRobinProxy:
+def round_robin_proxy(urls: list[str]) -> NginxServer:
     """nginx's default upstream balancing (round-robin) in front of the replicas."""
-
-    def __init__(self, urls: list[str]) -> None:
-        nginx = find_nginx()
-        if nginx is None:
-            raise RuntimeError("nginx not found: the round-robin row needs it")
-        self.dir = tempfile.TemporaryDirectory(prefix="llmbridge-rr-")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        servers = "\n".join(f"    server {u.removeprefix('http://')};" for u in urls)
-        conf = Path(self.dir.name) / "nginx.conf"
-        conf.write_text(f"""
-worker_processes 1;
-daemon off;
-pid {self.dir.name}/nginx.pid;
-error_log {self.dir.name}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {self.dir.name}/body;
-  proxy_temp_path {self.dir.name}/proxy;
-  upstream replicas {{
-{servers}
-    keepalive 256;
-  }}
-  server {{
-    listen 127.0.0.1:{self.port};
-    location / {{
-      proxy_pass http://replicas;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }}
-  }}
-}}
-""")
-        self.proc = subprocess.Popen(
-            [nginx, "-c", str(conf), "-p", self.dir.name],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        import socket
-
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nginx did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.dir.cleanup()
+    servers = "\n".join(f"        server {u.removeprefix('http://')};" for u in urls)
+    return NginxServer(b"", template=PROXY_TEMPLATE, fill={"@UPSTREAMS@": servers})
 
 
 def cpu_seconds() -> float:
@@ -198,10 +146,11 @@ def main() -> None:
     fast = [Replica(args.delay), Replica(args.delay)]
     slow = Replica(args.delay * 10)
     replicas = [*fast, slow]
-    proxy = RoundRobinProxy([r.url for r in replicas])
+    proxy = round_robin_proxy([r.url for r in replicas])
     urls = [r.url for r in replicas]
     rows = []
     try:
+        proxy.start()
         setups = [
             ("llmbridge, 3 URLs, least_outstanding", urls, {"routing": "least_outstanding"}),
             ("llmbridge, 3 URLs, prefix", urls, {"routing": "prefix"}),

@@ -71,14 +71,18 @@ class NginxServer:
 
     `template` and `files` are for configs that serve files: each `files` entry is written
     to `<prefix>/www/<name>` before nginx starts, and `@WWW@` in the template names that
-    directory. The answer to POST /v1/chat/completions must still be `body` (checked).
+    directory. The answer to POST /v1/chat/completions must still be `body` (checked),
+    unless `body` is empty: then the template is a proxy, and `fill` gives its other
+    @NAME@ placeholders (bench/nginx_proxy.conf.template: @UPSTREAMS@).
     """
 
     def __init__(self, body: bytes, nginx: str | None = None, *, template: Path = TEMPLATE,
-                 files: Mapping[str, bytes] | None = None) -> None:
+                 files: Mapping[str, bytes] | None = None,
+                 fill: Mapping[str, str] | None = None) -> None:
         self.body = body
         self.template = template
         self.files = dict(files or {})
+        self.fill = dict(fill or {})  # more @NAME@ placeholders of the template
         self.nginx = nginx or find_nginx()
         if self.nginx is None:
             raise FileNotFoundError(INSTALL_HINT)
@@ -125,6 +129,8 @@ class NginxServer:
                     .replace("@PORT@", str(self.port)))
             if "@BODY@" in text:
                 text = text.replace("@BODY@", nginx_quote(self.body.decode("utf-8")))
+            for name, value in self.fill.items():
+                text = text.replace(name, value)
             with open(conf, "w") as f:
                 f.write(text)
             log = open(os.path.join(self.prefix, "stderr.log"), "wb")
@@ -137,7 +143,8 @@ class NginxServer:
             )
             log.close()
             if self._wait_listening(5.0):
-                self._check_answer()
+                if self.body:  # a proxy config (no body of its own) is not checked
+                    self._check_answer()
                 return
             last_error = self._log_tail()
             self._terminate()
