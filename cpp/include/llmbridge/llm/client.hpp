@@ -155,6 +155,7 @@ class Client {
   void watch_stream(const std::shared_ptr<Call>& call, long delay_ms);
   void end_stream(const std::shared_ptr<Call>& call, ChatResult&& failure);
   void finish(const std::shared_ptr<Call>& call, ChatResult&& result);
+  void note_try(Call& call, int status, const std::string& error, double elapsed_ms);
   void forget(const std::shared_ptr<Call>& call);
   void finish_embed(const std::shared_ptr<EmbedJob>& job);
   void init_replicas(config::ProviderConfig& stored);
