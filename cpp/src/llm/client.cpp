@@ -379,10 +379,15 @@ struct Client::EmbedJob {
   std::string model;
 };
 
-std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone done) {
-  std::string model = call.model;
+std::string Client::embedding_model(std::string_view requested) const {
+  std::string model(requested);
   if (model.empty() && spec_->dialect == Dialect::kOpenAI) model = openai_.embedding_model;
   if (model.empty()) model = current_model();
+  return model;
+}
+
+std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone done) {
+  const std::string model = embedding_model(call.model);
   if (call.batch_size == 0) throw std::invalid_argument("embedding_batch_size must be >= 1");
   const bool by_messages = !call.messages_json.empty();
   if (by_messages && spec_->dialect != Dialect::kOpenAI)

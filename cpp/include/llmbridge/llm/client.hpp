@@ -77,6 +77,8 @@ class Client {
   // current model. Empty texts: `done` runs at once with an empty success. Returns the
   // ids of the batches' calls (cancel() each to cancel the whole).
   std::vector<std::uint64_t> start_embed(const EmbedCall& call, EmbedDone done);
+  // Thread-safe: the model an embed() with this EmbedCall::model uses (see start_embed).
+  std::string embedding_model(std::string_view requested) const;
   EmbeddingResult embed(const EmbedCall& call);
 
   // Blocking: the server's model list through this client's engine (no retries).
