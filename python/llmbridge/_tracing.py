@@ -69,7 +69,9 @@ class _Tracing:
 
     # ---- span start ----
 
-    def _start(self, client: Any, operation: str, model: str, attributes: dict[str, Any]) -> Optional[_Span]:
+    def _start(
+        self, client: Any, operation: str, model: str, attributes: dict[str, Any]
+    ) -> Optional[_Span]:
         try:
             attrs: dict[str, Any] = {
                 "gen_ai.operation.name": operation,
@@ -103,7 +105,8 @@ class _Tracing:
         return span
 
     def start_generate(
-        self, client: Any, op: int, messages_json: str, prompt: str, options: Any, stream: bool = False
+        self, client: Any, op: int, messages_json: str, prompt: str, options: Any,
+        stream: bool = False,
     ) -> Optional[_Span]:
         try:
             config = client.config
@@ -162,7 +165,9 @@ class _Tracing:
             client._note_replica_events()
         return ExtractionAttempt._from_native(result)
 
-    async def generate(self, client: Any, op: int, messages_json: str, prompt: str, options: Any) -> Any:
+    async def generate(
+        self, client: Any, op: int, messages_json: str, prompt: str, options: Any
+    ) -> Any:
         submit = client._native.submit_generate
         span = self.start_generate(client, op, messages_json, prompt, options)
         return await _awaited(
@@ -170,7 +175,9 @@ class _Tracing:
             client._await_native(lambda q, t: submit(q, t, op, messages_json, prompt, options)),
         )
 
-    def generate_sync(self, client: Any, op: int, messages_json: str, prompt: str, options: Any) -> Any:
+    def generate_sync(
+        self, client: Any, op: int, messages_json: str, prompt: str, options: Any
+    ) -> Any:
         span = self.start_generate(client, op, messages_json, prompt, options)
         result = _ran(span, client._native.generate_sync, op, messages_json, prompt, options)
         if client._replicated:
@@ -387,7 +394,8 @@ def _parts(content: Any) -> list[dict[str, Any]]:
             elif isinstance(part, dict) and part.get("type") in ("image_url", "image"):
                 out.append({"type": "image"})
             else:
-                out.append({"type": str(part.get("type", "unknown")) if isinstance(part, dict) else "unknown"})
+                kind = part.get("type", "unknown") if isinstance(part, dict) else "unknown"
+                out.append({"type": str(kind)})
     return out
 
 
@@ -403,12 +411,15 @@ def _chat_messages(messages: Any) -> list[dict[str, Any]]:
             parts.append({"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
                           "arguments": function.get("arguments")})
         if role == "tool":
-            parts = [{"type": "tool_call_response", "id": m.get("tool_call_id"), "response": m.get("content")}]
+            parts = [{"type": "tool_call_response", "id": m.get("tool_call_id"),
+                      "response": m.get("content")}]
         out.append({"role": role, "parts": parts})
     return out
 
 
-def _call_llm_messages(system: str, user: str, messages_json: str, document: str) -> list[dict[str, Any]]:
+def _call_llm_messages(
+    system: str, user: str, messages_json: str, document: str
+) -> list[dict[str, Any]]:
     if messages_json:
         return _chat_messages(json.loads(messages_json))
     out = []
@@ -433,8 +444,9 @@ def _output_messages(result: Any, finish_reason: Optional[str]) -> list[dict[str
     if text:
         parts.append(_text_part(text))
     for call in getattr(result, "tool_calls", ()) or ():
+        arguments = call.arguments if call.arguments is not None else call.arguments_text
         parts.append({"type": "tool_call", "id": call.id, "name": call.name,
-                      "arguments": call.arguments if call.arguments is not None else call.arguments_text})
+                      "arguments": arguments})
     return [{"role": "assistant", "parts": parts, "finish_reason": finish_reason or "stop"}]
 
 
