@@ -227,6 +227,27 @@ void bind_generation(py::module_& m) {
              return d;
            },
            "The fields as a plain dict.")
+      .def("__eq__",
+           [](const llm::TryRecord& a, const llm::TryRecord& b) {
+             return a.attempt == b.attempt && a.status == b.status && a.error == b.error && a.replica == b.replica &&
+                    a.start_ms == b.start_ms && a.elapsed_ms == b.elapsed_ms;
+           })
+      .def(py::pickle(  // an ExtractionAttempt holding its tries stays picklable
+          [](const llm::TryRecord& t) {
+            return py::make_tuple(t.attempt, t.status, utf8_to_str(t.error), utf8_to_str(t.replica), t.start_ms,
+                                  t.elapsed_ms);
+          },
+          [](const py::tuple& state) {
+            if (state.size() != 6) throw std::invalid_argument("TryRecord state must have 6 fields");
+            llm::TryRecord t;
+            t.attempt = state[0].cast<int>();
+            t.status = state[1].cast<int>();
+            t.error = state[2].cast<std::string>();
+            t.replica = state[3].cast<std::string>();
+            t.start_ms = state[4].cast<double>();
+            t.elapsed_ms = state[5].cast<double>();
+            return t;
+          }))
       .def("__repr__", [](const llm::TryRecord& t) {
         char times[80];
         std::snprintf(times, sizeof times, ", elapsed_ms=%.1f)", t.elapsed_ms);

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -791,6 +792,9 @@ def test_tries_are_typed_records_on_every_result(server: MockLLMServer) -> None:
     }
     assert "TryRecord(attempt=1, status_code=429" in repr(first)
     assert "tries" not in attempt.to_dict()  # the contract's keys stay as they were
+    clone = pickle.loads(pickle.dumps(attempt))  # attempts stay picklable
+    assert clone == attempt and clone.tries == attempt.tries
+    assert type(clone.tries[0]) is TryRecord
     assert [t.status_code for t in chat.tries] == [200]
     assert [t.status_code for t in embedded.tries] == [200]
 
