@@ -338,11 +338,20 @@ def test_a_call_cut_by_close_is_cancelled(spans: Spans, server: MockLLMServer) -
 def test_the_replica_that_answered_is_the_span_server(spans: Spans, server: MockLLMServer) -> None:
     dead = f"http://127.0.0.1:{free_closed_port()}/v1"
     with make_client(f"{dead},{server.url}/v1", max_retries=2) as client:
-        for _ in range(6):
+        # Ties are broken at random: with 30 calls, a first try on the dead replica is
+        # all but certain (it is ejected after its first failures).
+        for _ in range(30):
             assert client.chat_sync(MESSAGES).success
+    failovers = 0
     for span in spans.finished():
         assert span.attributes["server.port"] == server.port
-        assert try_events(span)[-1].attributes["llmbridge.try.replica"] == server.url
+        events = try_events(span)
+        assert events[-1].attributes["llmbridge.try.replica"] == server.url
+        if len(events) == 2:  # the first try went to the dead replica (until it is ejected)
+            failovers += 1
+            assert events[0].attributes["llmbridge.try.replica"] == dead[: -len("/v1")]
+            assert events[0].attributes["error.type"] == "connection_error"
+    assert failovers >= 1
 
 
 # ---------------------------------------------------------------- streams
