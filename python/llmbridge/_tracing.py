@@ -498,5 +498,5 @@ def instrument_from_env() -> None:
         return
     try:
         instrument()
-    except ImportError as exc:
+    except Exception as exc:  # noqa: BLE001 - importing llmbridge must not fail for this
         _log.warning("%s is set, but tracing stays off: %s", ENV_ENABLE, exc)
