@@ -166,6 +166,12 @@ std::string repr_text(const std::string& s, std::size_t max = 40) {
   return r.cast<std::string>();
 }
 
+py::list try_list(const std::vector<llm::TryRecord>& tries) {
+  py::list out(tries.size());
+  for (std::size_t i = 0; i < tries.size(); ++i) out[i] = py::cast(tries[i]);
+  return out;
+}
+
 }  // namespace
 
 void bind_generation(py::module_& m) {
@@ -199,6 +205,58 @@ void bind_generation(py::module_& m) {
                ", arguments_text=" + repr_text(t.call.arguments_text, 60) + ")";
       });
 
+  py::class_<llm::TryRecord>(m, "TryRecord", "One HTTP try of a call, in the order the client made them.")
+      .def_readonly("attempt", &llm::TryRecord::attempt, "1 for the first try, then 2, 3 ...")
+      .def_property_readonly("status_code", [](const llm::TryRecord& t) { return none_if(t.status, 0); },
+                             "The HTTP status, or None when no response came.")
+      .def_property_readonly("error", [](const llm::TryRecord& t) { return none_if_empty(t.error); },
+                             "None when the try succeeded, else a contract error string.")
+      .def_property_readonly("replica", [](const llm::TryRecord& t) { return utf8_to_str(t.replica); },
+                             "The base URL the try went to, without user or password.")
+      .def_readonly("start_ms", &llm::TryRecord::start_ms, "When it was sent, in ms since the Unix epoch.")
+      .def_readonly("elapsed_ms", &llm::TryRecord::elapsed_ms, "How long it took, in ms.")
+      .def("to_dict",
+           [](const llm::TryRecord& t) {
+             py::dict d;
+             d["attempt"] = t.attempt;
+             d["status_code"] = none_if(t.status, 0);
+             d["error"] = none_if_empty(t.error);
+             d["replica"] = utf8_to_str(t.replica);
+             d["start_ms"] = t.start_ms;
+             d["elapsed_ms"] = t.elapsed_ms;
+             return d;
+           },
+           "The fields as a plain dict.")
+      .def("__eq__",
+           [](const llm::TryRecord& a, const llm::TryRecord& b) {
+             return a.attempt == b.attempt && a.status == b.status && a.error == b.error && a.replica == b.replica &&
+                    a.start_ms == b.start_ms && a.elapsed_ms == b.elapsed_ms;
+           })
+      .def(py::pickle(  // an ExtractionAttempt holding its tries stays picklable
+          [](const llm::TryRecord& t) {
+            return py::make_tuple(t.attempt, t.status, utf8_to_str(t.error), utf8_to_str(t.replica), t.start_ms,
+                                  t.elapsed_ms);
+          },
+          [](const py::tuple& state) {
+            if (state.size() != 6) throw std::invalid_argument("TryRecord state must have 6 fields");
+            llm::TryRecord t;
+            t.attempt = state[0].cast<int>();
+            t.status = state[1].cast<int>();
+            t.error = state[2].cast<std::string>();
+            t.replica = state[3].cast<std::string>();
+            t.start_ms = state[4].cast<double>();
+            t.elapsed_ms = state[5].cast<double>();
+            return t;
+          }))
+      .def("__repr__", [](const llm::TryRecord& t) {
+        char times[80];
+        std::snprintf(times, sizeof times, ", elapsed_ms=%.1f)", t.elapsed_ms);
+        return "TryRecord(attempt=" + std::to_string(t.attempt) +
+               ", status_code=" + (t.status ? std::to_string(t.status) : "None") +
+               ", error=" + (t.error.empty() ? std::string("None") : repr_text(t.error, 80)) +
+               ", replica=" + repr_text(t.replica, 80) + times;
+      });
+
   py::class_<PyChatResult>(m, "ChatResult",
                            "The outcome of one chat/generate/complete call (after every retry).")
       .def_property_readonly("success", [](const PyChatResult& p) { return p.r.success; })
@@ -224,7 +282,9 @@ void bind_generation(py::module_& m) {
       .def_property_readonly("auth_refused", [](const PyChatResult& p) { return p.r.auth_refused; })
       .def_property_readonly("raw_response", [](const PyChatResult& p) { return utf8_to_str(p.r.raw_response); })
       .def_property_readonly("description", [](const PyChatResult& p) { return llm::describe(p.r); },
-                             "A sentence for logs (never holds the API key).");
+                             "A sentence for logs (never holds the API key).")
+      .def_property_readonly("tries", [](const PyChatResult& p) { return try_list(p.r.tries); },
+                             "Every HTTP try (TryRecord), in order.");
 
   static const float kEmpty = 0.0f;
   py::class_<llm::EmbeddingResult>(m, "EmbeddingResult", py::buffer_protocol(),
@@ -251,6 +311,8 @@ void bind_generation(py::module_& m) {
       .def_property_readonly("auth_refused", [](const llm::EmbeddingResult& r) { return r.auth_refused; })
       .def_property_readonly("raw_response", [](const llm::EmbeddingResult& r) { return utf8_to_str(r.raw_response); })
       .def_property_readonly("description", [](const llm::EmbeddingResult& r) { return llm::describe(r); })
+      .def_property_readonly("tries", [](const llm::EmbeddingResult& r) { return try_list(r.tries); },
+                             "Every HTTP try (TryRecord), request by request in input order.")
       .def_property_readonly("dimensions", [](const llm::EmbeddingResult& r) {
         return r.dims ? py::object(py::int_(r.dims)) : py::object(py::none());
       })
@@ -365,6 +427,8 @@ void bind_generation(py::module_& m) {
                              [](const llm::StreamEndEvent& e) { return none_if_empty(e.finish_reason); })
       .def_readonly("metrics", &llm::StreamEndEvent::metrics)
       .def_property_readonly("model", [](const llm::StreamEndEvent& e) { return utf8_to_str(e.model); })
+      .def_property_readonly("tries", [](const llm::StreamEndEvent& e) { return try_list(e.tries); },
+                             "The stream's HTTP tries (TryRecord), in order.")
       .def_property_readonly("tool_calls",
                              [](const llm::StreamEndEvent& e) {
                                std::vector<llm::ToolCall> copy = e.tool_calls;
@@ -383,6 +447,8 @@ void bind_generation(py::module_& m) {
       .def_readonly("retryable", &llm::StreamErrorEvent::retryable)
       .def_property_readonly("status_code", [](const llm::StreamErrorEvent& e) { return none_if(e.status_code, 0); })
       .def_property_readonly("message", [](const llm::StreamErrorEvent& e) { return none_if_empty(e.message); })
+      .def_property_readonly("tries", [](const llm::StreamErrorEvent& e) { return try_list(e.tries); },
+                             "The stream's HTTP tries (TryRecord), in order; empty when none was sent.")
       .def("__repr__", [](const llm::StreamErrorEvent& e) {
         return "StreamError(error=" + repr_text(e.error, 80) + ", retryable=" + (e.retryable ? "True" : "False") +
                ", status_code=" + (e.status_code ? std::to_string(e.status_code) : "None") + ")";

@@ -11,6 +11,7 @@
 #include "llmbridge/llm/client.hpp"
 #include "llmbridge/llm/completion_queue.hpp"
 #include "llmbridge/llm/errors.hpp"
+#include "llmbridge/llm/provider.hpp"
 #include "llmbridge/text/json_parse.hpp"
 #include "py_config.hpp"
 #include "py_text.hpp"
@@ -111,6 +112,11 @@ void bind_llm(py::module_& m) {
         "The URL without userinfo (user:password@), as reprs and logs show it.");
   m.def("is_retryable_status", &llm::is_retryable_status, py::arg("status"));
   m.def("http_error", &llm::http_error, py::arg("status"));
+  m.def("render_user_prompt", &llm::render_user_prompt, py::arg("user"), py::arg("document"),
+        "call_llm's user message: the document in place of {document_text}, else after a blank line.");
+  m.def(
+      "error_kind", [](std::string_view error) { return std::string(llm::error_kind(error)); }, py::arg("error"),
+      "The leading word of a contract error string: 'connection_error: refused' -> 'connection_error'.");
 
   py::class_<llm::CompletionQueue, std::shared_ptr<llm::CompletionQueue>>(m, "CompletionQueue")
       .def(py::init<>())
@@ -270,6 +276,8 @@ void bind_llm(py::module_& m) {
       .def("set_model", &llm::Client::set_model, py::arg("model"),
            "Model for calls started from now on (thread-safe); calls in flight keep theirs.")
       .def_property_readonly("current_model", &llm::Client::current_model)
+      .def("embedding_model", &llm::Client::embedding_model, py::arg("model"),
+           "The model an embed() with this `model` argument uses ('' = the default).")
       .def_property_readonly("context_limit", &llm::Client::context_limit,
                              "The model's max_model_len as last listed by the server, or 0.")
       .def("close_when_idle", &llm::Client::close_when_idle, py::call_guard<py::gil_scoped_release>(),

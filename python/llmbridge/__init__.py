@@ -61,7 +61,10 @@ from ._generate import (
     Token,
     ToolCall,
     ToolCallDelta,
+    TryRecord,
 )
+from . import _tracing
+from ._tracing import instrument, is_instrumented, uninstrument
 from .config import OllamaConfig, OpenAIConfig, VLLMConfig
 from .errors import ConfigError, JSONRepairError, LLMBridgeError, LLMCallError
 
@@ -87,6 +90,10 @@ __all__ = [
     "Token",
     "ToolCall",
     "ToolCallDelta",
+    "TryRecord",
+    "instrument",
+    "is_instrumented",
+    "uninstrument",
     "AppConfig",
     "ClientHolder",
     "HealthReport",
@@ -126,3 +133,6 @@ __all__ = [
     "repair_report",
     "strip_markdown_fences",
 ]
+
+# LLMBRIDGE_OTEL=1: trace from the start (docs/observability.md, "Tracing").
+_tracing.instrument_from_env()

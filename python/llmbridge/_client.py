@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Generator, Mapping
 from typing import Any, ClassVar, Optional
 
-from . import _native
+from . import _native, _tracing
 from ._batch import BatchMixin
 from ._health import HealthReport, log_report
 from ._replicas import ReplicaStats, log_replica_events
@@ -65,7 +65,7 @@ class ExtractionAttempt:
         "request_id",
         "auth_refused",
     )
-    __slots__ = _FIELDS
+    __slots__ = (*_FIELDS, "tries")
 
     success: bool
     data: Any
@@ -84,6 +84,9 @@ class ExtractionAttempt:
     completion_tokens: Optional[int]
     request_id: Optional[str]
     auth_refused: bool
+    #: Every HTTP try (``TryRecord``: attempt, status_code, error, replica, start_ms,
+    #: elapsed_ms), in order. Not part of ``to_dict()``, whose keys are the contract's.
+    tries: list[_native.TryRecord]
 
     def __init__(
         self,
@@ -104,6 +107,7 @@ class ExtractionAttempt:
         completion_tokens: Optional[int] = None,
         request_id: Optional[str] = None,
         auth_refused: bool = False,
+        tries: Optional[list[_native.TryRecord]] = None,
     ) -> None:
         # Plain slot stores: this runs once per call, on the event loop's thread.
         self.success = success
@@ -123,11 +127,12 @@ class ExtractionAttempt:
         self.completion_tokens = completion_tokens
         self.request_id = request_id
         self.auth_refused = auth_refused
+        self.tries = [] if tries is None else tries
 
     @classmethod
     def _from_native(cls, result: Any) -> ExtractionAttempt:
         """From the core's typed result (a ChatResult), field by field by name."""
-        return cls(*_attempt_fields(result))
+        return cls(*_attempt_fields(result), result.tries)
 
     @property
     def ok(self) -> bool:
@@ -459,6 +464,9 @@ class _BaseClient(GenerationMixin, BatchMixin):
             raise LLMBridgeError(f"{type(self).__name__} is closed")
         if self._model_state != _MODEL_READY:
             await self._pick_model_async()
+        tracing = _tracing.active
+        if tracing is not None:
+            return await tracing.call_llm(self, args)
         loop = asyncio.get_running_loop()
         bridge = _bridge(loop)
         token = next(_tokens)
@@ -494,6 +502,9 @@ class _BaseClient(GenerationMixin, BatchMixin):
                 self._model_state = _MODEL_READY
             else:
                 self._pick_model()
+        tracing = _tracing.active
+        if tracing is not None:
+            return tracing.call_llm_sync(self, args)
         result = self._native.call_sync(*args)
         if self._replicated:
             self._note_replica_events()

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from . import _native
+from . import _native, _tracing
 from ._image import Image
 from .errors import LLMCallError
 
@@ -38,9 +38,11 @@ __all__ = [
     "Token",
     "ToolCall",
     "ToolCallDelta",
+    "TryRecord",
 ]
 
 ChatResult = _native.ChatResult
+TryRecord = _native.TryRecord
 EmbeddingResult = _native.EmbeddingResult
 ToolCall = _native.ToolCall
 ModelInfo = _native.ModelInfo
@@ -285,14 +287,34 @@ class _EventStream:
     """What both stream flavours share: the native stream, the events taken from it and
     not yet handed out, and aborting the transfer."""
 
-    __slots__ = ("_native", "_buf", "_finished", "__weakref__")
+    __slots__ = ("_native", "_buf", "_finished", "_span", "__weakref__")
 
     _native: Any
 
-    def _start(self, native: Any) -> None:
+    def _open(
+        self, client: _BaseClient, queue: Any, token: int, op: int, messages_json: str, prompt: str,
+        options: Any,
+    ) -> None:
         self._buf: collections.deque[Any] = collections.deque()
         self._finished = False
-        self._native = native
+        self._span: Any = None
+        tracing = _tracing.active
+        if tracing is not None:
+            # The stream's span ends with its last event, or when it is closed early.
+            self._span = tracing.start_generate(client, op, messages_json, prompt, options, True)
+        try:
+            self._native = client._native.open_stream(
+                queue, token, op, messages_json, prompt, options, STREAM_BUFFER_EVENTS
+            )
+        except BaseException as exc:
+            if self._span is not None:
+                self._span.fail(exc)
+            raise
+
+    def _ended(self, event: Any) -> None:
+        self._finished = True
+        if self._span is not None:
+            self._span.end_stream(event)
 
     def close(self) -> None:
         """Abort the transfer and free its connection (no-op once the stream has ended)."""
@@ -300,12 +322,16 @@ class _EventStream:
             self._finished = True
             self._buf.clear()
             self._native.cancel()
+            if self._span is not None:
+                self._span.cancel()
 
     def __del__(self) -> None:
         # Dropping an unfinished stream (a `break` out of the loop) aborts its transfer.
         try:
             if not self._finished:
                 self._native.cancel()
+                if self._span is not None:
+                    self._span.cancel()
         except Exception:  # noqa: BLE001 - half-built object, or interpreter shutdown
             pass
 
@@ -329,17 +355,7 @@ class AsyncEventStream(_EventStream):
         loop = asyncio.get_running_loop()
         self._bridge = _bridge(loop)
         self._token = next(_stream_tokens)
-        self._start(
-            client._native.open_stream(
-                self._bridge.queue,
-                self._token,
-                op,
-                messages_json,
-                prompt,
-                options,
-                STREAM_BUFFER_EVENTS,
-            )
-        )
+        self._open(client, self._bridge.queue, self._token, op, messages_json, prompt, options)
 
     def __aiter__(self) -> AsyncEventStream:
         return self
@@ -353,7 +369,7 @@ class AsyncEventStream(_EventStream):
         event = buf.popleft()
         t = type(event)  # inlined _is_last: this runs once per token
         if t is StreamEnd or t is StreamError:
-            self._finished = True
+            self._ended(event)
         return event
 
     async def _fill(self) -> None:
@@ -412,11 +428,7 @@ class SyncEventStream(_EventStream):
     def __init__(
         self, client: _BaseClient, op: int, messages_json: str, prompt: str, options: Any
     ) -> None:
-        self._start(
-            client._native.open_stream(
-                None, 0, op, messages_json, prompt, options, STREAM_BUFFER_EVENTS
-            )
-        )
+        self._open(client, None, 0, op, messages_json, prompt, options)
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -429,7 +441,7 @@ class SyncEventStream(_EventStream):
             buf.extend(self._native.wait_take(self._WAIT_SLICE))
         event = buf.popleft()
         if _is_last(event):
-            self._finished = True
+            self._ended(event)
         return event
 
     def __enter__(self) -> SyncEventStream:
@@ -511,6 +523,9 @@ class GenerationMixin:
         # Refused options are refused before anything is sent, model look-up included.
         self._native.check_generate(op, messages_json, prompt, options)
         await self._ensure_ready()
+        tracing = _tracing.active
+        if tracing is not None:
+            return await tracing.generate(self, op, messages_json, prompt, options)
         return await self._await_native(
             lambda queue, token: self._native.submit_generate(
                 queue, token, op, messages_json, prompt, options
@@ -520,6 +535,9 @@ class GenerationMixin:
     def _run_sync(self, op: int, messages_json: str, prompt: str, options: Any) -> Any:
         self._native.check_generate(op, messages_json, prompt, options)
         self._ensure_ready_sync()
+        tracing = _tracing.active
+        if tracing is not None:
+            return tracing.generate_sync(self, op, messages_json, prompt, options)
         result = self._native.generate_sync(op, messages_json, prompt, options)
         if self._replicated:
             self._note_replica_events()
@@ -702,6 +720,9 @@ class GenerationMixin:
         sent concurrently. Returns an EmbeddingResult; never raises for server problems."""
         args = self._embed_args(texts, model, dimensions)
         self._check_open()
+        tracing = _tracing.active
+        if tracing is not None:
+            return await tracing.embed(self, args)
         return await self._await_native(
             lambda queue, token: self._native.submit_embed(queue, token, *args)
         )
@@ -712,6 +733,9 @@ class GenerationMixin:
         """Blocking twin of :meth:`embed`."""
         args = self._embed_args(texts, model, dimensions)
         self._check_open()
+        tracing = _tracing.active
+        if tracing is not None:
+            return tracing.embed_sync(self, args)
         return self._native.embed_sync(*args)
 
 
@@ -727,6 +751,9 @@ class GenerationMixin:
         only (ValueError for Ollama); a server that refuses gives the error value."""
         args = self._image_embed_args(image, model)
         self._check_open()
+        tracing = _tracing.active
+        if tracing is not None:
+            return await tracing.embed(self, args)
         return await self._await_native(
             lambda queue, token: self._native.submit_embed(queue, token, *args)
         )
@@ -735,6 +762,9 @@ class GenerationMixin:
         """Blocking twin of :meth:`embed_image`."""
         args = self._image_embed_args(image, model)
         self._check_open()
+        tracing = _tracing.active
+        if tracing is not None:
+            return tracing.embed_sync(self, args)
         return self._native.embed_sync(*args)
 
     # ---- models ----

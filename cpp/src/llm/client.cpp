@@ -32,6 +32,10 @@ std::string new_request_id() {
 
 double jitter01() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng()); }
 
+double unix_ms_now() {
+  return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 http::EngineOptions engine_options(const ClientOptions& o) {
   http::EngineOptions e;
   e.max_connections = o.max_connections;
@@ -107,6 +111,12 @@ struct Client::Call {
   std::uint64_t route_key = 0;
   bool in_try = false;      // a try was sent and its response has not come back
   bool embed_batch = false;  // one batch of an embed(): stats count the whole job once
+  // The tries' records (note_try), and the one send() opened and nobody noted yet.
+  std::vector<TryRecord> try_records;
+  bool try_open = false;
+  int tries_at_send = 0;
+  std::size_t try_replica = ReplicaSet::kNone;
+  double try_sent_ms = 0;  // Unix epoch ms
 };
 
 Client::Client(const ProviderSpec& spec, config::ProviderConfig base, ClientOptions options)
@@ -369,10 +379,15 @@ struct Client::EmbedJob {
   std::string model;
 };
 
-std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone done) {
-  std::string model = call.model;
+std::string Client::embedding_model(std::string_view requested) const {
+  std::string model(requested);
   if (model.empty() && spec_->dialect == Dialect::kOpenAI) model = openai_.embedding_model;
   if (model.empty()) model = current_model();
+  return model;
+}
+
+std::vector<std::uint64_t> Client::start_embed(const EmbedCall& call, EmbedDone done) {
+  const std::string model = embedding_model(call.model);
   if (call.batch_size == 0) throw std::invalid_argument("embedding_batch_size must be >= 1");
   const bool by_messages = !call.messages_json.empty();
   if (by_messages && spec_->dialect != Dialect::kOpenAI)
@@ -486,7 +501,11 @@ void Client::finish_embed(const std::shared_ptr<EmbedJob>& job) {
     out.rows = out.dims = 0;
   }
   int attempts = 0;
-  for (const auto& a : job->outcomes) attempts += a.attempts;
+  out.tries.clear();  // the failed batch's own, copied above: every batch's follow
+  for (auto& a : job->outcomes) {
+    attempts += a.attempts;
+    for (auto& t : a.tries) out.tries.push_back(std::move(t));
+  }
   out.attempts = attempts;
   out.prompt_tokens = tokens_known ? prompt_tokens : -1;
   out.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - job->started).count();
@@ -512,6 +531,10 @@ void Client::send(const std::shared_ptr<Call>& call, long delay_ms) {
   call->request.max_sends = std::max(1, policy_.max_retries + 1 - call->tries);
   http::Request request = call->request;
   call->replica = replicas_->acquire(call->route_key, call->failed_replica);
+  call->try_open = true;
+  call->tries_at_send = call->tries;
+  call->try_replica = call->replica;
+  call->try_sent_ms = unix_ms_now() + double(delay_ms);
   if (call->replica != 0) {
     // The request was built against replica 0's URL: only the base changes.
     const std::string& base0 = replicas_->url(0);
@@ -599,6 +622,7 @@ void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& res
   if (cancelled && a.error != kErrorCancelled && !a.success) {
     static_cast<Attempt&>(a) = cancelled_attempt(provider_, call->model);
   }
+  note_try(*call, static_cast<int>(response.status), a.error, response.elapsed_ms);
   const int retries_done = call->tries - 1;
   if (!cancelled && !closed_.load() && policy_.should_retry(a, retries_done)) {
     const double jitter = options_.jitter ? std::clamp(options_.jitter(), 0.0, 1.0) : jitter01();
@@ -724,6 +748,7 @@ void Client::on_stream_response(const std::shared_ptr<Call>& call, http::Respons
                                      std::to_string(st.decoder.tokens()) + " tokens received)");
     failure.retryable = true;
   }
+  note_try(*call, static_cast<int>(response.status), failure.error, response.elapsed_ms);
   end_stream(call, std::move(failure));
   forget(call);
 }
@@ -735,6 +760,10 @@ void Client::end_stream(const std::shared_ptr<Call>& call, ChatResult&& failure)
   if (st.ended) return;
   st.ended = true;
   st.ended_at = Clock::now();
+  // The marker ends the stream while its try is still open: a body piece arrives only
+  // for a final 2xx (http::Request::on_body_chunk), and servers stream with 200.
+  note_try(*call, 200, failure.error,
+           std::chrono::duration<double, std::milli>(st.ended_at - call->send_at).count());
   {
     // The stream's one record in the stats. From the chunk callback (the marker) the
     // current try has not been counted in call->tries yet.
@@ -763,6 +792,7 @@ void Client::end_stream(const std::shared_ptr<Call>& call, ChatResult&& failure)
                                    200);
     text::make_valid_utf8(e.error);
     text::make_valid_utf8(e.message);  // it quotes the server: an error page in Latin-1, say
+    e.tries = std::move(call->try_records);
     st.channel->close(std::move(e));
     return;
   }
@@ -775,6 +805,7 @@ void Client::end_stream(const std::shared_ptr<Call>& call, ChatResult&& failure)
   end.metrics.completion_tokens = st.decoder.completion_tokens();
   finish_metrics(end.metrics, st.first_token_ms,
                  std::chrono::duration<double, std::milli>(st.ended_at - call->started).count());
+  end.tries = std::move(call->try_records);
   st.channel->close(std::move(end));
 }
 
@@ -831,6 +862,7 @@ void Client::forget(const std::shared_ptr<Call>& call) {
 
 void Client::finish(const std::shared_ptr<Call>& call, ChatResult&& a) {
   a.attempts = call->tries;
+  a.tries = std::move(call->try_records);
   a.latency_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - call->started).count();
   if (a.request_id.empty()) a.request_id = call->request_id;
@@ -961,6 +993,25 @@ HealthReport Client::check_health(double timeout_s, const HealthOptions& options
 std::size_t Client::in_flight() const {
   std::lock_guard<std::mutex> lock(mu_);
   return calls_.size();
+}
+
+// Closes the try send() opened: one record per try, whichever path ends it first (the
+// response, or a stream's marker while the body lingers). A try cancelled during its
+// backoff never left and gets none.
+void Client::note_try(Call& call, int status, const std::string& error, double elapsed_ms) {
+  if (!call.try_open) return;
+  call.try_open = false;
+  const int attempt = call.in_try ? call.tries + 1 : call.tries;  // in_try: not counted yet
+  if (attempt == call.tries_at_send) return;
+  TryRecord t;
+  t.attempt = attempt;
+  t.status = status;
+  t.error = error;
+  if (call.try_replica != ReplicaSet::kNone) t.replica = replicas_->display_url(call.try_replica);
+  t.start_ms = call.try_sent_ms;
+  t.elapsed_ms = elapsed_ms;
+  text::make_valid_utf8(t.error);
+  call.try_records.push_back(std::move(t));
 }
 
 }  // namespace llmbridge::llm

@@ -3,8 +3,21 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace llmbridge::llm {
+
+// One HTTP try of a logical call, as the client saw it. A libcurl re-send of the same
+// request on a dead keep-alive connection counts in Attempt::attempts but shares its
+// try's record.
+struct TryRecord {
+  int attempt = 0;      // 1 for the first try, then 2, 3 ... (the call's try count after it)
+  int status = 0;       // HTTP status, 0 when none was received
+  std::string error;    // "" when the try succeeded, else a contract string (errors.hpp)
+  std::string replica;  // the base URL it went to, as config::display_url shows it (no userinfo)
+  double start_ms = 0;  // when it was sent: milliseconds since the Unix epoch (system clock)
+  double elapsed_ms = 0;  // how long it took until its outcome was known
+};
 
 struct Attempt {
   bool success = false;
@@ -25,6 +38,7 @@ struct Attempt {
   std::string request_id;
   double retry_after_s = -1;  // server-directed delay in seconds; -1 = none
   bool auth_refused = false;  // 401/403: the key was refused; never retried
+  std::vector<TryRecord> tries;  // every HTTP try, in order (empty when none was sent)
 };
 
 }  // namespace llmbridge::llm

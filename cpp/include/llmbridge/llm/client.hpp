@@ -77,6 +77,8 @@ class Client {
   // current model. Empty texts: `done` runs at once with an empty success. Returns the
   // ids of the batches' calls (cancel() each to cancel the whole).
   std::vector<std::uint64_t> start_embed(const EmbedCall& call, EmbedDone done);
+  // Thread-safe: the model an embed() with this EmbedCall::model uses (see start_embed).
+  std::string embedding_model(std::string_view requested) const;
   EmbeddingResult embed(const EmbedCall& call);
 
   // Blocking: the server's model list through this client's engine (no retries).
@@ -155,6 +157,7 @@ class Client {
   void watch_stream(const std::shared_ptr<Call>& call, long delay_ms);
   void end_stream(const std::shared_ptr<Call>& call, ChatResult&& failure);
   void finish(const std::shared_ptr<Call>& call, ChatResult&& result);
+  void note_try(Call& call, int status, const std::string& error, double elapsed_ms);
   void forget(const std::shared_ptr<Call>& call);
   void finish_embed(const std::shared_ptr<EmbedJob>& job);
   void init_replicas(config::ProviderConfig& stored);

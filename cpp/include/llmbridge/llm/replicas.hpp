@@ -74,6 +74,8 @@ class ReplicaSet {
 
   std::size_t size() const noexcept { return urls_.size(); }
   const std::string& url(std::size_t i) const { return urls_[i]; }
+  // Replica i's URL without userinfo (config::display_url), for logs and try records.
+  const std::string& display_url(std::size_t i) const { return display_[i]; }
   const ReplicaOptions& options() const noexcept { return options_; }
 
   // The replica for the next try; counts it in flight until release(). `key` is the

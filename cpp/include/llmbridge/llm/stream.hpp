@@ -55,12 +55,14 @@ struct StreamEndEvent {
   StreamMetrics metrics;
   std::vector<ToolCall> tool_calls;  // accumulated from the deltas, arguments repaired
   std::string model;
+  std::vector<TryRecord> tries;  // the stream's HTTP tries (retries before its first byte)
 };
 struct StreamErrorEvent {
   std::string error;    // the contract strings: timeout, http_500, connection_error: ..., ...
   bool retryable = false;
   int status_code = 0;
   std::string message;  // the server's message for an error sent mid-stream (an excerpt)
+  std::vector<TryRecord> tries;  // the stream's HTTP tries; empty when none was sent
 };
 
 using StreamEvent =
