@@ -243,7 +243,9 @@ def _decorators(fn: ast.FunctionDef) -> set[str]:
     return names
 
 
-def _stub_properties(cls: ast.ClassDef, aliases: dict[str, ast.expr]) -> dict[str, tuple[str, bool]]:
+def _stub_properties(
+    cls: ast.ClassDef, aliases: dict[str, ast.expr]
+) -> dict[str, tuple[str, bool]]:
     """name -> (type, writable) for @property (+ @x.setter) and annotated attributes."""
     props: dict[str, tuple[str, bool]] = {}
     for node in cls.body:

@@ -31,8 +31,11 @@ _SNIPPET_LINT_RULES = ("reportUnusedVariable", "reportUnusedFunction", "reportUn
                        "reportUnusedExpression", "reportUnusedClass", "reportUnusedCoroutine")
 
 
+DocModules = tuple[Path, dict[str, DocBlock]]
+
+
 @pytest.fixture(scope="module")
-def doc_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, DocBlock]]]:
+def doc_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocModules]:
     """The checked doc blocks as modules in a temporary directory, by module file name."""
     folder = tmp_path_factory.mktemp("doc_blocks")
     blocks: dict[str, DocBlock] = {}
@@ -53,10 +56,14 @@ def _in_markdown(report: str, folder: Path, blocks: dict[str, DocBlock]) -> str:
         block = blocks.get(m.group("file"))
         if block is None:
             return m.group(0)
+        if m.group("line") is None:
+            return f"{block.doc} (block {block.name})"
         line = block.markdown_line(int(m.group("line")))
-        return f"{block.doc}:{line} (block {block.name})"
+        column = f":{m.group('col')}" if m.group("col") else ""
+        return f"{block.doc}:{line}{column} (block {block.name})"
 
-    pattern = re.compile(rf"(?:{re.escape(str(folder))}/)?(?P<file>docblock_\w+\.py):(?P<line>\d+)")
+    pattern = re.compile(rf"(?:{re.escape(str(folder))}/)?(?P<file>docblock_\w+\.py)"
+                         r"(?::(?P<line>\d+)(?::(?P<col>\d+))?)?")
     return pattern.sub(where, report)
 
 
@@ -65,7 +72,7 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL, timeout=600)
 
 
-def test_mypy_strict(doc_modules: tuple[Path, dict[str, DocBlock]]) -> None:
+def test_mypy_strict(doc_modules: DocModules) -> None:
     if importlib.util.find_spec("mypy") is None:
         pytest.fail("mypy is not installed: pip install '.[test]' (scripts/setup.sh does)")
     import mypy.version
@@ -91,7 +98,7 @@ def _pyright() -> tuple[str, list[str]]:
                 "basedpyright)")
 
 
-def test_pyright_strict(doc_modules: tuple[Path, dict[str, DocBlock]]) -> None:
+def test_pyright_strict(doc_modules: DocModules) -> None:
     name, cmd = _pyright()
     folder, blocks = doc_modules
     # One run: pyproject.toml's settings for everything, and for the doc blocks (their own
@@ -113,8 +120,7 @@ def test_pyright_strict(doc_modules: tuple[Path, dict[str, DocBlock]]) -> None:
                     pytrace=False)
 
 
-def test_the_report_points_into_the_markdown(doc_modules: tuple[Path, dict[str, DocBlock]]
-                                             ) -> None:
+def test_the_report_points_into_the_markdown(doc_modules: DocModules) -> None:
     """A checker's line in a doc module reads as the markdown file and line it came from."""
     folder, blocks = doc_modules
     name, block = next((n, b) for n, b in blocks.items() if not b.is_session)

@@ -33,6 +33,7 @@ __all__ = [
     "ReasoningToken",
     "StreamEnd",
     "StreamError",
+    "StreamEvent",
     "StreamMetrics",
     "StreamStarted",
     "SyncEventStream",
@@ -53,6 +54,7 @@ StreamEnd = _native.StreamEnd
 StreamError = _native.StreamError
 StreamMetrics = _native.StreamMetrics
 
+#: Any event of a stream (``isinstance`` tells which).
 StreamEvent = Union[StreamStarted, Token, ReasoningToken, ToolCallDelta, StreamEnd, StreamError]
 #: What caption() and embed_image() take: an Image, its bytes, or a path to the file.
 ImageInput = Union[Image, bytes, bytearray, memoryview, str, "os.PathLike[str]"]
@@ -566,11 +568,15 @@ class GenerationMixin:
         """Blocking twin of :meth:`chat`."""
         return self._run_sync(_CHAT, _messages_json(messages), "", _options(**options))
 
-    async def generate(self, prompt: str, system: Optional[str] = None, **options: Any) -> ChatResult:
+    async def generate(
+        self, prompt: str, system: Optional[str] = None, **options: Any
+    ) -> ChatResult:
         """A chat of [system, user]: the usual one-shot generation."""
         return await self.chat(_generate_messages(prompt, system), **options)
 
-    def generate_sync(self, prompt: str, system: Optional[str] = None, **options: Any) -> ChatResult:
+    def generate_sync(
+        self, prompt: str, system: Optional[str] = None, **options: Any
+    ) -> ChatResult:
         """Blocking twin of :meth:`generate`."""
         return self.chat_sync(_generate_messages(prompt, system), **options)
 
