@@ -7,9 +7,9 @@ test_examples.py compiles every block; test_typing.py type-checks every block. T
   line starts with ``>>>``) is checked as the code on its ``>>>`` / ``...`` lines.
 - Snippets may ``await`` at top level and use names a worker defines elsewhere: each
   block becomes the body of an ``async def``, after its file's *context*, one HTML
-  comment anywhere in the markdown::
+  comment in the markdown (by convention under the title)::
 
-      <!-- typecheck: context
+      <!-- typecheck: context (names the snippets below assume; see docs/typing.md)
       import llmbridge
       client: llmbridge.VLLMClient
       -->
