@@ -1,11 +1,12 @@
 """Type checkers in strict mode accept the package, examples/ and the docs' Python blocks.
 
-mypy (``--strict``, for Python 3.9) and basedpyright (``typeCheckingMode = "strict"``; plain
-pyright when only it is installed) run as subprocesses with the settings of pyproject.toml
-([tool.mypy], [tool.basedpyright]) on python/llmbridge (llmbridge.testing included),
-examples/, and every ```python block of README.md and docs/*.md, each written as a module
-the way tests_py/doc_blocks.py describes (docs/typing.md explains the rules). A failure
-shows the checker's report, with the lines of doc blocks given as markdown lines.
+mypy (``--strict``, for Python 3.9), pyright and basedpyright (``typeCheckingMode =
+"strict"``: one checker, whose two builds infer a few types differently) run as
+subprocesses with the settings of pyproject.toml ([tool.mypy], [tool.pyright]) on
+python/llmbridge (llmbridge.testing included), examples/, and every ```python block of
+README.md and docs/*.md, each written as a module the way tests_py/doc_blocks.py
+describes (docs/typing.md explains the rules). A failure shows the checker's report, with
+the lines of doc blocks given as markdown lines.
 
 mypy keeps its cache in .mypy_cache at the top of the checkout, so a second run checks
 only what changed.
@@ -90,16 +91,10 @@ def test_mypy_strict(doc_modules: DocModules) -> None:
                     + _in_markdown(proc.stdout + proc.stderr, folder, blocks), pytrace=False)
 
 
-def _pyright() -> tuple[str, list[str]]:
-    for module in ("basedpyright", "pyright"):
-        if importlib.util.find_spec(module) is not None:
-            return module, [sys.executable, "-m", module]
-    pytest.skip("neither basedpyright nor pyright is installed (the test extra installs "
-                "basedpyright)")
-
-
-def test_pyright_strict(doc_modules: DocModules) -> None:
-    name, cmd = _pyright()
+@pytest.mark.parametrize("name", ["pyright", "basedpyright"])
+def test_pyright_strict(name: str, doc_modules: DocModules) -> None:
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed (the test extra installs it)")
     folder, blocks = doc_modules
     # One run: pyproject.toml's settings for everything, and for the doc blocks (their own
     # execution environment) the lint rules that do not apply to snippets turned off.
@@ -111,10 +106,12 @@ def test_pyright_strict(doc_modules: DocModules) -> None:
             **{rule: False for rule in _SNIPPET_LINT_RULES},
         }],
     }
-    (folder / "pyrightconfig.json").write_text(json.dumps(config), encoding="utf-8")
-    proc = _run([*cmd, "--project", str(folder / "pyrightconfig.json")])
+    config_file = folder / f"{name}config.json"
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    proc = _run([sys.executable, "-m", name, "--project", str(config_file)])
     out = proc.stdout + proc.stderr
-    if proc.returncode != 0 or not re.search(r"^0 errors, 0 warnings", out, re.M):
+    if proc.returncode != 0 or not re.search(r"^0 errors, 0 warnings, 0 (notes|informations)", out,
+                                             re.M):
         pytest.fail(f"{name} (strict) found problems in python/llmbridge, examples/ or the "
                     "doc blocks (as markdown lines):\n" + _in_markdown(out, folder, blocks),
                     pytrace=False)

@@ -34,9 +34,9 @@ class Scenario:
     """Decides, per document id, what the mock server does; counts what it did."""
 
     seed: int
-    plan: dict[int, str] = field(default_factory=dict)
+    plan: dict[int, str] = field(default_factory=dict[int, str])
     lock: threading.Lock = field(default_factory=threading.Lock)
-    seen: Counter[int] = field(default_factory=Counter)
+    seen: Counter[int] = field(default_factory=Counter[int])
 
     def kind(self, doc_id: int) -> str:
         if doc_id not in self.plan:

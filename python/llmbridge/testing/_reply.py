@@ -63,7 +63,7 @@ class Reply:
     #: HTTP status code of the answer.
     status: int = 200
     #: Extra response headers; they replace the server's headers of the same name.
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict[str, str])
     #: Seconds to wait before answering (asynchronously: other connections are served).
     delay: float = 0.0
     #: Value of the ``Retry-After`` header (seconds or an HTTP date), if any.
