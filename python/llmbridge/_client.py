@@ -528,7 +528,8 @@ class _BaseClient(GenerationMixin, BatchMixin):
         self.close()
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(base_url={_native.display_url(self.config._base_url_text())!r}, "
+        url = _native.display_url(self.config._base_url_text())
+        return (f"{type(self).__name__}(base_url={url!r}, "
                 f"model={self.config.model!r}, closed={self.closed})")
 
 

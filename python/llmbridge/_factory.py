@@ -58,13 +58,8 @@ class ProviderSpec:
     def base_config(self, app_config: AppConfig) -> _ProviderConfig:
         if callable(self.config):
             return self.config(app_config)
-        return _as_config(getattr(app_config, self.config), f"app_config.{self.config}")
-
-
-def _as_config(value: object, where: str) -> _ProviderConfig:
-    if not isinstance(value, _ProviderConfig):
-        raise LLMBridgeError(f"factory: {where} is a {type(value).__name__}, not a provider config")
-    return value
+        config: _ProviderConfig = getattr(app_config, self.config)  # an AppConfig field
+        return config
 
 
 _registry: dict[str, ProviderSpec] = {}
@@ -146,9 +141,10 @@ def _route(requested: Optional[str], app_config: AppConfig, *, warn: bool) -> Pr
 
 def _base(spec: ProviderSpec, base_configs: Any) -> _ProviderConfig:
     if isinstance(base_configs, Mapping):
-        configs = cast("Mapping[str, object]", base_configs)
+        configs = cast("Mapping[str, Any]", base_configs)
         if spec.name in configs:
-            return _as_config(configs[spec.name], f"base_configs[{spec.name!r}]")
+            config: _ProviderConfig = configs[spec.name]
+            return config
         raise LLMBridgeError(f"factory: no base config for provider {spec.name!r}")
     return spec.base_config(base_configs)
 
