@@ -13,13 +13,16 @@
 #include "llmbridge/llm/health.hpp"
 #include "py_config.hpp"
 #include "py_text.hpp"
+#include "py_types.hpp"
 
 namespace py = pybind11;
 
 namespace llmbridge::bindings {
 namespace {
 
-py::tuple problem_tuple(const config::EnvProblem& p) {
+using StrTuple4 = py::typing::Tuple<py::str, py::str, py::str, py::str>;
+
+StrTuple4 problem_tuple(const config::EnvProblem& p) {
   return py::make_tuple(p.variable, p.value, p.allowed, p.message());
 }
 
@@ -52,9 +55,10 @@ config::Environment known_variables(py::handle environ) {
 }
 
 // (fields or None, [(variable, value, allowed, message)])
-py::tuple load_app_config(py::dict environ) {
+py::typing::Tuple<Typed<hint::Optional<py::typing::Dict<py::str, py::object>>>, py::typing::List<StrTuple4>>
+load_app_config(const py::typing::Dict<py::str, py::str>& environ) {
   config::AppConfigResult r = config::load_app_config(known_variables(environ));
-  py::list problems;
+  py::typing::List<StrTuple4> problems;
   for (const auto& p : r.problems) problems.append(problem_tuple(p));
   if (!r.config) return py::make_tuple(py::none(), problems);
   const config::AppConfig& c = *r.config;
@@ -67,21 +71,23 @@ py::tuple load_app_config(py::dict environ) {
   return py::make_tuple(fields, problems);
 }
 
-py::list env_variables() {
-  py::list out;
+py::typing::List<StrTuple4> env_variables() {
+  py::typing::List<StrTuple4> out;
   for (const auto& v : config::env_variables())
     out.append(py::make_tuple(std::string(v.name), std::string(v.default_value), std::string(v.allowed),
                               std::string(v.meaning)));
   return out;
 }
 
-py::tuple route_provider(const std::string& requested, const std::vector<std::string>& known) {
+py::typing::Tuple<py::str, py::str, bool> route_provider(const std::string& requested,
+                                                         const std::vector<std::string>& known) {
   config::ProviderRoute r = config::route_provider(requested, known);
   return py::make_tuple(r.requested, r.provider, r.known);
 }
 
-py::object check_health(const std::string& provider, py::handle base_url_arg, py::handle model_arg,
-                       py::handle api_key_arg, double timeout, double slow_threshold_ms) {
+Instance<llm::HealthReport> check_health(const std::string& provider, const StrArg& base_url_arg,
+                                         const StrArg& model_arg, const StrArg& api_key_arg, double timeout,
+                                         double slow_threshold_ms) {
   const std::string base_url = utf8_arg(base_url_arg, "base_url");
   const std::string model = utf8_arg(model_arg, "model");
   const std::string api_key = utf8_arg(api_key_arg, "api_key");

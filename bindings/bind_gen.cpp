@@ -20,14 +20,15 @@
 #include "llmbridge/llm/images.hpp"
 #include "llmbridge/llm/stream.hpp"
 #include "py_text.hpp"
+#include "py_types.hpp"
 
 namespace py = pybind11;
 
 namespace llmbridge::bindings {
 namespace {
 
-py::object none_if_empty(const std::string& s) { return s.empty() ? py::object(py::none()) : utf8_to_str(s); }
-py::object none_if(int v, int missing) { return v == missing ? py::object(py::none()) : py::object(py::int_(v)); }
+OptionalStr none_if_empty(const std::string& s) { return s.empty() ? py::object(py::none()) : utf8_to_str(s); }
+OptionalInt none_if(int v, int missing) { return v == missing ? py::object(py::none()) : py::object(py::int_(v)); }
 
 // A tool call as Python sees it: the arguments parsed once.
 struct PyToolCall {
@@ -49,8 +50,8 @@ PyToolCall to_py(llm::ToolCall&& t) {
   return p;
 }
 
-py::list tool_list(std::vector<llm::ToolCall>&& calls) {
-  py::list out;
+py::typing::List<PyToolCall> tool_list(std::vector<llm::ToolCall>&& calls) {
+  py::typing::List<PyToolCall> out;
   for (auto& t : calls) out.append(py::cast(to_py(std::move(t))));
   return out;
 }
@@ -60,10 +61,10 @@ py::list tool_list(std::vector<llm::ToolCall>&& calls) {
 struct PyChatResult {
   llm::ChatResult r;
   py::object data;
-  py::list tool_calls;
+  py::typing::List<PyToolCall> tool_calls;
 };
 
-py::object make_chat_result(llm::ChatResult&& r) {
+Instance<PyChatResult> make_chat_result(llm::ChatResult&& r) {
   PyChatResult p;
   p.data = py::none();
   if (!r.data_json.empty()) {
@@ -83,7 +84,7 @@ py::object make_chat_result(llm::ChatResult&& r) {
 }
 
 // A failed result saying why conversion failed (the last resort of drain()).
-py::object chat_conversion_failure(const llm::ChatResult& from, const std::string& why) {
+Instance<PyChatResult> chat_conversion_failure(const llm::ChatResult& from, const std::string& why) {
   llm::ChatResult r;
   static_cast<llm::Attempt&>(r) = static_cast<const llm::Attempt&>(from);
   r.success = false;
@@ -94,8 +95,8 @@ py::object chat_conversion_failure(const llm::ChatResult& from, const std::strin
   return make_chat_result(std::move(r));
 }
 
-py::list embedding_rows(const llm::EmbeddingResult& r) {
-  py::list rows(r.rows);
+py::typing::List<py::typing::List<py::float_>> embedding_rows(const llm::EmbeddingResult& r) {
+  py::typing::List<py::typing::List<py::float_>> rows(r.rows);
   for (std::size_t i = 0; i < r.rows; ++i) {
     py::list row(r.dims);
     const float* p = r.vectors.data() + i * r.dims;
@@ -104,6 +105,11 @@ py::list embedding_rows(const llm::EmbeddingResult& r) {
   }
   return rows;
 }
+
+using Texts = Typed<hint::Texts>;
+// An event of a stream, as NativeStream.take() returns it.
+using StreamEventObject = Typed<hint::OneOf<llm::StreamStarted, llm::Token, llm::ReasoningToken,
+                                            llm::ToolCallDelta, llm::StreamEndEvent, llm::StreamErrorEvent>>;
 
 llm::EmbedCall make_embed(py::handle texts, py::handle model, int dimensions, int expected_dimensions,
                           std::size_t batch_size, double timeout, py::handle messages_json) {
@@ -123,7 +129,7 @@ llm::EmbedCall make_embed(py::handle texts, py::handle model, int dimensions, in
   return c;
 }
 
-py::object event_to_py(llm::StreamEvent&& e) {
+StreamEventObject event_to_py(llm::StreamEvent&& e) {
   return std::visit(
       [](auto&& ev) -> py::object {
         using T = std::decay_t<decltype(ev)>;
@@ -138,8 +144,8 @@ py::object event_to_py(llm::StreamEvent&& e) {
       std::move(e));
 }
 
-py::list events_to_list(std::vector<llm::StreamEvent>&& events) {
-  py::list out(events.size());
+py::typing::List<StreamEventObject> events_to_list(std::vector<llm::StreamEvent>&& events) {
+  py::typing::List<StreamEventObject> out(events.size());
   for (std::size_t i = 0; i < events.size(); ++i) out[i] = event_to_py(std::move(events[i]));
   return out;
 }
@@ -313,7 +319,7 @@ void bind_generation(py::module_& m) {
       .def_property_readonly("description", [](const llm::EmbeddingResult& r) { return llm::describe(r); })
       .def_property_readonly("tries", [](const llm::EmbeddingResult& r) { return try_list(r.tries); },
                              "Every HTTP try (TryRecord), request by request in input order.")
-      .def_property_readonly("dimensions", [](const llm::EmbeddingResult& r) {
+      .def_property_readonly("dimensions", [](const llm::EmbeddingResult& r) -> OptionalInt {
         return r.dims ? py::object(py::int_(r.dims)) : py::object(py::none());
       })
       .def_property_readonly("vectors", &embedding_rows,
@@ -329,7 +335,7 @@ void bind_generation(py::module_& m) {
   py::class_<llm::ModelInfo>(m, "ModelInfo", "One model a server lists.")
       .def_property_readonly("id", [](const llm::ModelInfo& i) { return utf8_to_str(i.id); })
       .def_property_readonly("owned_by", [](const llm::ModelInfo& i) { return none_if_empty(i.owned_by); })
-      .def_property_readonly("max_model_len", [](const llm::ModelInfo& i) {
+      .def_property_readonly("max_model_len", [](const llm::ModelInfo& i) -> OptionalInt {
         return i.max_model_len > 0 ? py::object(py::int_(i.max_model_len)) : py::object(py::none());
       })
       .def("__repr__", [](const llm::ModelInfo& i) {
@@ -353,10 +359,17 @@ void bind_generation(py::module_& m) {
       py::arg("error"), py::arg("provider"), py::arg("model"),
       "A ChatResult that failed before anything was sent (e.g. vision_unavailable).");
 
+  // Before NativeHealth, whose signatures name it.
+  py::class_<llm::ReplicaHealth>(m, "NativeReplicaHealth", "One replica's part of a health check.")
+      .def_property_readonly("url", [](const llm::ReplicaHealth& r) { return utf8_to_str(r.url); })
+      .def_property_readonly("status", [](const llm::ReplicaHealth& r) { return std::string(llm::to_string(r.status)); })
+      .def_readonly("latency_ms", &llm::ReplicaHealth::latency_ms)
+      .def_property_readonly("reason", [](const llm::ReplicaHealth& r) { return utf8_to_str(r.reason); });
+
   py::class_<llm::HealthReport>(m, "NativeHealth", "A health check's outcome; llmbridge.HealthReport wraps it.")
       .def_property_readonly("status", [](const llm::HealthReport& h) { return std::string(llm::to_string(h.status)); })
       .def_property_readonly("models", [](const llm::HealthReport& h) {
-        py::list out;
+        py::typing::List<py::str> out;
         for (const auto& name : h.models) out.append(utf8_to_str(name));
         return out;
       })
@@ -365,19 +378,13 @@ void bind_generation(py::module_& m) {
       .def_property_readonly("model", [](const llm::HealthReport& h) { return utf8_to_str(h.model); })
       .def_readonly("max_model_len", &llm::HealthReport::max_model_len)
       .def_property_readonly("replicas", [](const llm::HealthReport& h) {
-        py::list out;
+        py::typing::List<llm::ReplicaHealth> out;
         for (const auto& r : h.replicas) out.append(py::cast(r));
         return out;
       });
 
-  py::class_<llm::ReplicaHealth>(m, "NativeReplicaHealth", "One replica's part of a health check.")
-      .def_property_readonly("url", [](const llm::ReplicaHealth& r) { return utf8_to_str(r.url); })
-      .def_property_readonly("status", [](const llm::ReplicaHealth& r) { return std::string(llm::to_string(r.status)); })
-      .def_readonly("latency_ms", &llm::ReplicaHealth::latency_ms)
-      .def_property_readonly("reason", [](const llm::ReplicaHealth& r) { return utf8_to_str(r.reason); });
-
   py::class_<llm::StreamMetrics>(m, "StreamMetrics", "Timing and usage of one stream.")
-      .def_property_readonly("ttft_ms", [](const llm::StreamMetrics& s) {
+      .def_property_readonly("ttft_ms", [](const llm::StreamMetrics& s) -> OptionalFloat {
         return s.ttft_ms < 0 ? py::object(py::none()) : py::object(py::float_(s.ttft_ms));
       })
       .def_readonly("total_ms", &llm::StreamMetrics::total_ms)
@@ -474,9 +481,9 @@ void bind_generation(py::module_& m) {
       .def_property_readonly("closed", [](NativeStream& s) { return s.channel->closed(); });
 }
 
-py::object embedding_to_py(llm::EmbeddingResult&& r) { return py::cast(std::move(r)); }
+EmbeddingObject embedding_to_py(llm::EmbeddingResult&& r) { return py::cast(std::move(r)); }
 
-py::object chat_item_to_py(llm::ChatResult&& r) {
+ChatResultObject chat_item_to_py(llm::ChatResult&& r) {
   try {
     return make_chat_result(std::move(r));
   } catch (py::error_already_set& e) {
@@ -490,7 +497,7 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
   cls.def(
          "submit_generate",
          [](llm::Client& c, std::shared_ptr<llm::CompletionQueue> queue, std::uint64_t token, int op,
-            py::handle messages_json, py::handle prompt, const llm::GenerateOptions& options) {
+            const StrArg& messages_json, const StrArg& prompt, const llm::GenerateOptions& options) {
            llm::GenerateCall call = make_generate(op, messages_json, prompt, options);
            return c.start_generate(call, [queue, token](llm::ChatResult&& r) { queue->push(token, std::move(r)); });
          },
@@ -498,7 +505,8 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
          py::arg("options"))
       .def(
           "check_generate",
-          [](llm::Client& c, int op, py::handle messages_json, py::handle prompt, const llm::GenerateOptions& options) {
+          [](llm::Client& c, int op, const StrArg& messages_json, const StrArg& prompt,
+             const llm::GenerateOptions& options) {
             llm::GenerateCall call = make_generate(op, messages_json, prompt, options);
             if (auto problem = llm::check_generate_call(c.spec(), call)) throw std::invalid_argument(*problem);
           },
@@ -506,7 +514,8 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
           "Raises ValueError when the call cannot be sent to this provider (nothing is sent).")
       .def(
           "generate_sync",
-          [](llm::Client& c, int op, py::handle messages_json, py::handle prompt, const llm::GenerateOptions& options) {
+          [](llm::Client& c, int op, const StrArg& messages_json, const StrArg& prompt,
+             const llm::GenerateOptions& options) {
             llm::GenerateCall call = make_generate(op, messages_json, prompt, options);
             auto result = std::make_shared<std::promise<llm::ChatResult>>();
             auto f = result->get_future();
@@ -521,7 +530,8 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
           py::arg("op"), py::arg("messages_json"), py::arg("prompt"), py::arg("options"))
       .def(
           "open_stream",
-          [](llm::Client& c, py::object queue, std::uint64_t token, int op, py::handle messages_json, py::handle prompt,
+          [](llm::Client& c, const Typed<hint::Optional<std::shared_ptr<llm::CompletionQueue>>>& queue,
+             std::uint64_t token, int op, const StrArg& messages_json, const StrArg& prompt,
              const llm::GenerateOptions& options, std::size_t high_water) {
             llm::GenerateCall call = make_generate(op, messages_json, prompt, options);
             auto channel = std::make_shared<llm::StreamChannel>(high_water);
@@ -540,9 +550,9 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
           py::arg("options"), py::arg("high_water") = 1024, py::keep_alive<0, 1>())
       .def(
           "submit_embed",
-          [](llm::Client& c, std::shared_ptr<llm::CompletionQueue> queue, std::uint64_t token, py::handle texts,
-             py::handle model, int dimensions, int expected_dimensions, std::size_t batch_size, double timeout,
-             py::handle messages_json) {
+          [](llm::Client& c, std::shared_ptr<llm::CompletionQueue> queue, std::uint64_t token, const Texts& texts,
+             const StrArg& model, int dimensions, int expected_dimensions, std::size_t batch_size, double timeout,
+             const StrArg& messages_json) {
             llm::EmbedCall call =
                 make_embed(texts, model, dimensions, expected_dimensions, batch_size, timeout, messages_json);
             return c.start_embed(call, [queue, token](llm::EmbeddingResult&& r) { queue->push(token, std::move(r)); });
@@ -552,8 +562,8 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
           "Starts embed(); returns the batches' call ids (cancel each to cancel it).")
       .def(
           "embed_sync",
-          [](llm::Client& c, py::handle texts, py::handle model, int dimensions, int expected_dimensions,
-             std::size_t batch_size, double timeout, py::handle messages_json) {
+          [](llm::Client& c, const Texts& texts, const StrArg& model, int dimensions, int expected_dimensions,
+             std::size_t batch_size, double timeout, const StrArg& messages_json) {
             llm::EmbedCall call =
                 make_embed(texts, model, dimensions, expected_dimensions, batch_size, timeout, messages_json);
             auto result = std::make_shared<std::promise<llm::EmbeddingResult>>();
@@ -583,7 +593,7 @@ void add_generation_methods(py::class_<llm::Client>& cls) {
                                                       py::arg("description") = utf8_to_str(llm::describe(r)),
                                                       py::arg("retryable") = r.retryable));
             }
-            py::list models;
+            py::typing::List<llm::ModelInfo> models;
             for (auto& m : r.models) models.append(py::cast(std::move(m)));
             return models;
           },

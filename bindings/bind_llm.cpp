@@ -41,17 +41,19 @@ auto with_config(const std::string& provider, F&& f) {
   return f(OllamaConfig{});
 }
 
-py::dict config_defaults(const std::string& provider) {
+py::typing::Dict<py::str, py::object> config_defaults(const std::string& provider) {
   return with_config(provider, [](auto c) { return config_fields(c); });
 }
 
-py::list problems_to_list(const std::vector<config::ConfigProblem>& problems) {
-  py::list out;
+using Problems = py::typing::List<py::typing::Tuple<py::str, py::str, py::str, py::str>>;
+
+Problems problems_to_list(const std::vector<config::ConfigProblem>& problems) {
+  Problems out;
   for (const auto& p : problems) out.append(py::make_tuple(p.field, p.value, p.allowed, p.message()));
   return out;
 }
 
-py::list validate_config(const std::string& provider, py::handle cfg) {
+Problems validate_config(const std::string& provider, py::handle cfg) {
   return with_config(provider, [&](auto c) {
     read_config(cfg, c);
     return problems_to_list(config::validate(c));
@@ -62,11 +64,19 @@ py::list validate_config(const std::string& provider, py::handle cfg) {
 
 // An attempt reaches Python as the same typed result as a chat (ChatResult carries every
 // Attempt field by name); ExtractionAttempt is built from it by name.
-py::object attempt_to_py(llm::Attempt&& a) {
+ChatResultObject attempt_to_py(llm::Attempt&& a) {
   llm::ChatResult r;
   static_cast<llm::Attempt&>(r) = std::move(a);
   return chat_item_to_py(std::move(r));
 }
+
+// What CompletionQueue.drain() returns: (token, result) pairs; None for a stream's wake-up.
+struct DrainedPayload {
+  static constexpr auto name = hint::ChatResult::name + pybind11::detail::const_name(" | ") +
+                               hint::Instance<llm::EmbeddingResult>::name +
+                               pybind11::detail::const_name(" | None");
+};
+using Drained = py::typing::List<py::typing::Tuple<py::int_, Typed<DrainedPayload>>>;
 
 // ---- clients ----
 
@@ -121,7 +131,7 @@ void bind_llm(py::module_& m) {
   py::class_<llm::CompletionQueue, std::shared_ptr<llm::CompletionQueue>>(m, "CompletionQueue")
       .def(py::init<>())
       .def("fileno", &llm::CompletionQueue::fd)
-      .def("drain", [](llm::CompletionQueue& q) {
+      .def("drain", [](llm::CompletionQueue& q) -> Drained {
         // Every drained result is converted, whatever happens to the others: a result
         // that cannot be converted becomes a failed attempt, never an exception that
         // would lose the rest of the batch.
@@ -207,8 +217,8 @@ void bind_llm(py::module_& m) {
       .def(
           "submit",
           [](llm::Client& c, std::shared_ptr<llm::CompletionQueue> queue, std::uint64_t token,
-             py::handle system, py::handle user, py::handle messages_json, py::handle schema_json,
-             py::handle document, py::handle schema_name) {
+             const StrArg& system, const StrArg& user, const StrArg& messages_json, const StrArg& schema_json,
+             const StrArg& document, const StrArg& schema_name) {
             // The callback runs on the I/O thread and touches no Python object: it only
             // moves the attempt into the C++ queue.
             return c.start(make_call(system, user, messages_json, schema_json, document, schema_name),
@@ -220,8 +230,8 @@ void bind_llm(py::module_& m) {
       .def(
           "_submit_call_soon",
           [](llm::Client& c, py::object call_soon_threadsafe, py::object callback,
-             py::handle system, py::handle user, py::handle messages_json, py::handle schema_json,
-             py::handle document, py::handle schema_name) {
+             const StrArg& system, const StrArg& user, const StrArg& messages_json, const StrArg& schema_json,
+             const StrArg& document, const StrArg& schema_name) {
             // The alternative bridge, kept only so bench/bench_client.py can measure it
             // against the eventfd queue: the I/O thread takes the GIL for every result
             // and hands it to loop.call_soon_threadsafe. The Python objects it holds are
@@ -252,8 +262,8 @@ void bind_llm(py::module_& m) {
           py::arg("schema_name"))
       .def(
           "call_sync",
-          [](llm::Client& c, py::handle system, py::handle user, py::handle messages_json,
-             py::handle schema_json, py::handle document, py::handle schema_name) {
+          [](llm::Client& c, const StrArg& system, const StrArg& user, const StrArg& messages_json,
+             const StrArg& schema_json, const StrArg& document, const StrArg& schema_name) {
             llm::ChatCall call = make_call(system, user, messages_json, schema_json, document, schema_name);
             llm::Attempt a;
             {
@@ -291,7 +301,7 @@ void bind_llm(py::module_& m) {
            "Ejections and re-admissions since the last drain, oldest first.")
       .def(
           "check_health",
-          [](llm::Client& c, double timeout, double slow_threshold_ms) {
+          [](llm::Client& c, double timeout, double slow_threshold_ms) -> Instance<llm::HealthReport> {
             llm::HealthOptions options;
             options.slow_threshold_ms = slow_threshold_ms;
             llm::HealthReport h;

@@ -13,6 +13,7 @@
 #include "llmbridge/text/json_parse.hpp"
 #include "llmbridge/text/repair.hpp"
 #include "py_text.hpp"
+#include "py_types.hpp"
 
 namespace py = pybind11;
 
@@ -38,7 +39,7 @@ text::RepairResult run_repair(const TextInput& in, text::RepairOptions opts) {
   return text::repair_json(in.view(), opts);
 }
 
-py::object repair_json(py::handle obj) {
+py::str repair_json(const TextArg& obj) {
   TextInput in(obj);
   text::RepairOptions opts;
   opts.collect_repairs = false;
@@ -48,18 +49,19 @@ py::object repair_json(py::handle obj) {
   return utf8_to_str(r.json);
 }
 
-py::tuple repair_report(py::handle obj) {
+py::typing::Tuple<py::str, bool, bool, py::typing::List<py::typing::Tuple<py::str, int>>> repair_report(
+    const TextArg& obj) {
   TextInput in(obj);
   text::RepairResult r = run_repair(in, {});
   if (!r.ok) raise_repair_error(r);
   py::list repairs(r.repairs.size());
   for (std::size_t i = 0; i < r.repairs.size(); ++i)
     repairs[i] = py::make_tuple(text::to_string(r.repairs[i].kind), r.repairs[i].position);
-  py::object json = r.unchanged ? in.as_str() : utf8_to_str(r.json);
+  py::str json = r.unchanged ? in.as_str() : utf8_to_str(r.json);
   return py::make_tuple(json, !r.unchanged, r.truncated, repairs);
 }
 
-py::object loads(py::handle obj, bool repair) {
+py::object loads(const TextArg& obj, bool repair) {
   TextInput in(obj);
   auto& parser = text::thread_parser();
   simdjson::dom::element root;
@@ -112,7 +114,7 @@ py::object loads(py::handle obj, bool repair) {
 void bind_text(py::module_& m) {
   m.def(
       "strip_markdown_fences",
-      [](py::handle obj) {
+      [](const TextArg& obj) {
         TextInput in(obj);
         std::string_view v = text::strip_markdown_fences(in.view());
         if (v.size() == in.view().size()) return in.as_str();
@@ -125,7 +127,7 @@ void bind_text(py::module_& m) {
   m.def("loads", &loads, py::arg("text"), py::arg("repair") = true,
         "Parse JSON text (repairing it first if needed) into Python objects.");
   m.def(
-      "is_valid_json", [](py::handle obj) { return text::is_valid_json(TextInput(obj).view()); },
+      "is_valid_json", [](const TextArg& obj) { return text::is_valid_json(TextInput(obj).view()); },
       py::arg("text"), "True when `text` is one complete, strictly valid JSON document.");
   m.attr("MAX_DEPTH") = text::kMaxDepth;
 }

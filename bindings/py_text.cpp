@@ -50,8 +50,8 @@ TextInput::TextInput(py::handle obj) : obj_(obj) {
   throw py::type_error(std::string("expected str or bytes, got ") + Py_TYPE(o)->tp_name);
 }
 
-py::object TextInput::as_str() const {
-  if (is_str_) return py::reinterpret_borrow<py::object>(obj_);
+py::str TextInput::as_str() const {
+  if (is_str_) return py::reinterpret_borrow<py::str>(obj_);
   return utf8_to_str(view_);
 }
 
@@ -240,10 +240,10 @@ PyObject* make_str(const char* s, std::size_t n) {
 
 }  // namespace
 
-py::object utf8_to_str(std::string_view s) {
+py::str utf8_to_str(std::string_view s) {
   PyObject* r = make_str(s.data(), s.size());
   if (!r) throw py::error_already_set();
-  return py::reinterpret_steal<py::object>(r);
+  return py::reinterpret_steal<py::str>(r);
 }
 
 namespace {

@@ -22,7 +22,7 @@ class TextInput {
   explicit TextInput(pybind11::handle obj);
   std::string_view view() const noexcept { return view_; }
   // The input as a str: the same object when it was one.
-  pybind11::object as_str() const;
+  pybind11::str as_str() const;
   // The view is a str's own UTF-8 (valid by construction; not a surrogatepass encoding).
   bool is_utf8() const noexcept { return is_str_ && !holder_; }
 
@@ -35,7 +35,7 @@ class TextInput {
 };
 
 // A str from UTF-8 bytes. Invalid bytes become U+FFFD: never raises UnicodeDecodeError.
-pybind11::object utf8_to_str(std::string_view s);
+pybind11::str utf8_to_str(std::string_view s);
 
 // The UTF-8 bytes of a str argument called `name` (as the caller knows it, e.g.
 // "document_text"). A str with a lone surrogate raises ValueError naming the argument

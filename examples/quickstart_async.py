@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import sys
+from typing import Any
 
 import llmbridge
 from llmbridge.testing import MockLLMServer, Reply
@@ -49,14 +50,15 @@ PROMPTS = {
 }
 
 
-async def extract(app: llmbridge.AppConfig) -> dict | None:
+async def extract(app: llmbridge.AppConfig) -> dict[str, Any] | None:
     async with llmbridge.build_llm_client("vllm", app) as client:
         attempt = await client.call_llm(PROMPTS, INVOICE_SCHEMA, INVOICE)
     if not attempt.success:
         # call_llm does not raise for server or model problems: they are in attempt.error
         print(f"extraction failed: {attempt.error} ({attempt.attempts} tries)", file=sys.stderr)
         return None
-    return attempt.data  # parsed JSON: fences stripped, repaired when needed
+    invoice: dict[str, Any] = attempt.data  # parsed JSON: fences stripped, repaired when needed
+    return invoice
 
 
 async def main() -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 import llmbridge
 from llmbridge.testing import MockLLMServer
@@ -49,14 +50,15 @@ PROMPTS = {
 }
 
 
-def extract(app: llmbridge.AppConfig) -> dict | None:
+def extract(app: llmbridge.AppConfig) -> dict[str, Any] | None:
     with llmbridge.VLLMClient(app.vllm) as client:
         attempt = client.call_llm_sync(PROMPTS, INVOICE_SCHEMA, INVOICE)
     if not attempt.success:
         # call_llm_sync does not raise for server or model problems: see attempt.error
         print(f"extraction failed: {attempt.error} ({attempt.attempts} tries)", file=sys.stderr)
         return None
-    return attempt.data  # parsed JSON: fences stripped, repaired when needed
+    invoice: dict[str, Any] = attempt.data  # parsed JSON: fences stripped, repaired when needed
+    return invoice
 
 
 def main() -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import llmbridge
 import pytest
+from doc_blocks import DocBlock, python_blocks
 from llmbridge.testing import MockLLMServer, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,24 +93,18 @@ def test_quickstart_reports_a_failed_call(name: str, server: MockLLMServer) -> N
     assert "http_400" in proc.stderr
 
 
-# The README's snippets reference names a worker defines (INVOICE_SCHEMA, RequeueLater),
-# so they cannot run as they stand; they must at least be valid Python.
-_PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-
-
-def python_blocks() -> list[tuple[str, str]]:
-    blocks = []
-    for doc in ("README.md", "docs/getting-started.md"):
-        for i, m in enumerate(_PYTHON_BLOCK.finditer((ROOT / doc).read_text(encoding="utf-8"))):
-            blocks.append((f"{doc}#{i + 1}", m.group(1)))
-    return blocks
+# The docs' snippets reference names a worker defines (INVOICE_SCHEMA, a client), so they
+# cannot run as they stand; each must be valid Python (as doc_blocks.py reads it), and
+# test_typing.py type-checks them.
+BLOCKS = python_blocks()
 
 
 def test_docs_have_python_blocks() -> None:
-    names = {name.split("#")[0] for name, _ in python_blocks()}
-    assert names == {"README.md", "docs/getting-started.md"}
+    docs = {block.doc for block in BLOCKS}
+    assert {"README.md", "docs/getting-started.md"} <= docs
 
 
-@pytest.mark.parametrize(("name", "source"), python_blocks(), ids=[n for n, _ in python_blocks()])
-def test_doc_python_block_compiles(name: str, source: str) -> None:
-    compile(source, name, "exec")
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.name for b in BLOCKS])
+def test_doc_python_block_compiles(block: DocBlock) -> None:
+    source, _ = block.module()
+    compile(source, block.name, "exec")

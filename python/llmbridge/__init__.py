@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 try:
-    from . import _native
+    # Imported first, only to fail early with the note below.
+    from . import _native  # pyright: ignore[reportUnusedImport]
 except ImportError as exc:  # pragma: no cover - only when the build is missing
     raise ImportError(
         "llmbridge's native extension (llmbridge._native) could not be imported. "
@@ -55,6 +56,7 @@ from ._generate import (
     ReasoningToken,
     StreamEnd,
     StreamError,
+    StreamEvent,
     StreamMetrics,
     StreamStarted,
     SyncEventStream,
@@ -84,6 +86,7 @@ __all__ = [
     "ReasoningToken",
     "StreamEnd",
     "StreamError",
+    "StreamEvent",
     "StreamMetrics",
     "StreamStarted",
     "SyncEventStream",

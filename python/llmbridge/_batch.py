@@ -26,7 +26,7 @@ from collections.abc import (
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
-    from ._client import ExtractionAttempt, _BaseClient
+    from ._client import ExtractionAttempt
 
 __all__ = ["BatchMixin", "BatchResults", "SyncBatchResults"]
 
@@ -36,7 +36,7 @@ Result = tuple[int, "ExtractionAttempt"]
 _END = object()  # the document source is exhausted
 
 
-def _check_concurrency(concurrency: Any) -> int:
+def _check_concurrency(concurrency: object) -> int:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int):
         raise TypeError(f"concurrency must be an int >= 1, got {type(concurrency).__name__}")
     if concurrency < 1:
@@ -62,7 +62,7 @@ class _Run:
 
     def __init__(
         self,
-        client: _BaseClient,
+        client: BatchMixin,
         documents: Documents,
         prompts: Mapping[str, Any],
         json_schema: Mapping[str, Any] | None,
@@ -309,6 +309,15 @@ async def _next(gen: AsyncGenerator[Result, None]) -> Result:
 class BatchMixin:
     """extract_many and its ordered and blocking twins, for every client."""
 
+    if TYPE_CHECKING:
+        # Defined by _BaseClient (_client.py), the class that mixes this in.
+        async def call_llm(
+            self,
+            prompts: Mapping[str, Any],
+            json_schema: Mapping[str, Any] | None = None,
+            document_text: str = "",
+        ) -> ExtractionAttempt: ...
+
     def _batch(
         self,
         documents: Documents,
@@ -323,7 +332,7 @@ class BatchMixin:
         concurrency = _check_concurrency(concurrency)
         _check_documents(documents)
         _call_args(prompts, json_schema, "")
-        run = _Run(self, documents, prompts, json_schema, concurrency, ordered)  # type: ignore[arg-type]
+        run = _Run(self, documents, prompts, json_schema, concurrency, ordered)
         return run.results()
 
     def extract_many(

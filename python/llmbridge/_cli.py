@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, cast
 
 from .errors import ConfigError, LLMBridgeError
 
@@ -152,7 +152,7 @@ def _load_schema(path: str | None) -> dict[str, Any] | None:
         raise UsageError(f"schema file {path!r} is not JSON: {exc}") from None
     if not isinstance(schema, dict):
         raise UsageError(f"schema file {path!r} must hold a JSON object")
-    return schema
+    return cast("dict[str, Any]", schema)
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -280,6 +280,7 @@ class _BatchInput:
             if not isinstance(record, dict):
                 self._bad(number, "not a JSON object", line)
                 continue
+            record = cast("dict[str, Any]", record)
             ident = record.get(self.id_field)
             if isinstance(ident, bool) or not isinstance(ident, (str, int)):
                 self._bad(number, f"{self.id_field!r} is missing or not a string or integer",
@@ -396,6 +397,7 @@ def _extract_batch(args: argparse.Namespace) -> int:
     schema = _load_schema(args.schema)
     user = _read(args.prompt_file, "prompt file") if args.prompt_file else args.prompt
     prompts = {"system": args.system, "user": user}
+    skip: set[str]
     if args.resume:
         skip = _resume_ids(args.out)
     else:
@@ -443,7 +445,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data))
     else:
-        rows = [(k, ", ".join(v) if isinstance(v, list) else v) for k, v in data.items()]
+        rows = [(k, ", ".join(report.models) if k == "models" else v) for k, v in data.items()]
         _table("llmbridge health", rows)
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -476,9 +478,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _chat_prompt(args: argparse.Namespace) -> str:
-    prompt = args.prompt
-    if prompt is None or prompt == "-":
-        prompt = sys.stdin.read()
+    given: Optional[str] = args.prompt
+    prompt = sys.stdin.read() if given is None or given == "-" else given
     if not prompt.strip():
         raise UsageError("no prompt: give it as an argument, or on stdin (with - or no argument)")
     return prompt
@@ -524,18 +525,17 @@ def _stream_chat(client: Any, messages: list[dict[str, str]], options: dict[str,
     wrote = False
     with client.chat_stream_sync(messages, **options) as stream:
         for event in stream:
-            kind = type(event)
-            if kind is Token:
+            if isinstance(event, Token):
                 out.write(event.text)
                 out.flush()  # each token as it arrives
                 wrote = True
-            elif kind is StreamEnd:
+            elif isinstance(event, StreamEnd):
                 out.write("\n")
                 out.flush()
                 if metrics:
                     _print_stream_metrics(event)
                 return EXIT_OK
-            elif kind is StreamError:
+            elif isinstance(event, StreamError):
                 if wrote:  # end the partial answer's line before the error
                     out.write("\n")
                     out.flush()
@@ -614,7 +614,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.dimensions is not None and args.dimensions < 1:
         raise UsageError(f"--dimensions must be >= 1, got {args.dimensions}")
     numpy: Any = None
-    if args.npy is not None:
+    npy: Optional[str] = args.npy
+    if npy is not None:
         try:
             import numpy
         except ImportError:
@@ -625,12 +626,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
         result = client.embed_sync(texts, model=args.embedding_model, dimensions=args.dimensions)
     if not result.success:
         return _failure("embed", result.error, result.description)
-    if numpy is not None:
+    if numpy is not None and npy is not None:
         try:
-            with open(args.npy, "wb") as f:  # an open file: numpy.save adds no ".npy"
+            with open(npy, "wb") as f:  # an open file: numpy.save adds no ".npy"
                 numpy.save(f, result.to_numpy())
         except OSError as exc:
-            raise UsageError(f"cannot write {args.npy!r}: {exc.strerror}") from None
+            raise UsageError(f"cannot write {npy!r}: {exc.strerror}") from None
         return EXIT_OK
     try:
         out = sys.stdout

@@ -19,8 +19,8 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Generator, Mapping
-from typing import Any, ClassVar, Optional
+from collections.abc import Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, cast
 
 from . import _native, _tracing
 from ._batch import BatchMixin
@@ -29,6 +29,9 @@ from ._replicas import ReplicaStats, log_replica_events
 from ._generate import GenerationMixin
 from .config import OllamaConfig, OpenAIConfig, VLLMConfig, _ProviderConfig
 from .errors import LLMBridgeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._native import ChatResult
 
 __all__ = [
     "ExtractionAttempt",
@@ -130,7 +133,7 @@ class ExtractionAttempt:
         self.tries = [] if tries is None else tries
 
     @classmethod
-    def _from_native(cls, result: Any) -> ExtractionAttempt:
+    def _from_native(cls, result: ChatResult) -> ExtractionAttempt:
         """From the core's typed result (a ChatResult), field by field by name."""
         return cls(*_attempt_fields(result), result.tries)
 
@@ -203,8 +206,8 @@ class _Closed:
 
     __slots__ = ()
 
-    def __await__(self) -> Generator[Any, None, None]:
-        return iter(())
+    def __await__(self) -> Generator[None, None, None]:
+        yield from ()
 
 
 # Workers pass the same schema dict on every call: its JSON text is cached, keyed by the
@@ -237,7 +240,11 @@ def _schema_text(schema: Mapping[str, Any]) -> str:
     return text
 
 
-def _call_args(prompts: Any, json_schema: Any, document_text: Any) -> tuple[str, ...]:
+def _call_args(
+    prompts: Mapping[str, Any],
+    json_schema: Optional[Mapping[str, Any]],
+    document_text: Optional[str],
+) -> tuple[str, str, str, str, str, str]:
     """call_llm's arguments as the native submit takes them. Type and shape problems are
     TypeError / ValueError naming the argument; the native side names a str argument
     that cannot be encoded as UTF-8 (a lone surrogate)."""
@@ -249,22 +256,23 @@ def _call_args(prompts: Any, json_schema: Any, document_text: Any) -> tuple[str,
             raise TypeError("prompts['messages'] must be a list of OpenAI-style messages")
         if not messages:
             raise ValueError("prompts['messages'] is empty: give at least one message")
-        messages_json = _to_json(list(messages), "prompts['messages']")
+        messages_json = _to_json(list(cast("Sequence[Any]", messages)), "prompts['messages']")
         system = user = ""
     else:
         messages_json = ""
-        system = prompts.get("system")
-        user = prompts.get("user")
-        if user is None:
+        given_system = prompts.get("system")
+        given_user = prompts.get("user")
+        if given_user is None:
             keys = ", ".join(repr(k)[:40] for k in list(prompts)[:5]) or "none"
             raise ValueError(
                 "prompts must hold 'user' (the user prompt, usually with 'system'), or "
                 f"'messages'; got keys: {keys}"
             )
-        if system is None:
-            system = ""
-        if not isinstance(system, str) or not isinstance(user, str):
+        if given_system is None:
+            given_system = ""
+        if not isinstance(given_system, str) or not isinstance(given_user, str):
             raise TypeError("prompts['system'] and prompts['user'] must be str")
+        system, user = given_system, given_user
     if json_schema is None:
         schema_json = ""
     elif isinstance(json_schema, Mapping):
@@ -416,7 +424,7 @@ class _BaseClient(GenerationMixin, BatchMixin):
         if timeout is None:
             timeout = min(float(self.config.timeout), 10.0)
         fields = self._native.check_health(float(timeout), self.health_slow_threshold * 1000.0)
-        report = HealthReport._from_native(fields, self.provider, self.config.base_url)
+        report = HealthReport._from_native(fields, self.provider, self.config._base_url_text())
         self._note_context_limit()
         self._note_replica_events()
         previous = self._health_cache
@@ -531,7 +539,8 @@ class _BaseClient(GenerationMixin, BatchMixin):
         self.close()
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(base_url={_native.display_url(self.config.base_url)!r}, "
+        url = _native.display_url(self.config._base_url_text())
+        return (f"{type(self).__name__}(base_url={url!r}, "
                 f"model={self.config.model!r}, closed={self.closed})")
 
 
@@ -539,21 +548,21 @@ class OpenAICompatibleClient(_BaseClient):
     """Any OpenAI-compatible server: OpenAI, OpenRouter, Together, LiteLLM, vLLM."""
 
     provider = "openai"
-    _config_type = OpenAIConfig
+    _config_type: ClassVar[type[_ProviderConfig]] = OpenAIConfig
 
 
 class VLLMClient(OpenAICompatibleClient):
     """A vLLM server through its OpenAI-compatible /v1/chat/completions."""
 
     provider = "vllm"
-    _config_type = VLLMConfig
+    _config_type: ClassVar[type[_ProviderConfig]] = VLLMConfig
 
 
 class OllamaClient(_BaseClient):
     """An Ollama server through its native /api/chat."""
 
     provider = "ollama"
-    _config_type = OllamaConfig
+    _config_type: ClassVar[type[_ProviderConfig]] = OllamaConfig
 
 
 def _close_all() -> None:

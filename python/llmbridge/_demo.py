@@ -10,10 +10,10 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, TextIO
 
 from . import repair_report
-from ._client import ExtractionAttempt, VLLMClient
+from ._client import ExtractionAttempt
 from ._samples import SAMPLES
 from .testing import MockLLMServer, RecordedRequest, Reply
 
@@ -34,9 +34,9 @@ class Scenario:
     """Decides, per document id, what the mock server does; counts what it did."""
 
     seed: int
-    plan: dict[int, str] = field(default_factory=dict)
+    plan: dict[int, str] = field(default_factory=dict[int, str])
     lock: threading.Lock = field(default_factory=threading.Lock)
-    seen: Counter[int] = field(default_factory=Counter)
+    seen: Counter[int] = field(default_factory=Counter[int])
 
     def kind(self, doc_id: int) -> str:
         if doc_id not in self.plan:
@@ -80,7 +80,7 @@ def _percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
 
 
-def _repair_samples(out) -> None:
+def _repair_samples(out: TextIO) -> None:
     print("== 1. JSON repair on real-looking model answers ==", file=sys.stderr)
     for title, text in SAMPLES:
         report = repair_report(text)
@@ -146,7 +146,7 @@ def summarize(results: list[ExtractionAttempt], elapsed: float) -> list[tuple[st
     ]
 
 
-async def _extractions(calls: int, concurrency: int, seed: int, out) -> int:
+async def _extractions(calls: int, concurrency: int, seed: int, out: TextIO) -> int:
     from . import build_llm_client, load_config
     from ._cli import _table
 
@@ -186,10 +186,11 @@ async def _extractions(calls: int, concurrency: int, seed: int, out) -> int:
     return 0
 
 
-def run_demo(calls: int = 300, concurrency: int = 32, seed: int = 7, out=None) -> int:
-    out = out or sys.stdout
+def run_demo(calls: int = 300, concurrency: int = 32, seed: int = 7,
+             out: Optional[TextIO] = None) -> int:
+    sink = out or sys.stdout
     if calls < 1 or concurrency < 1:
         print("llmbridge demo: --calls and --concurrency must be >= 1", file=sys.stderr)
         return 2
-    _repair_samples(out)
-    return asyncio.run(_extractions(calls, concurrency, seed, out))
+    _repair_samples(sink)
+    return asyncio.run(_extractions(calls, concurrency, seed, sink))

@@ -67,8 +67,10 @@ def load_config(environ: Optional[Mapping[str, str]] = None) -> AppConfig:
         count = len(problems)
         head = f"{count} invalid environment variable" + ("" if count == 1 else "s")
         error = ConfigError(head + ": " + "; ".join(message for *_, message in problems))
-        error.problems = list(problems)  # type: ignore[attr-defined]
+        error.problems = list(problems)
         raise error
+    # The core gives the fields whenever it reports no problem.
+    assert fields is not None
     return AppConfig(
         vllm=VLLMConfig(**fields["vllm"]),
         ollama=OllamaConfig(**fields["ollama"]),

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, cast
 
 from . import _native
 from ._client import OllamaClient, OpenAICompatibleClient, VLLMClient
@@ -58,7 +58,8 @@ class ProviderSpec:
     def base_config(self, app_config: AppConfig) -> _ProviderConfig:
         if callable(self.config):
             return self.config(app_config)
-        return getattr(app_config, self.config)
+        config: _ProviderConfig = getattr(app_config, self.config)  # an AppConfig field
+        return config
 
 
 _registry: dict[str, ProviderSpec] = {}
@@ -122,7 +123,7 @@ def _is_resolved(value: Any) -> bool:
 
 def _get(resolved: Any, key: str) -> Any:
     if isinstance(resolved, Mapping):
-        return resolved.get(key)
+        return cast("Mapping[str, Any]", resolved).get(key)
     return getattr(resolved, key, None)
 
 
@@ -140,8 +141,10 @@ def _route(requested: Optional[str], app_config: AppConfig, *, warn: bool) -> Pr
 
 def _base(spec: ProviderSpec, base_configs: Any) -> _ProviderConfig:
     if isinstance(base_configs, Mapping):
-        if spec.name in base_configs:
-            return base_configs[spec.name]
+        configs = cast("Mapping[str, Any]", base_configs)
+        if spec.name in configs:
+            config: _ProviderConfig = configs[spec.name]
+            return config
         raise LLMBridgeError(f"factory: no base config for provider {spec.name!r}")
     return spec.base_config(base_configs)
 
@@ -207,7 +210,8 @@ def build_embedding_client(app_config: Optional[AppConfig] = None) -> Any:
 
 def _fallback(spec: ProviderSpec, config: _ProviderConfig, app_config: AppConfig) -> Any:
     logger.warning("factory: vllm at %s failed its health check; falling back to ollama at %s",
-                   display_url(config.base_url), display_url(app_config.ollama.base_url))
+                   display_url(config._base_url_text()),
+                   display_url(app_config.ollama._base_url_text()))
     return _spec("ollama").client_cls(app_config.ollama)
 
 
@@ -221,7 +225,7 @@ async def build_llm_client_checked(provider_or_resolved: Any = None,
         app_config = load_config()
     spec, config = _plan(provider_or_resolved, app_config)
     if spec.name == "vllm" and not await check_vllm_health(
-        config.base_url, timeout, model=config.model, api_key=config.api_key
+        config._base_url_text(), timeout, model=config.model, api_key=config.api_key
     ):
         return _fallback(spec, config, app_config)
     return spec.client_cls(config)
@@ -235,7 +239,7 @@ def build_llm_client_checked_sync(provider_or_resolved: Any = None,
         app_config = load_config()
     spec, config = _plan(provider_or_resolved, app_config)
     if spec.name == "vllm" and not check_vllm_health_sync(
-        config.base_url, timeout, model=config.model, api_key=config.api_key
+        config._base_url_text(), timeout, model=config.model, api_key=config.api_key
     ):
         return _fallback(spec, config, app_config)
     return spec.client_cls(config)
@@ -282,7 +286,7 @@ class ClientHolder:
 
     @staticmethod
     def _key_of(spec: ProviderSpec, config: _ProviderConfig) -> tuple[str, str, str]:
-        return (spec.name, config.model, _native.normalized_base_url(config.base_url))
+        return (spec.name, config.model, _native.normalized_base_url(config._base_url_text()))
 
     @property
     def client(self) -> Any:

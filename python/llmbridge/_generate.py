@@ -15,14 +15,15 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union, cast
 
 from . import _native, _tracing
 from ._image import Image
 from .errors import LLMCallError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._client import _BaseClient
+    from ._native import CompletionQueue, GenerateOptions, NativeClient, NativeStream
+    from .config import _ProviderConfig
 
 __all__ = [
     "AsyncEventStream",
@@ -32,6 +33,7 @@ __all__ = [
     "ReasoningToken",
     "StreamEnd",
     "StreamError",
+    "StreamEvent",
     "StreamMetrics",
     "StreamStarted",
     "SyncEventStream",
@@ -54,7 +56,10 @@ StreamEnd = _native.StreamEnd
 StreamError = _native.StreamError
 StreamMetrics = _native.StreamMetrics
 
+#: Any event of a stream (``isinstance`` tells which).
 StreamEvent = Union[StreamStarted, Token, ReasoningToken, ToolCallDelta, StreamEnd, StreamError]
+#: What caption() and embed_image() take: an Image, its bytes, or a path to the file.
+ImageInput = Union[Image, bytes, bytearray, memoryview, str, "os.PathLike[str]"]
 
 _CHAT = 0
 _COMPLETION = 1
@@ -107,9 +112,11 @@ def _result_repr(self: Any) -> str:
     return f"ChatResult({inner}, text={text!r}, tool_calls={len(self.tool_calls)})"
 
 
-ChatResult.to_dict = _result_to_dict
-ChatResult.raise_for_error = _result_raise_for_error
-ChatResult.__repr__ = _result_repr
+# The native result classes get their Python-level methods here (the stub declares them);
+# mypy refuses assigning to a method, which is exactly what installing one is.
+ChatResult.to_dict = _result_to_dict  # type: ignore[method-assign]
+ChatResult.raise_for_error = _result_raise_for_error  # type: ignore[method-assign]
+ChatResult.__repr__ = _result_repr  # type: ignore[method-assign]
 
 
 def _embedding_to_numpy(self: Any) -> Any:
@@ -123,8 +130,8 @@ def _embedding_to_numpy(self: Any) -> Any:
     return numpy.asarray(self)
 
 
-EmbeddingResult.to_numpy = _embedding_to_numpy
-EmbeddingResult.raise_for_error = _result_raise_for_error
+EmbeddingResult.to_numpy = _embedding_to_numpy  # type: ignore[method-assign]  # as above
+EmbeddingResult.raise_for_error = _result_raise_for_error  # type: ignore[method-assign]  # as above
 
 
 def _json(value: Any, name: str) -> str:
@@ -133,7 +140,7 @@ def _json(value: Any, name: str) -> str:
     return _to_json(value, name)
 
 
-def _messages_json(messages: Any) -> str:
+def _messages_json(messages: Sequence[Mapping[str, Any]]) -> str:
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise TypeError(
             "messages must be a list of OpenAI-style message dicts "
@@ -141,7 +148,7 @@ def _messages_json(messages: Any) -> str:
         )
     if not messages:
         raise ValueError("messages is empty: give at least one message")
-    out = []
+    out: list[Mapping[str, Any]] = []
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping):
             raise TypeError(
@@ -150,13 +157,14 @@ def _messages_json(messages: Any) -> str:
         if "role" not in m:
             raise ValueError(f"messages[{i}] has no 'role'")
         content = m.get("content")
-        if isinstance(content, list) and any(isinstance(p, (Image, str)) for p in content):
+        items = cast("list[object]", content) if isinstance(content, list) else []
+        if any(isinstance(p, (Image, str)) for p in items):
             # Images become image_url parts and bare strings text parts.
             parts = [
                 p.to_part() if isinstance(p, Image)
                 else {"type": "text", "text": p} if isinstance(p, str)
                 else p
-                for p in content
+                for p in items
             ]
             m = {**m, "content": parts}
         out.append(m)
@@ -178,7 +186,7 @@ def _options(
     extra_body: Optional[Mapping[str, Any]] = None,
     timeout: Optional[float] = None,
     stream_idle_timeout: Optional[float] = None,
-) -> Any:
+) -> GenerateOptions:
     o = _native.GenerateOptions()
     if model is not None:
         if not isinstance(model, str):
@@ -258,7 +266,7 @@ def _generate_messages(prompt: str, system: Optional[str]) -> list[dict[str, str
     return messages
 
 
-def _as_image(image: Any) -> Image:
+def _as_image(image: ImageInput) -> Image:
     """An Image, or one built from bytes or a path."""
     if isinstance(image, Image):
         return image
@@ -278,7 +286,7 @@ def _prompt(prompt: Any) -> str:
 _stream_tokens = itertools.count(1 << 62)  # apart from call tokens
 
 
-def _is_last(event: Any) -> bool:
+def _is_last(event: StreamEvent) -> bool:
     t = type(event)
     return t is StreamEnd or t is StreamError
 
@@ -289,13 +297,15 @@ class _EventStream:
 
     __slots__ = ("_native", "_buf", "_finished", "_span", "__weakref__")
 
-    _native: Any
+    _native: NativeStream
+    _buf: collections.deque[StreamEvent]
+    _finished: bool
 
     def _open(
-        self, client: _BaseClient, queue: Any, token: int, op: int, messages_json: str, prompt: str,
-        options: Any,
+        self, client: GenerationMixin, queue: Any, token: int, op: int, messages_json: str,
+        prompt: str, options: GenerateOptions,
     ) -> None:
-        self._buf: collections.deque[Any] = collections.deque()
+        self._buf = collections.deque()
         self._finished = False
         self._span: Any = None
         tracing = _tracing.active
@@ -348,7 +358,8 @@ class AsyncEventStream(_EventStream):
     __slots__ = ("_token", "_bridge")
 
     def __init__(
-        self, client: _BaseClient, op: int, messages_json: str, prompt: str, options: Any
+        self, client: GenerationMixin, op: int, messages_json: str, prompt: str,
+        options: GenerateOptions,
     ) -> None:
         from ._client import _bridge
 
@@ -360,7 +371,7 @@ class AsyncEventStream(_EventStream):
     def __aiter__(self) -> AsyncEventStream:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> StreamEvent:
         buf = self._buf
         if not buf:
             if self._finished:
@@ -380,7 +391,7 @@ class AsyncEventStream(_EventStream):
             if batch:
                 self._buf.extend(batch)
                 return
-            fut = asyncio.get_running_loop().create_future()
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             pending[self._token] = fut
             # An event may have come (and its wake-up been drained) before the future was
             # registered: look once more before waiting.
@@ -405,12 +416,12 @@ class AsyncEventStream(_EventStream):
     async def __aexit__(self, *exc: object) -> None:
         self.close()
 
-    async def collect(self) -> tuple[str, Any]:
+    async def collect(self) -> tuple[str, Optional[StreamEvent]]:
         """Read the whole stream: (joined token text, the last event)."""
-        parts = []
-        last: Any = None
+        parts: list[str] = []
+        last: Optional[StreamEvent] = None
         async for event in self:
-            if type(event) is Token:
+            if isinstance(event, Token):
                 parts.append(event.text)
             last = event
         return "".join(parts), last
@@ -426,14 +437,15 @@ class SyncEventStream(_EventStream):
     _WAIT_SLICE = 0.2
 
     def __init__(
-        self, client: _BaseClient, op: int, messages_json: str, prompt: str, options: Any
+        self, client: GenerationMixin, op: int, messages_json: str, prompt: str,
+        options: GenerateOptions,
     ) -> None:
         self._open(client, None, 0, op, messages_json, prompt, options)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[StreamEvent]:
         return self
 
-    def __next__(self) -> Any:
+    def __next__(self) -> StreamEvent:
         buf = self._buf
         while not buf:
             if self._finished:
@@ -450,12 +462,12 @@ class SyncEventStream(_EventStream):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def collect(self) -> tuple[str, Any]:
+    def collect(self) -> tuple[str, Optional[StreamEvent]]:
         """Read the whole stream: (joined token text, the last event)."""
-        parts = []
-        last: Any = None
+        parts: list[str] = []
+        last: Optional[StreamEvent] = None
         for event in self:
-            if type(event) is Token:
+            if isinstance(event, Token):
                 parts.append(event.text)
             last = event
         return "".join(parts), last
@@ -464,8 +476,20 @@ class SyncEventStream(_EventStream):
 class GenerationMixin:
     """chat / generate / complete / streams / list_models, shared by every client."""
 
-    _native: Any
+    _native: NativeClient
     _replicated: bool = False
+
+    if TYPE_CHECKING:
+        # Defined by _BaseClient (_client.py), the class that mixes this in.
+        provider: ClassVar[str]
+        config: _ProviderConfig
+        health_ttl: float
+        auto_pick_model: bool
+        _model_state: int
+
+        def _pick_model(self) -> None: ...
+        async def _pick_model_async(self) -> None: ...
+        def _note_replica_events(self) -> None: ...
 
     # ---- shared plumbing ----
 
@@ -473,18 +497,18 @@ class GenerationMixin:
         from ._client import _MODEL_READY
 
         self._check_open()
-        if self._model_state != _MODEL_READY:  # type: ignore[attr-defined]
-            if self._native.current_model or not self.auto_pick_model:  # type: ignore[attr-defined]
+        if self._model_state != _MODEL_READY:
+            if self._native.current_model or not self.auto_pick_model:
                 self._model_state = _MODEL_READY
             else:
-                self._pick_model()  # type: ignore[attr-defined]
+                self._pick_model()
 
     async def _ensure_ready(self) -> None:
         from ._client import _MODEL_READY
 
         self._check_open()
-        if self._model_state != _MODEL_READY:  # type: ignore[attr-defined]
-            await self._pick_model_async()  # type: ignore[attr-defined]
+        if self._model_state != _MODEL_READY:
+            await self._pick_model_async()
 
     def _check_open(self) -> None:
         if self._native.closed:
@@ -492,7 +516,9 @@ class GenerationMixin:
 
             raise LLMBridgeError(f"{type(self).__name__} is closed")
 
-    async def _await_native(self, submit: Callable[[Any, int], Any]) -> Any:
+    async def _await_native(
+        self, submit: Callable[[CompletionQueue, int], Union[int, list[int]]]
+    ) -> Any:
         """Starts a native call with ``submit(queue, token)`` (which returns its call id, or
         a list of them) and awaits its typed result through this loop's completion queue.
         Cancelling the awaiting task cancels the native call(s)."""
@@ -519,20 +545,25 @@ class GenerationMixin:
                 self._native.cancel(call_id)
             raise
 
-    async def _submit(self, op: int, messages_json: str, prompt: str, options: Any) -> Any:
+    async def _submit(
+        self, op: int, messages_json: str, prompt: str, options: GenerateOptions
+    ) -> ChatResult:
         # Refused options are refused before anything is sent, model look-up included.
         self._native.check_generate(op, messages_json, prompt, options)
         await self._ensure_ready()
         tracing = _tracing.active
         if tracing is not None:
             return await tracing.generate(self, op, messages_json, prompt, options)
-        return await self._await_native(
+        # A generation's token completes with a ChatResult.
+        return cast(ChatResult, await self._await_native(
             lambda queue, token: self._native.submit_generate(
                 queue, token, op, messages_json, prompt, options
             )
-        )
+        ))
 
-    def _run_sync(self, op: int, messages_json: str, prompt: str, options: Any) -> Any:
+    def _run_sync(
+        self, op: int, messages_json: str, prompt: str, options: GenerateOptions
+    ) -> ChatResult:
         self._native.check_generate(op, messages_json, prompt, options)
         self._ensure_ready_sync()
         tracing = _tracing.active
@@ -545,29 +576,33 @@ class GenerationMixin:
 
     # ---- chat ----
 
-    async def chat(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> Any:
+    async def chat(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> ChatResult:
         """Send a chat (OpenAI-style messages); returns a ChatResult, never raises for
         transport or model problems. Options: model, max_tokens, temperature, top_p,
         stop, seed, json_schema, response_format, tools, tool_choice, extra_body, timeout."""
         return await self._submit(_CHAT, _messages_json(messages), "", _options(**options))
 
-    def chat_sync(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> Any:
+    def chat_sync(self, messages: Sequence[Mapping[str, Any]], **options: Any) -> ChatResult:
         """Blocking twin of :meth:`chat`."""
         return self._run_sync(_CHAT, _messages_json(messages), "", _options(**options))
 
-    async def generate(self, prompt: str, system: Optional[str] = None, **options: Any) -> Any:
+    async def generate(
+        self, prompt: str, system: Optional[str] = None, **options: Any
+    ) -> ChatResult:
         """A chat of [system, user]: the usual one-shot generation."""
         return await self.chat(_generate_messages(prompt, system), **options)
 
-    def generate_sync(self, prompt: str, system: Optional[str] = None, **options: Any) -> Any:
+    def generate_sync(
+        self, prompt: str, system: Optional[str] = None, **options: Any
+    ) -> ChatResult:
         """Blocking twin of :meth:`generate`."""
         return self.chat_sync(_generate_messages(prompt, system), **options)
 
-    async def complete(self, prompt: str, **options: Any) -> Any:
+    async def complete(self, prompt: str, **options: Any) -> ChatResult:
         """Raw completion: /v1/completions (OpenAI-compatible) or /api/generate (Ollama)."""
         return await self._submit(_COMPLETION, "", _prompt(prompt), _options(**options))
 
-    def complete_sync(self, prompt: str, **options: Any) -> Any:
+    def complete_sync(self, prompt: str, **options: Any) -> ChatResult:
         """Blocking twin of :meth:`complete`."""
         return self._run_sync(_COMPLETION, "", _prompt(prompt), _options(**options))
 
@@ -582,7 +617,7 @@ class GenerationMixin:
         messages_json = _messages_json(messages)
         opts = _options(**options)
         self._check_stream_ready()
-        return AsyncEventStream(self, _CHAT, messages_json, "", opts)  # type: ignore[arg-type]
+        return AsyncEventStream(self, _CHAT, messages_json, "", opts)
 
     def chat_stream_sync(
         self, messages: Sequence[Mapping[str, Any]], **options: Any
@@ -592,20 +627,20 @@ class GenerationMixin:
         opts = _options(**options)
         self._native.check_generate(_CHAT, messages_json, "", opts)
         self._ensure_ready_sync()
-        return SyncEventStream(self, _CHAT, messages_json, "", opts)  # type: ignore[arg-type]
+        return SyncEventStream(self, _CHAT, messages_json, "", opts)
 
     def complete_stream(self, prompt: str, **options: Any) -> AsyncEventStream:
         """Stream a completion's tokens (/v1/completions or Ollama /api/generate)."""
         opts = _options(**options)
         self._check_stream_ready()
-        return AsyncEventStream(self, _COMPLETION, "", _prompt(prompt), opts)  # type: ignore[arg-type]
+        return AsyncEventStream(self, _COMPLETION, "", _prompt(prompt), opts)
 
     def complete_stream_sync(self, prompt: str, **options: Any) -> SyncEventStream:
         """Blocking twin of :meth:`complete_stream`."""
         opts = _options(**options)
         self._native.check_generate(_COMPLETION, "", _prompt(prompt), opts)
         self._ensure_ready_sync()
-        return SyncEventStream(self, _COMPLETION, "", _prompt(prompt), opts)  # type: ignore[arg-type]
+        return SyncEventStream(self, _COMPLETION, "", _prompt(prompt), opts)
 
     def _check_stream_ready(self) -> None:
         self._check_open()
@@ -629,24 +664,25 @@ class GenerationMixin:
             if not isinstance(model, str):
                 raise TypeError(f"model must be str, got {type(model).__name__}")
             return model
-        return str(getattr(self.config, "vision_model", "") or "")  # type: ignore[attr-defined]
+        return str(getattr(self.config, "vision_model", "") or "")
 
-    def _caption_messages(self, image: Any, prompt: Optional[str]) -> list[dict[str, Any]]:
+    def _caption_messages(self, image: ImageInput, prompt: Optional[str]) -> list[dict[str, Any]]:
         image = _as_image(image)
         text = self.caption_prompt if prompt is None else prompt
         return [{"role": "user", "content": [{"type": "text", "text": text}, image]}]
 
-    def _no_vision(self) -> Any:
+    def _no_vision(self) -> ChatResult:
         return _native.failed_chat_result(
             "vision_unavailable: no vision model configured (set vision_model, "
             "VLLM_VISION_MODEL, or pass model=)",
-            self.provider,  # type: ignore[attr-defined]
+            self.provider,
             "",
         )
 
     async def caption(
-        self, image: Any, prompt: Optional[str] = None, model: Optional[str] = None, **options: Any
-    ) -> Any:
+        self, image: ImageInput, prompt: Optional[str] = None, model: Optional[str] = None,
+        **options: Any,
+    ) -> ChatResult:
         """Describe an image (an Image, bytes or a path) with the vision model (the config's
         vision_model unless `model` is given). Without a vision model: a ChatResult with
         the error ``vision_unavailable: ...``, nothing sent."""
@@ -657,8 +693,9 @@ class GenerationMixin:
         return await self.chat(messages, model=vision, **options)
 
     def caption_sync(
-        self, image: Any, prompt: Optional[str] = None, model: Optional[str] = None, **options: Any
-    ) -> Any:
+        self, image: ImageInput, prompt: Optional[str] = None, model: Optional[str] = None,
+        **options: Any,
+    ) -> ChatResult:
         """Blocking twin of :meth:`caption`."""
         vision = self._vision_model(model)
         messages = self._caption_messages(image, prompt)
@@ -675,10 +712,11 @@ class GenerationMixin:
         vision = self._vision_model(model)
         if not vision:
             return False
-        ttl = float(self.health_ttl)  # type: ignore[attr-defined]
+        ttl = float(self.health_ttl)
         cached = self._vision_cache
         if cached is not None and cached[1] == vision and time.monotonic() - cached[0] < ttl:
             return cached[2]
+        ids: set[str]
         try:
             ids = {m.id for m in self.list_models_sync()}
         except LLMCallError:
@@ -694,7 +732,9 @@ class GenerationMixin:
 
     # ---- embeddings ----
 
-    def _embed_args(self, texts: Any, model: Optional[str], dimensions: Optional[int]) -> tuple[Any, ...]:
+    def _embed_args(
+        self, texts: Union[str, Sequence[str]], model: Optional[str], dimensions: Optional[int]
+    ) -> tuple[list[str], str, int, int, int, float]:
         if isinstance(texts, str):
             texts = [texts]
         elif isinstance(texts, (bytes, Mapping)) or not isinstance(texts, Sequence):
@@ -702,19 +742,20 @@ class GenerationMixin:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] must be str, got {type(t).__name__}")
+        texts = list(texts)
         if model is not None and not isinstance(model, str):
             raise TypeError(f"model must be str, got {type(model).__name__}")
         if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)):
             raise TypeError(f"dimensions must be int, got {type(dimensions).__name__}")
         if dimensions is not None and dimensions < 1:
             raise ValueError(f"dimensions must be >= 1, got {dimensions}")
-        config = self.config  # type: ignore[attr-defined]
+        config = self.config
         expected = int(getattr(config, "embedding_dimensions", 0) or 0)
         return (texts, model or "", dimensions or 0, expected, int(config.embedding_batch_size), 0.0)
 
     async def embed(
         self, texts: Union[str, Sequence[str]], model: Optional[str] = None, dimensions: Optional[int] = None
-    ) -> Any:
+    ) -> EmbeddingResult:
         """Embeddings of one text or a list (/v1/embeddings, Ollama /api/embed), in input
         order. Lists longer than the config's embedding_batch_size are split into requests
         sent concurrently. Returns an EmbeddingResult; never raises for server problems."""
@@ -723,13 +764,14 @@ class GenerationMixin:
         tracing = _tracing.active
         if tracing is not None:
             return await tracing.embed(self, args)
-        return await self._await_native(
+        # An embedding's tokens complete with an EmbeddingResult.
+        return cast(EmbeddingResult, await self._await_native(
             lambda queue, token: self._native.submit_embed(queue, token, *args)
-        )
+        ))
 
     def embed_sync(
         self, texts: Union[str, Sequence[str]], model: Optional[str] = None, dimensions: Optional[int] = None
-    ) -> Any:
+    ) -> EmbeddingResult:
         """Blocking twin of :meth:`embed`."""
         args = self._embed_args(texts, model, dimensions)
         self._check_open()
@@ -739,13 +781,17 @@ class GenerationMixin:
         return self._native.embed_sync(*args)
 
 
-    def _image_embed_args(self, image: Any, model: Optional[str]) -> tuple[Any, ...]:
+    def _image_embed_args(
+        self, image: ImageInput, model: Optional[str]
+    ) -> tuple[list[str], str, int, int, int, float, str]:
         image = _as_image(image)
         messages = _messages_json([{"role": "user", "content": [image]}])
         texts, model_, dims, expected, batch, timeout = self._embed_args([], model, None)
         return (texts, model_, dims, expected, batch, timeout, messages)
 
-    async def embed_image(self, image: Any, model: Optional[str] = None) -> Any:
+    async def embed_image(
+        self, image: ImageInput, model: Optional[str] = None
+    ) -> EmbeddingResult:
         """The embedding of an image from a multimodal embedding model: vLLM's chat-style
         embeddings request (/v1/embeddings with ``messages``). OpenAI-compatible servers
         only (ValueError for Ollama); a server that refuses gives the error value."""
@@ -754,11 +800,13 @@ class GenerationMixin:
         tracing = _tracing.active
         if tracing is not None:
             return await tracing.embed(self, args)
-        return await self._await_native(
+        return cast(EmbeddingResult, await self._await_native(  # as in embed()
             lambda queue, token: self._native.submit_embed(queue, token, *args)
-        )
+        ))
 
-    def embed_image_sync(self, image: Any, model: Optional[str] = None) -> Any:
+    def embed_image_sync(
+        self, image: ImageInput, model: Optional[str] = None
+    ) -> EmbeddingResult:
         """Blocking twin of :meth:`embed_image`."""
         args = self._image_embed_args(image, model)
         self._check_open()
@@ -769,14 +817,14 @@ class GenerationMixin:
 
     # ---- models ----
 
-    def list_models_sync(self, timeout: Optional[float] = None) -> list[Any]:
+    def list_models_sync(self, timeout: Optional[float] = None) -> list[ModelInfo]:
         """The server's models (GET /v1/models or /api/tags). Raises LLMCallError when
         the list cannot be had (connection, HTTP or format problem)."""
         if timeout is None:
-            timeout = min(float(self.config.timeout), 10.0)  # type: ignore[attr-defined]
+            timeout = min(float(self.config.timeout), 10.0)
         return list(self._native.list_models(float(timeout)))
 
-    async def list_models(self, timeout: Optional[float] = None) -> list[Any]:
+    async def list_models(self, timeout: Optional[float] = None) -> list[ModelInfo]:
         """Async twin of :meth:`list_models_sync` (runs in the default executor)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.list_models_sync, timeout)

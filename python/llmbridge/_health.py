@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 from . import _native
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._client import _BaseClient
+    from ._native import NativeHealth
 
 __all__ = [
     "HealthReport",
@@ -84,7 +89,7 @@ class HealthReport:
         return self.status != "unhealthy"
 
     @classmethod
-    def _from_native(cls, native: Any, provider: str, base_url: str) -> HealthReport:
+    def _from_native(cls, native: NativeHealth, provider: str, base_url: str) -> HealthReport:
         # The report keeps the URL as logs show it: no user:password@.
         replicas = tuple(ReplicaHealth(url=r.url, status=r.status, latency_ms=r.latency_ms,
                                        reason=r.reason) for r in native.replicas)
@@ -107,9 +112,9 @@ def log_report(report: HealthReport, logger: Optional[logging.Logger] = None) ->
         log.warning("%s: %s at %s: %s", report.provider, report.status, url, report.reason)
 
 
-def _check(provider: str, base_url: Any, timeout: float, model: str, api_key: Optional[str],
-           slow_threshold: float) -> HealthReport:
-    if isinstance(base_url, (list, tuple)):  # several replicas: each is checked
+def _check(provider: str, base_url: Union[str, Sequence[str]], timeout: float, model: str,
+           api_key: Optional[str], slow_threshold: float) -> HealthReport:
+    if not isinstance(base_url, str):  # several replicas: each is checked
         base_url = ",".join(base_url)
     fields = _native.check_health(provider, base_url, model or "", api_key or "", float(timeout),
                                   float(slow_threshold) * 1000.0)
@@ -158,12 +163,12 @@ def check_ollama_health_sync(base_url: str, timeout: float = 10.0, *, model: str
     return _check("ollama", base_url, timeout, model, api_key, slow_threshold).reachable
 
 
-async def health(client: Any, *, force: bool = False) -> HealthReport:
+async def health(client: _BaseClient, *, force: bool = False) -> HealthReport:
     """``await client.health(force=force)``: the client's HealthReport (cached for
     ``client.health_ttl`` seconds)."""
     return await client.health(force=force)
 
 
-def health_sync(client: Any, *, force: bool = False) -> HealthReport:
+def health_sync(client: _BaseClient, *, force: bool = False) -> HealthReport:
     """``client.health_sync(force=force)``."""
     return client.health_sync(force=force)

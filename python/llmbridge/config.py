@@ -81,6 +81,12 @@ class _ProviderConfig:
             value = _joined_urls(value)
         object.__setattr__(self, name, value)
 
+    def _base_url_text(self) -> str:
+        """base_url as the core holds it: a list given to it is stored as one
+        comma-separated string (__setattr__), so this only narrows the type."""
+        url = self.base_url
+        return url if isinstance(url, str) else ",".join(url)
+
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field, its value and what is allowed."""
         problems = _native.validate_config(self.provider, self)
@@ -96,7 +102,7 @@ class _ProviderConfig:
     def __repr__(self) -> str:
         # A password in the base URL (http://user:pass@host) is never shown.
         parts = [
-            f"{f.name}={_native.display_url(self.base_url)!r}" if f.name == "base_url"
+            f"{f.name}={_native.display_url(self._base_url_text())!r}" if f.name == "base_url"
             else f"{f.name}={getattr(self, f.name)!r}"
             for f in dataclasses.fields(self) if f.repr
         ]
@@ -110,7 +116,7 @@ class VLLMConfig(_ProviderConfig):
 
     provider = "vllm"
 
-    base_url: str = _VLLM["base_url"]
+    base_url: Union[str, list[str]] = _VLLM["base_url"]
     model: str = _VLLM["model"]
     text_model: str = _VLLM["text_model"]
     vision_model: str = _VLLM["vision_model"]
@@ -124,7 +130,7 @@ class OpenAIConfig(_ProviderConfig):
 
     provider = "openai"
 
-    base_url: str = _OPENAI["base_url"]
+    base_url: Union[str, list[str]] = _OPENAI["base_url"]
     model: str = _OPENAI["model"]
     text_model: str = _OPENAI["text_model"]
     vision_model: str = _OPENAI["vision_model"]
@@ -138,7 +144,7 @@ class OllamaConfig(_ProviderConfig):
 
     provider = "ollama"
 
-    base_url: str = _OLLAMA["base_url"]
+    base_url: Union[str, list[str]] = _OLLAMA["base_url"]
     model: str = _OLLAMA["model"]
     num_ctx: int = _OLLAMA["num_ctx"]
     keep_alive: str = _OLLAMA["keep_alive"]

@@ -27,6 +27,9 @@ class JSONRepairError(LLMBridgeError, ValueError):
 class ConfigError(LLMBridgeError, ValueError):
     """A configuration value is invalid; the message names the field and the value."""
 
+    #: Set by ``load_config()``: every bad variable as ``(variable, value, allowed, message)``.
+    problems: list[tuple[str, str, str, str]]
+
 
 class LLMCallError(LLMBridgeError):
     """A call failed: raised by ``ChatResult.raise_for_error()`` and ``list_models()``.

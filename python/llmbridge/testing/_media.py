@@ -15,6 +15,8 @@ import math
 import struct
 from typing import Any
 
+from ._reply import json_array, json_object
+
 __all__ = [
     "caption_for",
     "decode_image",
@@ -29,7 +31,7 @@ _WORD = struct.Struct("<I")
 
 
 def _float32(value: float) -> float:
-    return _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+    return float(_FLOAT32.unpack(_FLOAT32.pack(value))[0])
 
 
 def embedding_for(text: str, dims: int) -> list[float]:
@@ -74,20 +76,19 @@ def embedding_text(messages: list[Any]) -> str:
     """
     parts: list[str] = []
     for message in messages:
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
+        content = (json_object(message) or {}).get("content")
         if isinstance(content, str):
             parts.append(content)
-        elif isinstance(content, list):
-            for part in content:
-                if not isinstance(part, dict):
-                    continue
-                if isinstance(part.get("text"), str):
-                    parts.append(part["text"])
-                url = _image_url(part)
-                if url is not None:
-                    parts.append(url)
+        for item in json_array(content) or ():
+            part = json_object(item)
+            if part is None:
+                continue
+            text = part.get("text")
+            if isinstance(text, str):
+                parts.append(text)
+            url = _image_url(part)
+            if url is not None:
+                parts.append(url)
     return "\n".join(parts)
 
 
@@ -95,34 +96,29 @@ def _image_url(part: dict[str, Any]) -> str | None:
     if part.get("type") != "image_url":
         return None
     image = part.get("image_url")
-    if isinstance(image, dict) and isinstance(image.get("url"), str):
-        return image["url"]
-    return image if isinstance(image, str) else None
+    url = image if isinstance(image, str) else (json_object(image) or {}).get("url")
+    return url if isinstance(url, str) else None
 
 
 def request_images(data: Any) -> list[str]:
     """Every image a request body carries, as sent: the URL of each OpenAI ``image_url``
     content part and each bare base64 string of Ollama's ``messages[].images`` and
     top-level ``images`` (``/api/generate``)."""
-    if not isinstance(data, dict):
+    body = json_object(data)
+    if body is None:
         return []
     found: list[str] = []
-    messages = data.get("messages")
-    for message in messages if isinstance(messages, list) else []:
-        if not isinstance(message, dict):
+    for item in json_array(body.get("messages")) or ():
+        message = json_object(item)
+        if message is None:
             continue
-        content = message.get("content")
-        if isinstance(content, list):
-            for part in content:
-                url = _image_url(part) if isinstance(part, dict) else None
-                if url is not None:
-                    found.append(url)
-        images = message.get("images")
-        if isinstance(images, list):
-            found.extend(i for i in images if isinstance(i, str))
-    images = data.get("images")
-    if isinstance(images, list):
-        found.extend(i for i in images if isinstance(i, str))
+        for element in json_array(message.get("content")) or ():
+            part = json_object(element)
+            url = _image_url(part) if part is not None else None
+            if url is not None:
+                found.append(url)
+        found.extend(i for i in json_array(message.get("images")) or () if isinstance(i, str))
+    found.extend(i for i in json_array(body.get("images")) or () if isinstance(i, str))
     return found
 
 
@@ -174,7 +170,7 @@ def caption_for(images: list[str]) -> str:
     ``"; "``; an image that is not inline base64 is ``url <URL>``, an undecodable one
     ``invalid base64``.
     """
-    entries = []
+    entries: list[str] = []
     for source in images:
         decoded = decode_image(source)
         if decoded is not None:

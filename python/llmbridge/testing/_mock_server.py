@@ -32,7 +32,15 @@ from http import HTTPStatus
 from typing import Any, Callable, Optional
 
 from ._media import caption_for, embedding_for, embedding_text, float32_base64, request_images
-from ._reply import RecordedRequest, Reply, ReplyLike, as_reply, split_tokens
+from ._reply import (
+    RecordedRequest,
+    Reply,
+    ReplyLike,
+    as_reply,
+    json_array,
+    json_object,
+    split_tokens,
+)
 
 __all__ = ["MockLLMServer", "run", "serve_forever"]
 
@@ -267,10 +275,20 @@ class _EventWriter:
             raise _HungUp
 
 
+def _object(value: object) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one: the mock takes any shape."""
+    return json_object(value) or {}
+
+
+def _array(value: object) -> list[object]:
+    """`value` when it is a JSON array, else an empty one."""
+    return json_array(value) or []
+
+
 def _wants_stream(request: RecordedRequest) -> bool:
     """OpenAI streams on ``"stream": true``; Ollama unless ``"stream": false``."""
-    data = request.json
-    if not isinstance(data, dict):
+    data = json_object(request.json)
+    if data is None:
         return False  # nothing to go by: answer in one piece
     if request.path in _OLLAMA_GENERATION:
         return data.get("stream") is not False
@@ -308,42 +326,45 @@ def _ollama_tool_call(call: dict[str, Any]) -> dict[str, Any]:
 
 def _requested_schema(request: RecordedRequest) -> dict[str, Any] | None:
     """The JSON Schema a generation request asks the answer to follow, if any."""
-    data = request.json if isinstance(request.json, dict) else {}
-    fmt = data.get("response_format")
-    if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
-        schema = fmt["json_schema"].get("schema")
-        return schema if isinstance(schema, dict) else None
-    if isinstance(data.get("format"), dict):  # Ollama
-        return data["format"]
-    return None
+    data = _object(request.json)
+    fmt = _object(data.get("response_format"))
+    wrapper = json_object(fmt.get("json_schema"))
+    if wrapper is not None:
+        return json_object(wrapper.get("schema"))
+    return json_object(data.get("format"))  # Ollama
 
 
-def _schema_instance(schema: Any, depth: int = 0) -> Any:
+def _schema_instance(given: object, depth: int = 0) -> Any:
     """A small value that satisfies `schema`, as a server enforcing it would produce:
     the first enum value, required properties, minimum sizes."""
-    if not isinstance(schema, dict) or depth > 20:
+    schema = json_object(given)
+    if schema is None or depth > 20:
         return None
     if "const" in schema:
         return schema["const"]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
+    if _array(schema.get("enum")):
+        return _array(schema["enum"])[0]
     for key in ("anyOf", "oneOf", "allOf"):
-        if isinstance(schema.get(key), list) and schema[key]:
-            return _schema_instance(schema[key][0], depth + 1)
+        if _array(schema.get(key)):
+            return _schema_instance(_array(schema[key])[0], depth + 1)
     kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), kind[0] if kind else None)
+    kinds = json_array(kind)
+    if kinds is not None:
+        kind = next((k for k in kinds if k != "null"), kinds[0] if kinds else None)
     if kind == "object" or (kind is None and "properties" in schema):
-        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-        required = schema.get("required")
-        if not isinstance(required, list):
-            required = list(props)
-        return {name: _schema_instance(props.get(name, {}), depth + 1) for name in required}
+        props = _object(schema.get("properties"))
+        required = json_array(schema.get("required"))
+        names = required if required is not None else list(props)
+        return {name: _schema_instance(props.get(name, {}) if isinstance(name, str) else {},
+                                       depth + 1)
+                for name in names}
     if kind == "array":
-        count = schema.get("minItems", 1) if isinstance(schema.get("minItems"), int) else 1
+        min_items = schema.get("minItems")
+        count = min_items if isinstance(min_items, int) else 1
         return [_schema_instance(schema.get("items", {}), depth + 1) for _ in range(count)]
     if kind == "string":
-        size = schema.get("minLength", 4) if isinstance(schema.get("minLength"), int) else 4
+        min_length = schema.get("minLength")
+        size = min_length if isinstance(min_length, int) else 4
         return "x" * max(size, 1)
     if kind == "integer":
         return int(schema.get("minimum", 1))
@@ -1101,8 +1122,8 @@ class MockLLMServer:
             return self._vision_refusal(request)
         if request.path not in _OPENAI_GENERATION and request.path != _OPENAI_EMBEDDINGS:
             return None
-        data = request.json
-        if not isinstance(data, dict):
+        data = json_object(request.json)
+        if data is None:
             return self._openai_error(400, "1 validation error: the request body is not a "
                                       "JSON object", "Bad Request", "body")
         if data.get("stream_options") and not data.get("stream"):
@@ -1143,8 +1164,8 @@ class MockLLMServer:
 
     def _vision_refusal(self, request: RecordedRequest) -> _Response | None:
         """With `strict`: images sent to a model outside `vision_models` get a 400."""
-        data = request.json
-        if not isinstance(data, dict) or not request_images(data):
+        data = json_object(request.json)
+        if data is None or not request_images(data):
             return None
         model = data.get("model")
         if not isinstance(model, str) or not model:
@@ -1289,10 +1310,10 @@ class MockLLMServer:
     ) -> tuple[list[str], int, bool] | _Response:
         """(texts, dimensions, base64 wanted) of an embeddings request, or the 400 the
         real server answers before embedding anything."""
-        data = request.json
+        data = json_object(request.json)
         default_dims = self.embedding_dimensions
         if request.path == _OLLAMA_EMBED:
-            if not isinstance(data, dict):
+            if data is None:
                 message = "missing request body" if not request.body else "invalid JSON body"
                 return _Response(400, _json_body({"error": message}))
             value = data.get("input")
@@ -1304,15 +1325,17 @@ class MockLLMServer:
                 return [], dims, False
             if isinstance(value, str):
                 return ([value] if value else []), dims, False
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return list(value), dims, False
+            values = json_array(value)
+            strings = [v for v in values or () if isinstance(v, str)]
+            if values is not None and len(strings) == len(values):
+                return strings, dims, False
             return _Response(400, _json_body({"error": "invalid input type"}))
 
         def invalid(param: str, message: str) -> _Response:
             return self._openai_error(400, f"1 validation error: {param}: {message}",
                                       "Bad Request", param)
 
-        if not isinstance(data, dict):
+        if data is None:
             return invalid("body", "the request body is not a JSON object")
         fmt = data.get("encoding_format")
         if fmt is not None and fmt not in ("float", "base64"):
@@ -1324,17 +1347,19 @@ class MockLLMServer:
             return invalid("dimensions", "Input should be an integer >= 1")
         if "input" in data:
             value = data["input"]
+            values = json_array(value)
+            strings = [v for v in values or () if isinstance(v, str)]
             if isinstance(value, str):
                 texts = [value]
-            elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-                texts = list(value)
-            elif isinstance(value, list) and not value:
+            elif values and len(strings) == len(values):
+                texts = strings
+            elif values is not None and not values:
                 return invalid("input", "Input should not be empty")
             else:
                 return invalid("input", "Input should be a valid string or a list of strings")
         elif "messages" in data:
-            messages = data["messages"]
-            if not isinstance(messages, list) or not messages:
+            messages = json_array(data["messages"])
+            if not messages:
                 return invalid("messages", "Input should be a non-empty list of messages")
             texts = [embedding_text(messages)]
         else:
@@ -1415,8 +1440,7 @@ class MockLLMServer:
             await asyncio.sleep(min(remaining, _DISCONNECT_POLL))
 
     def _answer_model(self, request: RecordedRequest, reply: Reply) -> str:
-        data = request.json if isinstance(request.json, dict) else {}
-        requested_model = data.get("model")
+        requested_model = _object(request.json).get("model")
         return reply.model or (
             requested_model
             if isinstance(requested_model, str) and requested_model
@@ -1562,7 +1586,7 @@ class MockLLMServer:
         return self._openai_stream(request, reply)
 
     def _openai_stream(self, request: RecordedRequest, reply: Reply) -> _Stream:
-        data = request.json if isinstance(request.json, dict) else {}
+        data = _object(request.json)
         model = self._answer_model(request, reply)
         created = int(time.time())
         chat = request.path == "/v1/chat/completions"
@@ -1577,7 +1601,7 @@ class MockLLMServer:
             head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
                     "created": created, "model": model}
             choice = {"index": 0, "delta": _HOLE, "logprobs": None, "finish_reason": None}
-            final_choice = {"index": 0, "delta": {}, "logprobs": None,
+            final_choice: dict[str, Any] = {"index": 0, "delta": {}, "logprobs": None,
                             "finish_reason": finish_reason, "stop_reason": None}
         else:
             head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
@@ -1609,12 +1633,12 @@ class MockLLMServer:
                                              "function": {"arguments": fragment}}]}
                     yield token_event.fill(_stream_json(delta))
 
-        prologue = []
+        prologue: list[bytes] = []
         if chat:
             prologue.append(token_event.fill('{"role":"assistant","content":""}'))
         epilogue = [_sse({**head, "choices": [final_choice]})]
-        options = data.get("stream_options")
-        if reply.usage_chunk and isinstance(options, dict) and options.get("include_usage"):
+        options = _object(data.get("stream_options"))
+        if reply.usage_chunk and options.get("include_usage"):
             epilogue.append(_sse({**head, "choices": [], "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,

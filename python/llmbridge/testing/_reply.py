@@ -10,7 +10,7 @@ from __future__ import annotations
 import json as _json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Optional, Union, cast
 
 DEFAULT_CONTENT = '{"ok": true}'
 
@@ -26,6 +26,18 @@ _TOKEN = re.compile(r"\s*\S+|\s+")
 def split_tokens(text: str | None) -> list[str]:
     """`text` split the way the mock streams it: words with their leading whitespace."""
     return _TOKEN.findall(text) if text else []
+
+
+# Request bodies are whatever the client sent: these take any value and give it back typed
+# only when it has the JSON shape asked for.
+def json_object(value: object) -> Optional[dict[str, Any]]:
+    """`value` when it is a JSON object (a dict), else None."""
+    return cast("dict[str, Any]", value) if isinstance(value, dict) else None
+
+
+def json_array(value: object) -> Optional[list[object]]:
+    """`value` when it is a JSON array (a list), else None."""
+    return cast("list[object]", value) if isinstance(value, list) else None
 
 
 @dataclass
@@ -51,7 +63,7 @@ class Reply:
     #: HTTP status code of the answer.
     status: int = 200
     #: Extra response headers; they replace the server's headers of the same name.
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict[str, str])
     #: Seconds to wait before answering (asynchronously: other connections are served).
     delay: float = 0.0
     #: Value of the ``Retry-After`` header (seconds or an HTTP date), if any.
@@ -229,28 +241,22 @@ class RecordedRequest:
 
         Handy in a responder to answer each request according to what it asked.
         """
-        data = self.json
-        if not isinstance(data, dict):
+        data = json_object(self.json)
+        if data is None:
             return ""
-        messages = data.get("messages")
-        if isinstance(messages, list):
-            parts = []
+        messages = json_array(data.get("messages"))
+        if messages is not None:
+            parts: list[str] = []
             for message in messages:
-                if not isinstance(message, dict):
-                    continue
-                content = message.get("content")
+                content = (json_object(message) or {}).get("content")
                 if isinstance(content, str):
                     parts.append(content)
-                elif isinstance(content, list):
-                    parts.extend(
-                        p["text"]
-                        for p in content
-                        if isinstance(p, dict) and isinstance(p.get("text"), str)
-                    )
+                for part in json_array(content) or ():
+                    text = (json_object(part) or {}).get("text")
+                    if isinstance(text, str):
+                        parts.append(text)
             return "\n".join(parts)
         prompt = data.get("prompt")
         if isinstance(prompt, str):
             return prompt
-        if isinstance(prompt, list):
-            return "\n".join(p for p in prompt if isinstance(p, str))
-        return ""
+        return "\n".join(p for p in json_array(prompt) or () if isinstance(p, str))
