@@ -135,7 +135,9 @@ class ExtractionAttempt:
     @classmethod
     def _from_native(cls, result: ChatResult) -> ExtractionAttempt:
         """From the core's typed result (a ChatResult), field by field by name."""
-        return cls(*_attempt_fields(result), result.tries)
+        attempt = cls(*_attempt_fields(result))
+        attempt.tries = result.tries
+        return attempt
 
     @property
     def ok(self) -> bool:

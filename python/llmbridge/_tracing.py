@@ -23,10 +23,14 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 from urllib.parse import urlsplit
 
 from . import _native
+
+if TYPE_CHECKING:
+    from ._client import ExtractionAttempt
+    from ._native import ChatResult, EmbeddingResult
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
 
@@ -148,7 +152,7 @@ class _Tracing:
 
     # ---- traced calls (the clients hand over here when tracing is on) ----
 
-    async def call_llm(self, client: Any, args: Sequence[str]) -> Any:
+    async def call_llm(self, client: Any, args: Sequence[str]) -> ExtractionAttempt:
         from ._client import ExtractionAttempt
 
         submit = client._native.submit
@@ -156,7 +160,7 @@ class _Tracing:
         result = await _awaited(span, client._await_native(lambda q, t: submit(q, t, *args)))
         return ExtractionAttempt._from_native(result)
 
-    def call_llm_sync(self, client: Any, args: Sequence[str]) -> Any:
+    def call_llm_sync(self, client: Any, args: Sequence[str]) -> ExtractionAttempt:
         from ._client import ExtractionAttempt
 
         span = self.start_call_llm(client, args)
@@ -167,31 +171,37 @@ class _Tracing:
 
     async def generate(
         self, client: Any, op: int, messages_json: str, prompt: str, options: Any
-    ) -> Any:
+    ) -> ChatResult:
         submit = client._native.submit_generate
         span = self.start_generate(client, op, messages_json, prompt, options)
-        return await _awaited(
+        # A generation's token completes with a ChatResult.
+        return cast("ChatResult", await _awaited(
             span,
             client._await_native(lambda q, t: submit(q, t, op, messages_json, prompt, options)),
-        )
+        ))
 
     def generate_sync(
         self, client: Any, op: int, messages_json: str, prompt: str, options: Any
-    ) -> Any:
+    ) -> ChatResult:
         span = self.start_generate(client, op, messages_json, prompt, options)
-        result = _ran(span, client._native.generate_sync, op, messages_json, prompt, options)
+        result: ChatResult = _ran(span, client._native.generate_sync, op, messages_json, prompt, options)
         if client._replicated:
             client._note_replica_events()
         return result
 
-    async def embed(self, client: Any, args: Sequence[Any]) -> Any:
+    async def embed(self, client: Any, args: Sequence[Any]) -> EmbeddingResult:
         submit = client._native.submit_embed
         span = self.start_embed(client, args[1], args[2])
-        return await _awaited(span, client._await_native(lambda q, t: submit(q, t, *args)))
+        # An embedding's tokens complete with an EmbeddingResult.
+        return cast(
+            "EmbeddingResult",
+            await _awaited(span, client._await_native(lambda q, t: submit(q, t, *args))),
+        )
 
-    def embed_sync(self, client: Any, args: Sequence[Any]) -> Any:
+    def embed_sync(self, client: Any, args: Sequence[Any]) -> EmbeddingResult:
         span = self.start_embed(client, args[1], args[2])
-        return _ran(span, client._native.embed_sync, *args)
+        result: EmbeddingResult = _ran(span, client._native.embed_sync, *args)
+        return result
 
 
 class _Span:
