@@ -172,8 +172,8 @@ std::string repr_text(const std::string& s, std::size_t max = 40) {
   return r.cast<std::string>();
 }
 
-py::list try_list(const std::vector<llm::TryRecord>& tries) {
-  py::list out(tries.size());
+py::typing::List<llm::TryRecord> try_list(const std::vector<llm::TryRecord>& tries) {
+  py::typing::List<llm::TryRecord> out(tries.size());
   for (std::size_t i = 0; i < tries.size(); ++i) out[i] = py::cast(tries[i]);
   return out;
 }
@@ -223,7 +223,7 @@ void bind_generation(py::module_& m) {
       .def_readonly("elapsed_ms", &llm::TryRecord::elapsed_ms, "How long it took, in ms.")
       .def("to_dict",
            [](const llm::TryRecord& t) {
-             py::dict d;
+             py::typing::Dict<py::str, py::object> d;
              d["attempt"] = t.attempt;
              d["status_code"] = none_if(t.status, 0);
              d["error"] = none_if_empty(t.error);

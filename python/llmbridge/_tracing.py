@@ -22,7 +22,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Optional, cast
 from urllib.parse import urlsplit
 
@@ -157,7 +157,7 @@ class _Tracing:
 
         submit = client._native.submit
         span = self.start_call_llm(client, args)
-        result = await _awaited(span, client._await_native(lambda q, t: submit(q, t, *args)))
+        result = await _awaited(span, client._await_native(_submitter(submit, *args)))
         return ExtractionAttempt._from_native(result)
 
     def call_llm_sync(self, client: Any, args: Sequence[str]) -> ExtractionAttempt:
@@ -177,7 +177,7 @@ class _Tracing:
         # A generation's token completes with a ChatResult.
         return cast("ChatResult", await _awaited(
             span,
-            client._await_native(lambda q, t: submit(q, t, op, messages_json, prompt, options)),
+            client._await_native(_submitter(submit, op, messages_json, prompt, options)),
         ))
 
     def generate_sync(
@@ -195,7 +195,7 @@ class _Tracing:
         # An embedding's tokens complete with an EmbeddingResult.
         return cast(
             "EmbeddingResult",
-            await _awaited(span, client._await_native(lambda q, t: submit(q, t, *args))),
+            await _awaited(span, client._await_native(_submitter(submit, *args))),
         )
 
     def embed_sync(self, client: Any, args: Sequence[Any]) -> EmbeddingResult:
@@ -382,12 +382,33 @@ def _first_server(base_url: str) -> tuple[str, int]:
     return _server(_native.display_url(base_url.split(",", 1)[0]))
 
 
+def _submitter(submit: Any, *args: Any) -> Callable[[_native.CompletionQueue, int], Any]:
+    """``submit`` bound to its arguments: what a client's _await_native starts."""
+
+    def start(queue: _native.CompletionQueue, token: int) -> Any:
+        return submit(queue, token, *args)
+
+    return start
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _text_part(text: str) -> dict[str, Any]:
     return {"type": "text", "content": text}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A JSON object as a typed dict; anything else as an empty one."""
+    return cast("dict[str, Any]", value) if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    """A JSON array as a typed list; anything else as an empty one."""
+    if not isinstance(value, list):
+        return []
+    return list(cast("Iterable[Any]", value))
 
 
 def _parts(content: Any) -> list[dict[str, Any]]:
@@ -397,27 +418,29 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [_text_part(content)] if content else []
     out: list[dict[str, Any]] = []
-    if isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text":
-                out.append(_text_part(str(part.get("text", ""))))
-            elif isinstance(part, dict) and part.get("type") in ("image_url", "image"):
-                out.append({"type": "image"})
-            else:
-                kind = part.get("type", "unknown") if isinstance(part, dict) else "unknown"
-                out.append({"type": str(kind)})
+    for item in _list(content):
+        part = _dict(item)
+        kind = part.get("type")
+        if kind == "text":
+            out.append(_text_part(str(part.get("text", ""))))
+        elif kind in ("image_url", "image"):
+            out.append({"type": "image"})
+        else:
+            out.append({"type": str(part.get("type", "unknown"))})
     return out
 
 
 def _chat_messages(messages: Any) -> list[dict[str, Any]]:
-    out = []
-    for m in messages if isinstance(messages, list) else []:
-        if not isinstance(m, dict):
+    out: list[dict[str, Any]] = []
+    for item in _list(messages):
+        if not isinstance(item, dict):
             continue
+        m = _dict(item)
         role = str(m.get("role", ""))
         parts = _parts(m.get("content"))
-        for call in m.get("tool_calls") or []:
-            function = call.get("function", {}) if isinstance(call, dict) else {}
+        for entry in _list(m.get("tool_calls")):
+            call = _dict(entry)
+            function = _dict(call.get("function"))
             parts.append({"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
                           "arguments": function.get("arguments")})
         if role == "tool":
@@ -432,7 +455,7 @@ def _call_llm_messages(
 ) -> list[dict[str, Any]]:
     if messages_json:
         return _chat_messages(json.loads(messages_json))
-    out = []
+    out: list[dict[str, Any]] = []
     if system:
         out.append({"role": "system", "parts": [_text_part(system)]})
     out.append({"role": "user", "parts": [_text_part(_native.render_user_prompt(user, document))]})
