@@ -1216,10 +1216,9 @@ class MockLLMServer:
                 reply = dataclasses.replace(reply, content=caption_for(images))
             elif self.strict:
                 # A real server constrained by a schema answers with an instance of it.
-                schema = _requested_schema(request)
-                if schema is not None:
-                    reply = dataclasses.replace(
-                        reply, content=json.dumps(_schema_instance(schema)))
+                reply = self._schema_reply(request, reply)
+        elif reply.follow_schema:
+            reply = self._schema_reply(request, reply)
 
         def success(headers: dict[str, str]) -> _Response:
             if _wants_stream(request):
@@ -1231,6 +1230,16 @@ class MockLLMServer:
                              headers=headers, truncate=reply.truncate_body)
 
         return await self._scripted(request, reader, reply, success, _MALFORMED_BODY)
+
+    @staticmethod
+    def _schema_reply(request: RecordedRequest, reply: Reply) -> Reply:
+        """`reply` with an instance of the request's schema as its content (as is when
+        the request has no schema)."""
+        schema = _requested_schema(request)
+        if schema is None:
+            return reply
+        return dataclasses.replace(reply, content=json.dumps(_schema_instance(schema)),
+                                   tokens=None)
 
     async def _scripted(
         self,
