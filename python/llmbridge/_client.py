@@ -43,7 +43,12 @@ class ExtractionAttempt:
 
     ``error`` is None on success, else one of the contract strings: ``timeout``,
     ``http_{code}``, ``connection_error: ...``, ``empty_model_response``,
-    ``invalid_json: ...``, ``cancelled``.
+    ``invalid_json: ...``, ``schema_mismatch: ...``, ``cancelled``.
+
+    ``schema_errors`` lists how the data broke the call's JSON schema, as
+    ``(JSON pointer, message)`` pairs (at most 10; the pointer ``""`` is the whole
+    answer); it is empty unless ``error`` is ``schema_mismatch: ...``, in which case
+    ``data`` and ``raw_response`` still hold the answer (docs/schema-validation.md).
     """
 
     _FIELDS: ClassVar[tuple[str, ...]] = (
@@ -64,6 +69,7 @@ class ExtractionAttempt:
         "completion_tokens",
         "request_id",
         "auth_refused",
+        "schema_errors",
     )
     __slots__ = _FIELDS
 
@@ -84,6 +90,7 @@ class ExtractionAttempt:
     completion_tokens: Optional[int]
     request_id: Optional[str]
     auth_refused: bool
+    schema_errors: list[tuple[str, str]]
 
     def __init__(
         self,
@@ -104,6 +111,7 @@ class ExtractionAttempt:
         completion_tokens: Optional[int] = None,
         request_id: Optional[str] = None,
         auth_refused: bool = False,
+        schema_errors: Optional[list[tuple[str, str]]] = None,
     ) -> None:
         # Plain slot stores: this runs once per call, on the event loop's thread.
         self.success = success
@@ -123,6 +131,7 @@ class ExtractionAttempt:
         self.completion_tokens = completion_tokens
         self.request_id = request_id
         self.auth_refused = auth_refused
+        self.schema_errors = [] if schema_errors is None else schema_errors
 
     @classmethod
     def _from_native(cls, result: Any) -> ExtractionAttempt:
@@ -345,6 +354,13 @@ class _BaseClient(GenerationMixin, BatchMixin):
         """
         return self._native.stats()
 
+    def _note_schema_warnings(self) -> None:
+        # The core notes each schema problem once per schema text (a schema it cannot
+        # compile, keywords it cannot check); they are logged here, on the caller's thread.
+        log = logging.getLogger(f"llmbridge.{self.provider}")
+        for warning in self._native.drain_schema_warnings():
+            log.warning("%s: %s", self.provider, warning)
+
     def _note_replica_events(self) -> None:
         # The core queues ejections and re-admissions on its I/O thread; they are
         # logged here, on the caller's thread.
@@ -469,6 +485,8 @@ class _BaseClient(GenerationMixin, BatchMixin):
         except BaseException:
             bridge.pending.pop(token, None)
             raise
+        if self._native.pending_schema_warnings:
+            self._note_schema_warnings()
         try:
             result = await fut
             if self._replicated:
@@ -495,6 +513,8 @@ class _BaseClient(GenerationMixin, BatchMixin):
             else:
                 self._pick_model()
         result = self._native.call_sync(*args)
+        if self._native.pending_schema_warnings:
+            self._note_schema_warnings()
         if self._replicated:
             self._note_replica_events()
         return ExtractionAttempt._from_native(result)

@@ -79,6 +79,7 @@ _RESULT_FIELDS = (
     "request_id",
     "truncated",
     "repaired",
+    "schema_errors",
 )
 
 
@@ -496,6 +497,8 @@ class GenerationMixin:
         except BaseException:
             bridge.pending.pop(token, None)
             raise
+        if self._native.pending_schema_warnings:
+            self._note_schema_warnings()  # type: ignore[attr-defined]
         try:
             result = await fut
             if self._replicated:
@@ -521,6 +524,8 @@ class GenerationMixin:
         self._native.check_generate(op, messages_json, prompt, options)
         self._ensure_ready_sync()
         result = self._native.generate_sync(op, messages_json, prompt, options)
+        if self._native.pending_schema_warnings:
+            self._note_schema_warnings()  # type: ignore[attr-defined]
         if self._replicated:
             self._note_replica_events()
         return result

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+#include "llmbridge/schema/validator.hpp"
 
 namespace llmbridge::llm {
 
@@ -25,6 +28,9 @@ struct Attempt {
   std::string request_id;
   double retry_after_s = -1;  // server-directed delay in seconds; -1 = none
   bool auth_refused = false;  // 401/403: the key was refused; never retried
+  // "schema_mismatch": how the data broke the call's JSON schema, at most
+  // llm::kMaxSchemaErrors (schema_check.hpp), in document order; empty otherwise.
+  std::vector<schema::SchemaError> schema_errors;
 };
 
 }  // namespace llmbridge::llm
