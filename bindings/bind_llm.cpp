@@ -179,9 +179,9 @@ void bind_llm(py::module_& m) {
                ", prompt_tokens=" + std::to_string(s.prompt_tokens) +
                ", completion_tokens=" + std::to_string(s.completion_tokens) +
                ", in_flight=" + std::to_string(s.in_flight) + ", latency_samples=" + std::to_string(s.latency_samples) +
-               ", latency_p50_ms=" + std::to_string(s.latency_p50_ms) +
-               ", latency_p95_ms=" + std::to_string(s.latency_p95_ms) +
-               ", latency_p99_ms=" + std::to_string(s.latency_p99_ms) + ")";
+               ", latency_p50_ms=" + std::string(py::repr(py::float_(s.latency_p50_ms))) +
+               ", latency_p95_ms=" + std::string(py::repr(py::float_(s.latency_p95_ms))) +
+               ", latency_p99_ms=" + std::string(py::repr(py::float_(s.latency_p99_ms))) + ")";
       });
 
   py::class_<llm::ReplicaEvent>(m, "ReplicaEvent", "An ejection or re-admission, for the log.")

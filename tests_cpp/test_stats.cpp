@@ -1,6 +1,8 @@
 // CallStats: histogram quantiles on known inputs (within one bucket), counters from
 // synthetic Attempts, and exact totals when two threads record at once.
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <thread>
@@ -136,4 +138,46 @@ TEST_CASE("stats: two threads recording 100k each give exact totals", "[stats]")
   CHECK(snap.completion_tokens == 2 * kEach);
   CHECK(snap.in_flight == 0);
   CHECK(snap.latency_samples == 2 * kEach);
+}
+
+// Run: llmbridge_tests "[perf][stats]"; the figures are in docs/benchmarks.md ("Stats").
+// What one logical call costs the stats: begin() when it starts, record() when it ends,
+// with 128 calls begun and not yet recorded (as at 128 in flight), a successful call and
+// a failed one (the error map's mutex and lookup), while another thread takes a snapshot
+// every 100 µs (a far busier monitor than any real one).
+TEST_CASE("stats: cost of counting one call at 128 in flight", "[.][perf][stats]") {
+  CallStats s;
+  for (int i = 0; i < 128; ++i) s.begin();
+  std::atomic<bool> stop{false};
+  std::atomic<long> snapshots{0};
+  std::thread monitor([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      const StatsSnapshot snap = s.snapshot();
+      if (snap.in_flight >= 0) snapshots.fetch_add(1, std::memory_order_relaxed);
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  });
+  const Attempt ok = attempt(true, "", 1, 180.0, 420, 35);
+  const Attempt failed = attempt(false, "http_503: Service Unavailable", 4, 2400.0);
+  for (const Attempt* a : {&ok, &failed}) {
+    constexpr int kRounds = 1000000;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kRounds; ++i) {  // one ends, one starts: 128 stay in flight
+      s.record(*a);
+      s.begin();
+    }
+    const double ns =
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kRounds;
+    WARN((a->success ? "success" : "error") << ": " << ns << " ns per call counted (begin + record)");
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  constexpr int kSnapshots = 20000;
+  for (int i = 0; i < kSnapshots; ++i) CHECK(s.snapshot().in_flight == 128);
+  const double us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / kSnapshots;
+  WARN(us << " us per snapshot()");
+  stop = true;
+  monitor.join();
+  CHECK(snapshots.load() > 0);
+  CHECK(s.snapshot().calls == 2000000);
 }

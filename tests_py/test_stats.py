@@ -37,6 +37,7 @@ def test_a_fresh_client_has_empty_stats(server: MockLLMServer) -> None:
     assert (s.prompt_tokens, s.completion_tokens) == (0, 0)
     assert s.latency_p50_ms == 0.0
     assert "StatsSnapshot(calls=0" in repr(s)
+    assert repr(s).endswith("latency_p50_ms=0.0, latency_p95_ms=0.0, latency_p99_ms=0.0)")
 
 
 @pytest.mark.parametrize("cls", PROVIDERS)
