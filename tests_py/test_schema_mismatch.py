@@ -99,7 +99,7 @@ def test_every_try_bad_is_schema_mismatch_with_errors(server: MockLLMServer, cls
     assert attempt.attempts == 3
     assert attempt.error is not None and attempt.error.startswith("schema_mismatch: ")
     pointers = [p for p, _ in attempt.schema_errors]
-    assert set(pointers) == {"/age", "/extra"} or set(pointers) >= {"/age"}
+    assert "/age" in pointers  # below its minimum ("/extra" is not allowed either)
     assert all(isinstance(p, str) and isinstance(m, str) and m for p, m in attempt.schema_errors)
     assert attempt.error == f"schema_mismatch: {pointers[0]}: {attempt.schema_errors[0][1]}"
     # The answer stays inspectable.
