@@ -1214,7 +1214,7 @@ class MockLLMServer:
             if images and self._default_is_builtin:
                 # Says what arrived, so a test can check the images came through intact.
                 reply = dataclasses.replace(reply, content=caption_for(images))
-            elif self.strict:
+            elif self.strict or reply.follow_schema:
                 # A real server constrained by a schema answers with an instance of it.
                 reply = self._schema_reply(request, reply)
         elif reply.follow_schema:
