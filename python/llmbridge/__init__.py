@@ -14,11 +14,13 @@ except ImportError as exc:  # pragma: no cover - only when the build is missing
 from ._text import (
     Repair,
     RepairReport,
+    check_schema,
     is_valid_json,
     loads,
     repair_json,
     repair_report,
     strip_markdown_fences,
+    validate,
 )
 from ._batch import BatchResults, SyncBatchResults
 from ._client import ExtractionAttempt, OllamaClient, OpenAICompatibleClient, VLLMClient
@@ -120,9 +122,11 @@ __all__ = [
     "Repair",
     "RepairReport",
     "__version__",
+    "check_schema",
     "is_valid_json",
     "loads",
     "repair_json",
     "repair_report",
     "strip_markdown_fences",
+    "validate",
 ]
