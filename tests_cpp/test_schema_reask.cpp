@@ -3,6 +3,8 @@
 // the prompt a completion gets, as exact request bodies.
 #include <catch2/catch.hpp>
 
+#include <random>
+#include <simdjson.h>
 #include <stdexcept>
 #include <string>
 
@@ -10,6 +12,7 @@
 #include "llmbridge/llm/generation.hpp"
 #include "llmbridge/llm/provider.hpp"
 #include "llmbridge/llm/provider_table.hpp"
+#include "llmbridge/llm/schema_check.hpp"
 
 using namespace llmbridge;
 using namespace llmbridge::llm;
@@ -101,4 +104,80 @@ TEST_CASE("reask: chat() appends to its messages, complete() to its prompt", "[s
   CHECK(build_generate_request(provider_spec("ollama"), ctx, again).body.find(kTail) != std::string::npos);
   CHECK(build_generate_request(provider_spec("ollama"), ctx, prompt_again).body.find("Give JSON.\\n\\nfix it") !=
         std::string::npos);
+}
+
+TEST_CASE("reask: any answer and message text gives a JSON array that ends with them, verbatim", "[schema][reask]") {
+  // Quotes, backslashes, control characters, multi-byte UTF-8 and JSON look-alikes.
+  const std::vector<std::string> pieces = {"\"", "\\", "\n", "\t", std::string(1, '\0'), "\x01", "\x1f", "]", "}",
+                                           ",", "{\"role\":", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "a", " ", "/"};
+  std::mt19937 rng(12345);
+  auto random_text = [&] {
+    std::string out;
+    const int n = int(rng() % 12);
+    for (int i = 0; i < n; ++i) out += pieces[rng() % pieces.size()];
+    return out;
+  };
+  simdjson::dom::parser parser;
+  for (int round = 0; round < 500; ++round) {
+    const std::string answer = random_text(), reask = random_text();
+    const std::string before = round % 3 == 0 ? "[]" : R"([{"role":"user","content":"q"}])";
+    const std::string out = append_reask_messages(before, answer, reask);
+    simdjson::dom::array array;
+    REQUIRE(parser.parse(out).get(array) == simdjson::SUCCESS);
+    const std::size_t n = array.size();
+    REQUIRE(n == (round % 3 == 0 ? 2u : 3u));
+    std::string_view role, content;
+    REQUIRE(array.at(n - 2)["role"].get(role) == simdjson::SUCCESS);
+    CHECK(role == "assistant");
+    REQUIRE(array.at(n - 2)["content"].get(content) == simdjson::SUCCESS);
+    CHECK(content == answer);
+    REQUIRE(array.at(n - 1)["content"].get(content) == simdjson::SUCCESS);
+    CHECK(content == reask);
+  }
+}
+
+TEST_CASE("reask: the message lists each error as a pointer: message line", "[schema][reask]") {
+  const std::vector<schema::SchemaError> errors = {{"/age", "expected integer, got string"},
+                                                   {"", "missing required property \"name\""}};
+  CHECK(reask_message(errors) ==
+        "Your answer did not match the JSON schema:\n"
+        "/age: expected integer, got string\n"
+        "(root): missing required property \"name\"\n"
+        "Reply again with only JSON that matches the schema.");
+}
+
+TEST_CASE("reask: check_schema fails only a successful answer that breaks the schema", "[schema][reask]") {
+  auto s = schema::compile_cached(R"({"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]})");
+  Attempt ok;
+  ok.success = true;
+  ok.data_json = R"({"n": 1})";
+  CHECK_FALSE(check_schema(*s, ok));
+  CHECK(ok.success);
+
+  Attempt bad = ok;
+  bad.data_json = R"({"n": "1"})";
+  bad.raw_response = "```json\n{\"n\": \"1\"}\n```";
+  CHECK(check_schema(*s, bad));
+  CHECK_FALSE(bad.success);
+  CHECK(bad.retryable);
+  CHECK(bad.error == "schema_mismatch: /n: " + bad.schema_errors.at(0).message);
+  CHECK(bad.data_json == R"({"n": "1"})");  // kept
+  CHECK(bad.raw_response == "```json\n{\"n\": \"1\"}\n```");
+  CHECK(is_schema_mismatch(bad.error));
+  CHECK_FALSE(is_schema_mismatch("invalid_json: x"));
+
+  Attempt failed;  // an earlier failure is left alone
+  failed.error = "http_500";
+  failed.data_json = R"({"n": "1"})";
+  CHECK_FALSE(check_schema(*s, failed));
+  CHECK(failed.error == "http_500");
+  CHECK(failed.schema_errors.empty());
+
+  Attempt few = bad;  // max_errors caps the list
+  few.success = true;
+  few.error.clear();
+  few.schema_errors.clear();
+  few.data_json = R"({"m": 1})";
+  CHECK(check_schema(*s, few, 1));
+  CHECK(few.schema_errors.size() == 1);
 }
