@@ -814,7 +814,7 @@ def test_strict_answers_a_schema_with_an_instance_of_it() -> None:
 # ------------------------------------------------------------------ follow_schema
 
 
-def test_matching_schema_answers_an_instance_of_the_requested_schema(server: MockLLMServer) -> None:
+def test_matching_schema_answers_an_instance_of_the_request_schema(server: MockLLMServer) -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 3},
                                                  "tags": {"type": "array", "items": {"enum": ["a"]}}},
               "required": ["n", "tags"]}
@@ -824,7 +824,8 @@ def test_matching_schema_answers_an_instance_of_the_requested_schema(server: Moc
     status, _, body = chat(server, response_format=openai_format)
     assert json.loads(json.loads(body)["choices"][0]["message"]["content"]) == {"n": "bad"}
     status, _, body = chat(server, response_format=openai_format)
-    assert json.loads(json.loads(body)["choices"][0]["message"]["content"]) == {"n": 3, "tags": ["a"]}
+    assert json.loads(json.loads(body)["choices"][0]["message"]["content"]) == {
+        "n": 3, "tags": ["a"]}
     status, _, body = call(server, "POST", "/api/chat", {
         "model": "mock-model", "messages": [{"role": "user", "content": "x"}], "stream": False,
         "format": schema})
@@ -833,4 +834,5 @@ def test_matching_schema_answers_an_instance_of_the_requested_schema(server: Moc
     # As the default reply too.
     server.set_default(Reply.matching_schema())
     status, _, body = chat(server, response_format=openai_format)
-    assert json.loads(json.loads(body)["choices"][0]["message"]["content"]) == {"n": 3, "tags": ["a"]}
+    assert json.loads(json.loads(body)["choices"][0]["message"]["content"]) == {
+        "n": 3, "tags": ["a"]}

@@ -96,7 +96,8 @@ def test_vllm_mismatch_is_re_asked(vllm_server: Any) -> None:
 def test_vllm_enforced_schema_passes_the_check(vllm_server: Any) -> None:
     with client_for(vllm_server, max_retries=0) as client:
         attempt = client.call_llm_sync(PROMPTS, ENUM_SCHEMA, "a sky")
-        result = client.chat_sync([{"role": "user", "content": "Pick one."}], json_schema=ENUM_SCHEMA)
+        result = client.chat_sync([{"role": "user", "content": "Pick one."}],
+                                  json_schema=ENUM_SCHEMA)
     for r in (attempt, result):
         assert r.success, r.error
         assert r.schema_errors == []

@@ -159,7 +159,8 @@ def test_generation_with_json_schema(server: MockLLMServer, cls: type, mode: str
                                      method: str) -> None:
     bad = '{"name": "Ada"}'
     server.enqueue(Reply.text(bad), Reply.matching_schema())
-    args: tuple[Any, ...] = ([{"role": "user", "content": "Who?"}],) if method == "chat" else ("Who?",)
+    args: tuple[Any, ...] = (
+        ([{"role": "user", "content": "Who?"}],) if method == "chat" else ("Who?",))
     with make_client(server, cls) as client:
         result = invoke(client, mode, method, *args, json_schema=SCHEMA)
     assert result.success, result.error
@@ -221,7 +222,7 @@ def test_errors_quote_the_answer_only_briefly_and_never_the_key(server: MockLLMS
         attempt = client.call_llm_sync(PROMPTS, SCHEMA, "doc")
     assert attempt.error.startswith("schema_mismatch: ")
     assert len(attempt.error) < 200
-    for pointer, message in attempt.schema_errors:
+    for _pointer, message in attempt.schema_errors:
         assert len(message) < 200
         assert long_value[:100] not in message
     shown = [attempt.error, repr(attempt), str(attempt.to_dict()), caplog.text]
