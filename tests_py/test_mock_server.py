@@ -815,8 +815,9 @@ def test_strict_answers_a_schema_with_an_instance_of_it() -> None:
 
 
 def test_matching_schema_answers_an_instance_of_the_request_schema(server: MockLLMServer) -> None:
-    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 3},
-                                                 "tags": {"type": "array", "items": {"enum": ["a"]}}},
+    schema = {"type": "object",
+              "properties": {"n": {"type": "integer", "minimum": 3},
+                             "tags": {"type": "array", "items": {"enum": ["a"]}}},
               "required": ["n", "tags"]}
     openai_format = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
     server.enqueue(Reply.json({"n": "bad"}), Reply.matching_schema(), Reply.matching_schema(),
