@@ -16,3 +16,8 @@ TEST_CASE("schema: type, properties, required, enum", "[schema]") {
   CHECK(errs[1].pointer == "/kind");
   CHECK(llmbridge::schema::mismatch_error(errs) == "schema_mismatch: (root): missing required property \"name\"");
 }
+
+TEST_CASE("schema: contentSchema is an annotation", "[schema]") {
+  auto s = Schema::compile(R"({"contentMediaType":"application/json","contentSchema":{"type":"object","required":["foo"]}})");
+  CHECK(s->validate(R"("x")").empty());
+}

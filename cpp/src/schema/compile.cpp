@@ -23,7 +23,7 @@ enum class Kw : std::uint8_t {
   items, prefix_items, additional_items, contains, min_contains, max_contains, min_items, max_items,
   unique_items, min_length, max_length, minimum, maximum, exclusive_minimum, exclusive_maximum,
   multiple_of, any_of, one_of, all_of, not_, if_, then_, else_, ref, defs, id, anchor, dynamic_anchor,
-  pattern, dynamic_ref, recursive_ref, unevaluated_properties, unevaluated_items, content_schema,
+  pattern, dynamic_ref, recursive_ref, unevaluated_properties, unevaluated_items, content_schema, schema,
 };
 
 Kw keyword(std::string_view k) {
@@ -76,6 +76,7 @@ Kw keyword(std::string_view k) {
       {"unevaluatedProperties", Kw::unevaluated_properties},
       {"unevaluatedItems", Kw::unevaluated_items},
       {"contentSchema", Kw::content_schema},
+      {"$schema", Kw::schema},
   };
   auto it = table.find(k);
   return it == table.end() ? Kw::unknown : it->second;
@@ -670,6 +671,14 @@ class Compiler {
         case Kw::unevaluated_items:
           unsupported_.insert(std::string(key) + " at " + where(ptr));
           break;
+        case Kw::schema: {
+          // The published drafts are read as 2020-12; a meta-schema of one's own may turn
+          // vocabularies off, which this validator cannot honour.
+          const std::string_view uri = vt == '"' ? t_.string(v) : std::string_view();
+          if (uri.rfind("https://json-schema.org/", 0) != 0 && uri.rfind("http://json-schema.org/", 0) != 0)
+            unsupported_.insert("$schema " + excerpt(uri) + " (a custom meta-schema) at " + where(ptr));
+          break;
+        }
         case Kw::content_schema:  // an annotation (applies to decoded content only)
         case Kw::unknown: break;
       }

@@ -21,7 +21,7 @@ constexpr std::uint64_t word(char type, std::uint64_t payload) {
 
 void copy_tape(const simdjson::dom::document& doc, OwnedTape& out) {
   const std::uint64_t* w = doc.tape.get();
-  const std::size_t n = std::size_t(std::uint32_t(w[0])) + 1;  // the root word points at the last one
+  const std::size_t n = std::size_t(std::uint32_t(w[0]));  // the first root word holds the length
   out.words.assign(w, w + n);
   // The strings' extent: the end of the last string the tape refers to.
   std::size_t extent = 0;
@@ -59,8 +59,8 @@ class FallbackParser {
     if (!value(0)) return error_;
     skip_ws();
     if (i_ != s_.size()) return fail("unexpected text after the JSON value");
-    out_.words[0] = word('r', out_.words.size());
     out_.words.push_back(word('r', 0));
+    out_.words[0] = word('r', out_.words.size());
     return "";
   }
 
