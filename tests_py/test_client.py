@@ -1139,6 +1139,7 @@ def test_async_calls_really_run_concurrently(server: MockLLMServer) -> None:
 
 def test_schema_with_big_integer_is_sent(server: MockLLMServer) -> None:
     schema = {"type": "integer", "maximum": 2**64}
+    server.enqueue(Reply.matching_schema())
     with make_client(server) as client:
         attempt = client.call_llm_sync(PROMPTS, schema)
     assert attempt.success
