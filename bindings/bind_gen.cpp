@@ -287,6 +287,14 @@ void bind_generation(py::module_& m) {
       .def_property_readonly("repaired", [](const PyChatResult& p) { return p.r.repaired; })
       .def_property_readonly("auth_refused", [](const PyChatResult& p) { return p.r.auth_refused; })
       .def_property_readonly("raw_response", [](const PyChatResult& p) { return utf8_to_str(p.r.raw_response); })
+      .def_property_readonly(
+          "schema_errors",
+          [](const PyChatResult& p) {
+            py::list out;
+            for (const auto& e : p.r.schema_errors) out.append(py::make_tuple(utf8_to_str(e.pointer), utf8_to_str(e.message)));
+            return out;
+          },
+          "How the data broke the call's JSON schema: [(JSON pointer, message)], at most 10; empty otherwise.")
       .def_property_readonly("description", [](const PyChatResult& p) { return llm::describe(p.r); },
                              "A sentence for logs (never holds the API key).")
       .def_property_readonly("tries", [](const PyChatResult& p) { return try_list(p.r.tries); },

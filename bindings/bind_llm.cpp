@@ -299,6 +299,9 @@ void bind_llm(py::module_& m) {
       .def_property_readonly("pending_replica_events", &llm::Client::pending_replica_events)
       .def("drain_replica_events", &llm::Client::drain_replica_events,
            "Ejections and re-admissions since the last drain, oldest first.")
+      .def_property_readonly("pending_schema_warnings", &llm::Client::pending_schema_warnings)
+      .def("drain_schema_warnings", &llm::Client::drain_schema_warnings,
+           "Warnings about call schemas (not compiled, or parts not checked), each once per schema text.")
       .def(
           "check_health",
           [](llm::Client& c, double timeout, double slow_threshold_ms) -> Instance<llm::HealthReport> {

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "bindings.hpp"
+#include "llmbridge/schema/validator.hpp"
 #include "llmbridge/text/fences.hpp"
 #include "llmbridge/text/json_parse.hpp"
 #include "llmbridge/text/repair.hpp"
@@ -109,6 +110,63 @@ py::object loads(const TextArg& obj, bool repair) {
   raise_repair_error(r);
 }
 
+// The schema as JSON text: a dict or a bool (a str would be a JSON string, not a schema).
+std::string schema_text(py::handle schema) {
+  if (!PyDict_Check(schema.ptr()) && !PyBool_Check(schema.ptr())) {
+    throw py::type_error(std::string("schema must be a dict or a bool, got ") + Py_TYPE(schema.ptr())->tp_name);
+  }
+  std::string out;
+  append_json(out, schema, "schema");
+  return out;
+}
+
+std::size_t max_errors_arg(long long max_errors) {
+  return max_errors < 0 ? 0 : std::size_t(max_errors);  // 0 and below: the core says why
+}
+
+py::list errors_to_list(const std::vector<schema::SchemaError>& errors) {
+  py::list out(errors.size());
+  for (std::size_t k = 0; k < errors.size(); ++k)
+    out[k] = py::make_tuple(utf8_to_str(errors[k].pointer), utf8_to_str(errors[k].message));
+  return out;
+}
+
+py::list strings_to_list(const std::vector<std::string>& items) {
+  py::list out(items.size());
+  for (std::size_t k = 0; k < items.size(); ++k) out[k] = utf8_to_str(items[k]);
+  return out;
+}
+
+// The unsupported keywords of `s` the first time it is asked for this compiled schema
+// (so the caller logs them once per schema text), otherwise None.
+py::object unsupported_once(const schema::Schema& s) {
+  if (s.unsupported().empty() || !s.claim_unsupported_report()) return py::none();
+  return strings_to_list(s.unsupported());
+}
+
+std::vector<schema::SchemaError> run_validate(const schema::Schema& s, std::string_view json, std::size_t max_errors) {
+  if (json.size() >= kReleaseGilBytes) {
+    // The JSON text and the compiled schema are C++ objects this frame keeps alive;
+    // validation touches no Python state.
+    py::gil_scoped_release release;
+    return s.validate(json, max_errors);
+  }
+  return s.validate(json, max_errors);
+}
+
+py::tuple validate(py::handle instance, py::handle schema, long long max_errors) {
+  std::string json;
+  append_json(json, instance, "instance");
+  std::shared_ptr<const schema::Schema> s = schema::compile_cached(schema_text(schema));
+  return py::make_tuple(errors_to_list(run_validate(*s, json, max_errors_arg(max_errors))), unsupported_once(*s));
+}
+
+py::tuple validate_json(py::handle text, py::handle schema, long long max_errors) {
+  TextInput in(text);
+  std::shared_ptr<const schema::Schema> s = schema::compile_cached(schema_text(schema));
+  return py::make_tuple(errors_to_list(run_validate(*s, in.view(), max_errors_arg(max_errors))), unsupported_once(*s));
+}
+
 }  // namespace
 
 void bind_text(py::module_& m) {
@@ -130,6 +188,15 @@ void bind_text(py::module_& m) {
       "is_valid_json", [](const TextArg& obj) { return text::is_valid_json(TextInput(obj).view()); },
       py::arg("text"), "True when `text` is one complete, strictly valid JSON document.");
   m.attr("MAX_DEPTH") = text::kMaxDepth;
+  m.def("validate", &validate, py::arg("instance"), py::arg("schema"), py::arg("max_errors") = 10,
+        "Validate a JSON value against a JSON Schema: ([(pointer, message), ...], unsupported "
+        "keywords the first time this schema is seen, else None).");
+  m.def("validate_json", &validate_json, py::arg("text"), py::arg("schema"), py::arg("max_errors") = 10,
+        "validate() for JSON text (str or bytes): what a client does with an answer.");
+  m.def(
+      "check_schema",
+      [](py::handle schema) { return strings_to_list(schema::compile_cached(schema_text(schema))->unsupported()); },
+      py::arg("schema"), "Compile a JSON Schema (ValueError when invalid); return its unsupported keywords.");
 }
 
 }  // namespace llmbridge::bindings

@@ -39,6 +39,14 @@ void read(py::handle obj, const char* name, T& out) {
     out = utf8_arg(v, (std::string("config field '") + name + "'").c_str());
     return;
   }
+  if constexpr (std::is_same_v<T, bool>) {
+    // Only True or False: a cast would take "no" (a non-empty str) as True.
+    if (!PyBool_Check(v.ptr()))
+      throw py::type_error(std::string("config field '") + name + "' must be True or False, got " +
+                           std::string(py::str(py::type::of(v).attr("__name__"))));
+    out = v.ptr() == Py_True;
+    return;
+  }
   try {
     out = v.cast<T>();
   } catch (const py::cast_error&) {

@@ -4,10 +4,15 @@
 #include "llmbridge/text/json_parse.hpp"
 #include "llmbridge/text/utf8.hpp"
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <vector>
+
+#include "llmbridge/text/json_escape.hpp"
 
 #if defined(__SSE2__) || defined(_M_X64)
 #include <emmintrin.h>
@@ -482,5 +487,118 @@ py::object build_object(const text::JsonTape& tape) {
 }
 
 py::object error_class(const char* name) { return py::module_::import("llmbridge.errors").attr(name); }
+
+namespace {
+
+class JsonWriter {
+ public:
+  JsonWriter(std::string& out, const char* name) : out_(out), name_(name) {}
+
+  void value(PyObject* o, std::size_t depth) {
+    // The exact types first: they are nearly every value, and bool is an int subclass.
+    if (PyUnicode_CheckExact(o)) return string(o);
+    if (o == Py_None) return void(out_.append("null", 4));
+    if (o == Py_True) return void(out_.append("true", 4));
+    if (o == Py_False) return void(out_.append("false", 5));
+    if (PyLong_CheckExact(o)) return integer(o);
+    if (PyFloat_CheckExact(o)) return real(PyFloat_AS_DOUBLE(o));
+    if (PyDict_Check(o)) return object(o, depth + 1);
+    if (PyList_Check(o) || PyTuple_Check(o)) return array(o, depth + 1);
+    if (PyUnicode_Check(o)) return string(o);
+    if (PyBool_Check(o)) return void(out_.append(o == Py_True ? "true" : "false"));
+    if (PyLong_Check(o)) return integer(o);
+    if (PyFloat_Check(o)) return real(PyFloat_AsDouble(o));
+    throw py::type_error(std::string(name_) + " is not JSON: a value of type " + Py_TYPE(o)->tp_name);
+  }
+
+ private:
+  std::string& out_;
+  const char* name_;
+
+  void string(PyObject* o) {
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (!s) {
+      PyErr_Clear();
+      throw py::value_error(std::string(name_) + " holds a str with a lone surrogate (not UTF-8)");
+    }
+    text::append_json_quoted(out_, std::string_view(s, std::size_t(n)));
+  }
+
+  void integer(PyObject* o) {
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (!overflow) {
+      if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+      char buf[24];
+      out_.append(buf, std::size_t(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
+      return;
+    }
+    // Beyond 64 bits: the decimal digits (may raise ValueError past Python's digit limit).
+    PyObject* digits = PyNumber_ToBase(o, 10);
+    if (!digits) throw py::error_already_set();
+    py::object hold = py::reinterpret_steal<py::object>(digits);
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(digits, &n);
+    if (!s) throw py::error_already_set();
+    out_.append(s, std::size_t(n));
+  }
+
+  void real(double d) {
+    if (d == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+    if (!std::isfinite(d)) throw py::value_error(std::string(name_) + " is not JSON: it holds NaN or infinity");
+    char buf[32];
+    char* end = std::to_chars(buf, buf + sizeof buf, d).ptr;
+    out_.append(buf, std::size_t(end - buf));
+    // Keep a float a float: "1.0", not "1" (the same number, but not the same type name
+    // in messages).
+    if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e' || c == 'n' || c == 'i'; }) == end)
+      out_.append(".0", 2);
+  }
+
+  void deeper(std::size_t depth) {
+    if (depth > text::kMaxDepth) {
+      throw py::value_error(std::string(name_) + " nests deeper than " + std::to_string(text::kMaxDepth) +
+                            " levels (or contains itself)");
+    }
+  }
+
+  void object(PyObject* o, std::size_t depth) {
+    deeper(depth);
+    out_.push_back('{');
+    Py_ssize_t pos = 0;
+    PyObject *key, *val;
+    bool first = true;
+    while (PyDict_Next(o, &pos, &key, &val)) {
+      if (!PyUnicode_Check(key)) {
+        throw py::type_error(std::string(name_) + " is not JSON: a dict key of type " + Py_TYPE(key)->tp_name +
+                             " (keys must be str)");
+      }
+      if (!first) out_.push_back(',');
+      first = false;
+      string(key);
+      out_.push_back(':');
+      // Borrowed references: nothing here runs Python code that could mutate the dict.
+      value(val, depth);
+    }
+    out_.push_back('}');
+  }
+
+  void array(PyObject* o, std::size_t depth) {
+    deeper(depth);
+    out_.push_back('[');
+    const bool list = PyList_Check(o);
+    const Py_ssize_t n = list ? PyList_GET_SIZE(o) : PyTuple_GET_SIZE(o);
+    for (Py_ssize_t k = 0; k < n; ++k) {
+      if (k) out_.push_back(',');
+      value(list ? PyList_GET_ITEM(o, k) : PyTuple_GET_ITEM(o, k), depth);
+    }
+    out_.push_back(']');
+  }
+};
+
+}  // namespace
+
+void append_json(std::string& out, py::handle obj, const char* name) { JsonWriter(out, name).value(obj.ptr(), 0); }
 
 }  // namespace llmbridge::bindings

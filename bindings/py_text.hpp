@@ -61,4 +61,10 @@ pybind11::object error_class(const char* name);
 // Builds dict/list/str/int/float/bool/None from a parsed document. Raises on failure.
 pybind11::object build_object(const text::JsonTape& tape);
 
+// Appends the JSON text of a Python JSON value (dict with str keys, list, tuple, str,
+// int, float, bool, None; subclasses too) to `out`. Another type is TypeError, NaN /
+// infinity, a lone surrogate or nesting beyond text::kMaxDepth (a container holding
+// itself) ValueError, each naming `name` (the caller's argument), never quoting it.
+void append_json(std::string& out, pybind11::handle obj, const char* name);
+
 }  // namespace llmbridge::bindings

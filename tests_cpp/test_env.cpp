@@ -124,7 +124,8 @@ TEST_CASE("env: bad values name the variable, the value and what is allowed", "[
                                     Row{"VLLM_EMBEDDING_DIMENSIONS", "-5"}, Row{"OLLAMA_NUM_CTX", "big"},
                                     Row{"OLLAMA_KEEP_ALIVE", "5 minutes"}, Row{"OLLAMA_HOST", "ftp://x"},
                                     Row{"OLLAMA_BASE_URL", "ollama:11434"}, Row{"OPENAI_TIMEOUT", "1e999"},
-                                    Row{"OPENAI_MAX_TOKENS", "99999999999"}, Row{"OLLAMA_TEMPERATURE", "-0.1"});
+                                    Row{"OPENAI_MAX_TOKENS", "99999999999"}, Row{"OLLAMA_TEMPERATURE", "-0.1"},
+                                    Row{"VLLM_VALIDATE_SCHEMA", "maybe"}, Row{"OLLAMA_SCHEMA_RETRY", "2"});
   auto problems = load_bad({{variable, value}});
   REQUIRE(problems.size() == 1);
   CHECK(problems[0].variable == variable);
@@ -248,6 +249,27 @@ TEST_CASE("env: the catalogue's defaults are the configs' defaults", "[env]") {
   CHECK(c.openai.timeout == d.openai.timeout);
   CHECK(c.openai.max_tokens == d.openai.max_tokens);
   CHECK(c.llm_provider == d.llm_provider);
+  CHECK(c.vllm.validate_schema == d.vllm.validate_schema);
+  CHECK(c.vllm.schema_retry == d.vllm.schema_retry);
+  CHECK(c.ollama.validate_schema == d.ollama.validate_schema);
+  CHECK(c.openai.schema_retry == d.openai.schema_retry);
+}
+
+TEST_CASE("env: booleans take true/false, 1/0, yes/no, on/off in any case", "[env]") {
+  for (const char* yes : {"true", "TRUE", "1", "yes", "On"}) {
+    AppConfig c = load_ok({{"VLLM_VALIDATE_SCHEMA", yes}, {"OPENAI_SCHEMA_RETRY", yes}});
+    CHECK(c.vllm.validate_schema);
+    CHECK(c.openai.schema_retry);
+  }
+  for (const char* no : {"false", "False", "0", "no", "OFF"}) {
+    AppConfig c = load_ok({{"VLLM_VALIDATE_SCHEMA", no}, {"OLLAMA_SCHEMA_RETRY", no}});
+    CHECK_FALSE(c.vllm.validate_schema);
+    CHECK(c.vllm.schema_retry);  // untouched
+    CHECK_FALSE(c.ollama.schema_retry);
+  }
+  auto problems = load_bad({{"OPENAI_VALIDATE_SCHEMA", "yep"}});
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].message() == "OPENAI_VALIDATE_SCHEMA='yep': must be true or false (also 1/0, yes/no, on/off)");
 }
 
 TEST_CASE("env: route_provider trims, ignores case, defaults to ollama", "[env]") {

@@ -326,6 +326,24 @@ def test_extract_unparseable_answer_exits_1(server: MockLLMServer) -> None:
     assert "invalid_json" in error_line(proc, "extract")
 
 
+def test_extract_answer_that_breaks_the_schema_exits_1(server: MockLLMServer,
+                                                       tmp_path: Path) -> None:
+    server.set_default(Reply.json({"total": "12", "currency": 3}))
+    args = ("extract", "--provider", "vllm", "--base-url", server.url, "--model", "mock-model",
+            "--schema", str(write_schema(tmp_path)))
+    proc = run_cli(*args, stdin="doc", env={"VLLM_MAX_RETRIES": "1"})
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("llmbridge extract: schema_mismatch: /total: ")
+    assert lines[0].endswith("(after 2 tries)")
+    assert lines[1:] == [f"llmbridge extract:   also /currency: {lines[1].split(': ', 2)[2]}"]
+    # Turned off, the answer is printed as it came.
+    proc = run_cli(*args, stdin="doc", env={"VLLM_VALIDATE_SCHEMA": "false"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"total": "12", "currency": 3}
+
+
 def test_extract_unreachable_server_exits_1() -> None:
     proc = run_cli("extract", "--provider", "vllm", "--base-url",
                    f"http://127.0.0.1:{closed_port()}", "--model", "m", stdin="doc",

@@ -188,6 +188,7 @@ def test_messages_list_is_sent_as_is(server: MockLLMServer) -> None:
         {"role": "assistant", "content": "{}"},
         {"role": "user", "content": [{"type": "text", "text": "part"}]},
     ]
+    server.enqueue(Reply.json({"name": "Ada"}))
     with make_client(server) as client:
         attempt = call(client, {"messages": messages}, SCHEMA, "ignored?")
     assert attempt.success, attempt
@@ -470,6 +471,7 @@ def test_attempt_to_dict_has_every_contract_field(server: MockLLMServer) -> None
         "completion_tokens",
         "request_id",
         "auth_refused",
+        "schema_errors",
     }
     assert d["success"] is True and d["data"] == {"ok": True}
     json.dumps(d)  # JSON-serialisable when data is
@@ -666,6 +668,9 @@ def test_response_larger_than_max_response_bytes(server: MockLLMServer) -> None:
 # ------------------------------------------------------------------ concurrency
 
 
+MARKER_SCHEMA = {"type": "object", "properties": {"marker": {"type": "string"}}, "required": ["marker"]}
+
+
 def test_500_concurrent_calls_each_get_their_own_answer(server: MockLLMServer) -> None:
     def responder(request: Any) -> Reply:
         marker = request.prompt.rsplit("MARKER=", 1)[1].split()[0]
@@ -676,7 +681,7 @@ def test_500_concurrent_calls_each_get_their_own_answer(server: MockLLMServer) -
 
     async def main(client: Any) -> list[ExtractionAttempt]:
         return await asyncio.gather(
-            *(client.call_llm(PROMPTS, SCHEMA, f"MARKER={i} end") for i in range(n))
+            *(client.call_llm(PROMPTS, MARKER_SCHEMA, f"MARKER={i} end") for i in range(n))
         )
 
     with make_client(server, max_connections=max_connections) as client:
@@ -1134,6 +1139,7 @@ def test_async_calls_really_run_concurrently(server: MockLLMServer) -> None:
 
 def test_schema_with_big_integer_is_sent(server: MockLLMServer) -> None:
     schema = {"type": "integer", "maximum": 2**64}
+    server.enqueue(Reply.matching_schema())
     with make_client(server) as client:
         attempt = client.call_llm_sync(PROMPTS, schema)
     assert attempt.success

@@ -65,6 +65,8 @@ EVERY = {
     "VLLM_ROUTING": ("prefix", "vllm.routing", "prefix"),
     "VLLM_PREFIX_OVERLOAD_FACTOR": ("1.5", "vllm.prefix_overload_factor", 1.5),
     "VLLM_EJECT_AFTER": ("5", "vllm.eject_after", 5),
+    "VLLM_VALIDATE_SCHEMA": ("false", "vllm.validate_schema", False),
+    "VLLM_SCHEMA_RETRY": ("0", "vllm.schema_retry", False),
     "OLLAMA_HOST": ("0.0.0.0", "ollama.base_url", "http://0.0.0.0:11434"),
     "OLLAMA_BASE_URL": ("http://ollama:11434", "ollama.base_url", "http://ollama:11434"),
     "OLLAMA_MODEL": ("qwen3:8b", "ollama.model", "qwen3:8b"),
@@ -75,6 +77,8 @@ EVERY = {
     "OLLAMA_NUM_CTX": ("8192", "ollama.num_ctx", 8192),
     "OLLAMA_KEEP_ALIVE": ("5m", "ollama.keep_alive", "5m"),
     "OLLAMA_API_KEY": ("ok-1", "ollama.api_key", "ok-1"),
+    "OLLAMA_VALIDATE_SCHEMA": ("No", "ollama.validate_schema", False),
+    "OLLAMA_SCHEMA_RETRY": (" OFF ", "ollama.schema_retry", False),
     "OPENAI_API_KEY": ("sk-x", "openai.api_key", "sk-x"),
     "OPENAI_BASE_URL": ("https://openrouter.ai/api", "openai.base_url", "https://openrouter.ai/api"),
     "OPENAI_MODEL": ("gpt-4.1", "openai.model", "gpt-4.1"),
@@ -82,6 +86,8 @@ EVERY = {
     "OPENAI_MAX_RETRIES": ("1", "openai.max_retries", 1),
     "OPENAI_TEMPERATURE": ("2", "openai.temperature", 2.0),
     "OPENAI_MAX_TOKENS": ("7", "openai.max_tokens", 7),
+    "OPENAI_VALIDATE_SCHEMA": ("FALSE", "openai.validate_schema", False),
+    "OPENAI_SCHEMA_RETRY": ("no", "openai.schema_retry", False),
     "AI_PROVIDER": (" VLLM ", "llm_provider", "vllm"),
     "LLM_PROVIDER": ("openai", "llm_provider", "openai"),
     "EMBEDDING_PROVIDER": ("Ollama", "embedding_provider", "ollama"),
@@ -137,6 +143,9 @@ BAD = [
     ("OPENAI_MAX_RETRIES", "2.0", "an integer >= 0"),
     ("OPENAI_TEMPERATURE", "2.5", "a number between 0 and 2"),
     ("OPENAI_MAX_TOKENS", "-7", "an integer > 0"),
+    ("VLLM_VALIDATE_SCHEMA", "maybe", "true or false"),
+    ("OLLAMA_SCHEMA_RETRY", "2", "true or false"),
+    ("OPENAI_VALIDATE_SCHEMA", "tru", "true or false"),
 ]
 
 

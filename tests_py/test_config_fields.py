@@ -56,3 +56,13 @@ def test_pickle_and_replace_still_work(provider: str, cls: type) -> None:
     assert again == cfg
     assert cfg.replace(max_tokens=7).max_tokens == 7
     assert "sk-secret" not in repr(cfg)
+
+
+@pytest.mark.parametrize(("provider", "cls"), CONFIGS)
+def test_a_bool_field_takes_only_a_bool(provider: str, cls: type) -> None:
+    # A str such as "no" must not silently become True.
+    assert cls(model="m").validate_schema is True
+    assert cls(model="m", schema_retry=False).schema_retry is False
+    for bad in ("no", 0, None.__class__):
+        with pytest.raises(TypeError, match="config field 'validate_schema' must be True or False"):
+            cls(model="m", validate_schema=bad)

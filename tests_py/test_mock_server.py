@@ -809,3 +809,31 @@ def test_strict_answers_a_schema_with_an_instance_of_it() -> None:
         status, _, body = chat(srv, model="tiny", response_format={
             "type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
         assert json.loads(body)["choices"][0]["message"]["content"] == "scripted"
+
+
+# ------------------------------------------------------------------ follow_schema
+
+
+def test_matching_schema_answers_an_instance_of_the_request_schema(server: MockLLMServer) -> None:
+    schema = {"type": "object",
+              "properties": {"n": {"type": "integer", "minimum": 3},
+                             "tags": {"type": "array", "items": {"enum": ["a"]}}},
+              "required": ["n", "tags"]}
+    openai_format = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    server.enqueue(Reply.json({"n": "bad"}), Reply.matching_schema(), Reply.matching_schema(),
+                   Reply.matching_schema(content="no schema asked"))
+    status, _, body = chat(server, response_format=openai_format)
+    assert json.loads(json.loads(body)["choices"][0]["message"]["content"]) == {"n": "bad"}
+    status, _, body = chat(server, response_format=openai_format)
+    assert json.loads(json.loads(body)["choices"][0]["message"]["content"]) == {
+        "n": 3, "tags": ["a"]}
+    status, _, body = call(server, "POST", "/api/chat", {
+        "model": "mock-model", "messages": [{"role": "user", "content": "x"}], "stream": False,
+        "format": schema})
+    assert json.loads(json.loads(body)["message"]["content"]) == {"n": 3, "tags": ["a"]}
+    assert chat_content(server) == "no schema asked"
+    # As the default reply too.
+    server.set_default(Reply.matching_schema())
+    status, _, body = chat(server, response_format=openai_format)
+    assert json.loads(json.loads(body)["choices"][0]["message"]["content"]) == {
+        "n": 3, "tags": ["a"]}

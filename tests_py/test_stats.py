@@ -95,6 +95,7 @@ def test_a_retry_that_succeeds_counts_a_success_and_a_retry(server: MockLLMServe
 
 
 def test_async_calls_chat_complete_embed_and_streams_each_count_once(server: MockLLMServer) -> None:
+    server.set_default(Reply.matching_schema())  # call_llm's answers match SCHEMA
     with make_client(server, VLLMClient, embedding_batch_size=2) as client:
 
         async def main() -> None:

@@ -15,11 +15,13 @@ except ImportError as exc:  # pragma: no cover - only when the build is missing
 from ._text import (
     Repair,
     RepairReport,
+    check_schema,
     is_valid_json,
     loads,
     repair_json,
     repair_report,
     strip_markdown_fences,
+    validate,
 )
 from ._batch import BatchResults, SyncBatchResults
 from ._client import ExtractionAttempt, OllamaClient, OpenAICompatibleClient, VLLMClient
@@ -130,11 +132,13 @@ __all__ = [
     "Repair",
     "RepairReport",
     "__version__",
+    "check_schema",
     "is_valid_json",
     "loads",
     "repair_json",
     "repair_report",
     "strip_markdown_fences",
+    "validate",
 ]
 
 # LLMBRIDGE_OTEL=1: trace from the start (docs/observability.md, "Tracing").

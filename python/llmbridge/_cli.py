@@ -169,6 +169,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if not attempt.success:
         tries = "1 try" if attempt.attempts == 1 else f"{attempt.attempts} tries"
         _err("extract", f"{attempt.error} (after {tries})")
+        for pointer, message in attempt.schema_errors[1:]:  # the first is in the error
+            _err("extract", f"  also {pointer or '(root)'}: {message}")
         return EXIT_FAILED
     json.dump(attempt.data, sys.stdout, ensure_ascii=False, indent=2 if args.pretty else None)
     sys.stdout.write("\n")

@@ -46,7 +46,12 @@ class ExtractionAttempt:
 
     ``error`` is None on success, else one of the contract strings: ``timeout``,
     ``http_{code}``, ``connection_error: ...``, ``empty_model_response``,
-    ``invalid_json: ...``, ``cancelled``.
+    ``invalid_json: ...``, ``schema_mismatch: ...``, ``cancelled``.
+
+    ``schema_errors`` lists how the data broke the call's JSON schema, as
+    ``(JSON pointer, message)`` pairs (at most 10; the pointer ``""`` is the whole
+    answer); it is empty unless ``error`` is ``schema_mismatch: ...``, in which case
+    ``data`` and ``raw_response`` still hold the answer (docs/schema-validation.md).
     """
 
     _FIELDS: ClassVar[tuple[str, ...]] = (
@@ -67,6 +72,7 @@ class ExtractionAttempt:
         "completion_tokens",
         "request_id",
         "auth_refused",
+        "schema_errors",
     )
     __slots__ = (*_FIELDS, "tries")
 
@@ -87,6 +93,7 @@ class ExtractionAttempt:
     completion_tokens: Optional[int]
     request_id: Optional[str]
     auth_refused: bool
+    schema_errors: list[tuple[str, str]]
     #: Every HTTP try (``TryRecord``: attempt, status_code, error, replica, start_ms,
     #: elapsed_ms), in order. Not part of ``to_dict()``, whose keys are the contract's.
     tries: list[_native.TryRecord]
@@ -110,6 +117,7 @@ class ExtractionAttempt:
         completion_tokens: Optional[int] = None,
         request_id: Optional[str] = None,
         auth_refused: bool = False,
+        schema_errors: Optional[list[tuple[str, str]]] = None,
         tries: Optional[list[_native.TryRecord]] = None,
     ) -> None:
         # Plain slot stores: this runs once per call, on the event loop's thread.
@@ -130,6 +138,7 @@ class ExtractionAttempt:
         self.completion_tokens = completion_tokens
         self.request_id = request_id
         self.auth_refused = auth_refused
+        self.schema_errors = [] if schema_errors is None else schema_errors
         self.tries = [] if tries is None else tries
 
     @classmethod
@@ -360,6 +369,13 @@ class _BaseClient(GenerationMixin, BatchMixin):
         """
         return self._native.stats()
 
+    def _note_schema_warnings(self) -> None:
+        # The core notes each schema problem once per schema text (a schema it cannot
+        # compile, keywords it cannot check); they are logged here, on the caller's thread.
+        log = logging.getLogger(f"llmbridge.{self.provider}")
+        for warning in self._native.drain_schema_warnings():
+            log.warning("%s: %s", self.provider, warning)
+
     def _note_replica_events(self) -> None:
         # The core queues ejections and re-admissions on its I/O thread; they are
         # logged here, on the caller's thread.
@@ -487,6 +503,8 @@ class _BaseClient(GenerationMixin, BatchMixin):
         except BaseException:
             bridge.pending.pop(token, None)
             raise
+        if self._native.pending_schema_warnings:
+            self._note_schema_warnings()
         try:
             result = await fut
             if self._replicated:
@@ -516,6 +534,8 @@ class _BaseClient(GenerationMixin, BatchMixin):
         if tracing is not None:
             return tracing.call_llm_sync(self, args)
         result = self._native.call_sync(*args)
+        if self._native.pending_schema_warnings:
+            self._note_schema_warnings()
         if self._replicated:
             self._note_replica_events()
         return ExtractionAttempt._from_native(result)

@@ -86,6 +86,7 @@ _RESULT_FIELDS = (
     "request_id",
     "truncated",
     "repaired",
+    "schema_errors",
 )
 
 
@@ -534,6 +535,8 @@ class GenerationMixin:
         except BaseException:
             bridge.pending.pop(token, None)
             raise
+        if self._native.pending_schema_warnings:
+            self._note_schema_warnings()  # type: ignore[attr-defined]
         try:
             result = await fut
             if self._replicated:
@@ -570,6 +573,8 @@ class GenerationMixin:
         if tracing is not None:
             return tracing.generate_sync(self, op, messages_json, prompt, options)
         result = self._native.generate_sync(op, messages_json, prompt, options)
+        if self._native.pending_schema_warnings:
+            self._note_schema_warnings()  # type: ignore[attr-defined]
         if self._replicated:
             self._note_replica_events()
         return result

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Mapping, Union
 
 from . import _native
 
 __all__ = [
     "Repair",
     "RepairReport",
+    "check_schema",
     "is_valid_json",
     "loads",
     "repair_json",
     "repair_report",
     "strip_markdown_fences",
+    "validate",
 ]
 
 Text = Union[str, bytes, bytearray, memoryview]
@@ -91,3 +94,41 @@ def repair_report(text: Text) -> RepairReport:
     """Repair ``text`` and say what was repaired and whether it was truncated."""
     json, changed, truncated, repairs = _native.repair_report(text)
     return RepairReport(json, changed, truncated, tuple(Repair(k, p) for k, p in repairs))
+
+
+Schema = Union[Mapping[str, Any], bool]
+
+_log = logging.getLogger("llmbridge")
+
+
+def validate(instance: Any, schema: Schema, *, max_errors: int = 10) -> list[tuple[str, str]]:
+    """Check a JSON value against a JSON Schema (draft 2020-12); return its errors.
+
+    ``instance`` is a Python JSON value (dict, list, str, int, float, bool, None): a
+    ``str`` is a JSON string, never parsed. ``schema`` is a dict or a bool. The result
+    is at most ``max_errors`` ``(pointer, message)`` pairs in document order, where
+    ``pointer`` is the RFC 6901 JSON Pointer of the offending value ("" for the root);
+    an empty list means valid. The schema is compiled once per distinct schema and
+    cached. Keywords the validator cannot check (``unevaluatedProperties``,
+    ``$dynamicRef``, a remote ``$ref``, a regex with a backreference, ...) are logged
+    once per schema as a WARNING on the ``llmbridge`` logger and not checked.
+
+    Raises ``ValueError`` for an invalid schema (naming where it is wrong) or a value
+    that is not JSON (NaN, a lone surrogate), ``TypeError`` for a non-JSON type.
+    See docs/schema-validation.md.
+    """
+    errors, unsupported = _native.validate(instance, schema, max_errors)
+    if unsupported:
+        _log.warning(
+            "JSON Schema keywords llmbridge does not check (ignored): %s", "; ".join(unsupported)
+        )
+    return errors
+
+
+def check_schema(schema: Schema) -> list[str]:
+    """Compile a JSON Schema; return the keywords :func:`validate` would not check.
+
+    Raises ``ValueError`` naming what is wrong when the schema is invalid. Each entry
+    reads ``"<keyword> at <schema pointer>"``, e.g. ``"unevaluatedProperties at (root)"``.
+    """
+    return list(_native.check_schema(schema))

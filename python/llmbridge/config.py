@@ -66,6 +66,10 @@ class _ProviderConfig:
     routing: str = _VLLM["routing"]
     prefix_overload_factor: float = _VLLM["prefix_overload_factor"]
     eject_after: int = _VLLM["eject_after"]
+    #: Check each answer of a call with a JSON schema against it (docs/schema-validation.md).
+    validate_schema: bool = _VLLM["validate_schema"]
+    #: Retry a ``schema_mismatch`` by showing the model its errors (False: resend as is).
+    schema_retry: bool = _VLLM["schema_retry"]
 
     def __post_init__(self) -> None:
         self.validate()

@@ -103,12 +103,14 @@ enum class Kind {
   kPositive,     // integer > 0
   kKeepAlive,    // Ollama duration
   kProvider,     // provider name (normalised, checked by the factory)
+  kBool,         // true/false, 1/0, yes/no, on/off (any case)
 };
 
 struct Value {
   std::string text;  // trimmed
   double number = 0;
   long long integer = 0;
+  bool flag = false;
 };
 
 using Apply = std::function<void(AppConfig&, const Value&)>;
@@ -134,6 +136,7 @@ constexpr std::string_view kAllowedPositive = "an integer > 0";
 constexpr std::string_view kAllowedKeepAlive =
     "a duration such as 5m, 1h30m, 300 (seconds) or -1 (keep loaded forever)";
 constexpr std::string_view kAllowedProvider = "ollama, vllm, openai or a registered provider name";
+constexpr std::string_view kAllowedBool = "true or false (also 1/0, yes/no, on/off)";
 
 // Setters for the fields every provider has, so the table below stays one line a row.
 template <typename Config>
@@ -147,6 +150,10 @@ Apply number_field(Config AppConfig::*cfg, double ProviderConfig::*field) {
 template <typename Config>
 Apply int_field(Config AppConfig::*cfg, int ProviderConfig::*field) {
   return [cfg, field](AppConfig& a, const Value& v) { (a.*cfg).*field = int(v.integer); };
+}
+template <typename Config>
+Apply bool_field(Config AppConfig::*cfg, bool ProviderConfig::*field) {
+  return [cfg, field](AppConfig& a, const Value& v) { (a.*cfg).*field = v.flag; };
 }
 template <typename Config>
 Apply compat_text(Config AppConfig::*cfg, std::string OpenAICompatibleConfig::*field) {
@@ -202,6 +209,12 @@ const std::vector<Spec>& specs() {
     add("VLLM_EJECT_AFTER", "3", Kind::kCount, kAllowedCount,
         "consecutive failed tries that eject a replica; 0 = never eject",
         int_field(&A::vllm, &ProviderConfig::eject_after));
+    add("VLLM_VALIDATE_SCHEMA", "true", Kind::kBool, kAllowedBool,
+        "check each answer against the call's JSON schema (schema_mismatch when it breaks it)",
+        bool_field(&A::vllm, &ProviderConfig::validate_schema));
+    add("VLLM_SCHEMA_RETRY", "true", Kind::kBool, kAllowedBool,
+        "retry a schema_mismatch by showing the model its errors; false: resend the same request",
+        bool_field(&A::vllm, &ProviderConfig::schema_retry));
     // Ollama. OLLAMA_HOST comes before OLLAMA_BASE_URL so that the latter wins.
     add("OLLAMA_HOST", "127.0.0.1:11434", Kind::kOllamaHost, kAllowedOllamaHost,
         "Ollama's own variable; used when OLLAMA_BASE_URL is unset",
@@ -226,6 +239,12 @@ const std::vector<Spec>& specs() {
         [](A& a, const Value& v) { a.ollama.keep_alive = v.text; });
     add("OLLAMA_API_KEY", "", Kind::kSecret, kAllowedSecret,
         "sent as Authorization: Bearer when set (proxies)", text_field(&A::ollama, &ProviderConfig::api_key));
+    add("OLLAMA_VALIDATE_SCHEMA", "true", Kind::kBool, kAllowedBool,
+        "check each answer against the call's JSON schema (schema_mismatch when it breaks it)",
+        bool_field(&A::ollama, &ProviderConfig::validate_schema));
+    add("OLLAMA_SCHEMA_RETRY", "true", Kind::kBool, kAllowedBool,
+        "retry a schema_mismatch by showing the model its errors; false: resend the same request",
+        bool_field(&A::ollama, &ProviderConfig::schema_retry));
     // OpenAI and OpenAI-compatible services
     add("OPENAI_API_KEY", "", Kind::kSecret, kAllowedSecret, "sent as Authorization: Bearer",
         text_field(&A::openai, &ProviderConfig::api_key));
@@ -241,6 +260,12 @@ const std::vector<Spec>& specs() {
         number_field(&A::openai, &ProviderConfig::temperature));
     add("OPENAI_MAX_TOKENS", "4096", Kind::kPositive, kAllowedPositive, "max_tokens of each answer",
         int_field(&A::openai, &ProviderConfig::max_tokens));
+    add("OPENAI_VALIDATE_SCHEMA", "true", Kind::kBool, kAllowedBool,
+        "check each answer against the call's JSON schema (schema_mismatch when it breaks it)",
+        bool_field(&A::openai, &ProviderConfig::validate_schema));
+    add("OPENAI_SCHEMA_RETRY", "true", Kind::kBool, kAllowedBool,
+        "retry a schema_mismatch by showing the model its errors; false: resend the same request",
+        bool_field(&A::openai, &ProviderConfig::schema_retry));
     // Provider selection (resolved after the table: LLM_PROVIDER > AI_PROVIDER > ollama).
     add("AI_PROVIDER", "ollama", Kind::kProvider, kAllowedProvider,
         "provider for LLM calls (and embeddings) when LLM_PROVIDER is unset", nullptr);
@@ -330,6 +355,17 @@ std::optional<std::string> check(Kind kind, std::string_view text, Value& out) {
     case Kind::kProvider:
       out.text = normalized_provider_name(text);
       return std::nullopt;
+    case Kind::kBool: {
+      const std::string v = lower(text);
+      if (v == "true" || v == "1" || v == "yes" || v == "on") {
+        out.flag = true;
+      } else if (v == "false" || v == "0" || v == "no" || v == "off") {
+        out.flag = false;
+      } else {
+        return std::string(kAllowedBool);
+      }
+      return std::nullopt;
+    }
   }
   return std::nullopt;
 }

@@ -9,6 +9,8 @@
 
 #include "llmbridge/http/stream_parser.hpp"
 #include "llmbridge/llm/errors.hpp"
+#include "llmbridge/llm/schema_check.hpp"
+#include "llmbridge/text/ascii.hpp"
 #include "llmbridge/text/repair.hpp"
 #include "llmbridge/text/utf8.hpp"
 
@@ -117,6 +119,11 @@ struct Client::Call {
   int tries_at_send = 0;
   std::size_t try_replica = ReplicaSet::kNone;
   double try_sent_ms = 0;  // Unix epoch ms
+  // Structured answers: the schema 2xx answers are checked against (null: none), and
+  // the request of a re-ask from (answer, re-ask message); null: a mismatch is retried
+  // with the same request.
+  std::shared_ptr<const schema::Schema> schema;
+  std::function<http::Request(std::string_view answer, std::string_view reask)> reask;
 };
 
 Client::Client(const ProviderSpec& spec, config::ProviderConfig base, ClientOptions options)
@@ -165,6 +172,51 @@ std::uint64_t Client::route_key(std::string_view prefix, std::string_view schema
   key += '\0';
   key.append(schema);
   return ReplicaSet::key_of(key);
+}
+
+std::shared_ptr<const schema::Schema> Client::schema_for(std::string_view schema_json) {
+  if (!base_config().validate_schema || text::trim(schema_json).empty()) return nullptr;
+  const std::size_t key = std::hash<std::string_view>{}(schema_json);
+  {
+    std::lock_guard<std::mutex> lock(warnings_mu_);
+    if (broken_schemas_.count(key)) return nullptr;  // warned about once; not compiled again
+  }
+  std::shared_ptr<const schema::Schema> compiled;
+  std::string warning;
+  try {
+    compiled = schema::compile_cached(schema_json);  // once per text, process-wide
+    if (!compiled->unsupported().empty()) {
+      std::lock_guard<std::mutex> lock(warnings_mu_);
+      if (warned_schemas_.count(key)) return compiled;
+      warning = "the JSON schema uses what the validator cannot check, so answers are not checked there: ";
+      const auto& parts = compiled->unsupported();
+      for (std::size_t i = 0; i < parts.size() && i < 10; ++i) warning += (i ? "; " : "") + parts[i];
+      if (parts.size() > 10) warning += "; and " + std::to_string(parts.size() - 10) + " more";
+    }
+  } catch (const std::exception& e) {
+    // The server may well accept what we cannot compile: send the call, do not check it.
+    warning = std::string("the JSON schema cannot be compiled by the validator, so answers to it are not "
+                          "checked: ") + e.what();
+    compiled = nullptr;
+  }
+  if (warning.empty()) return compiled;
+  std::lock_guard<std::mutex> lock(warnings_mu_);
+  if (!compiled) broken_schemas_.insert(key);
+  if (!warned_schemas_.insert(key).second) return compiled;
+  if (warned_schemas_.size() > 4096) warned_schemas_.clear();  // bounded: at worst a warning repeats
+  if (broken_schemas_.size() > 4096) broken_schemas_.clear();
+  text::make_valid_utf8(warning);
+  warnings_.push_back(text::utf8_excerpt(warning, 1000));
+  pending_warnings_.store(warnings_.size());
+  return compiled;
+}
+
+std::vector<std::string> Client::drain_schema_warnings() {
+  std::lock_guard<std::mutex> lock(warnings_mu_);
+  std::vector<std::string> out;
+  out.swap(warnings_);
+  pending_warnings_.store(0);
+  return out;
 }
 
 void Client::schedule_probe(std::size_t replica) {
@@ -310,6 +362,14 @@ std::uint64_t Client::start(const ChatCall& chat, Done done) {
     static_cast<Attempt&>(out) = parse(r, model);
     return out;
   };
+  call->schema = schema_for(chat.schema_json);
+  if (call->schema && base_config().schema_retry) {
+    // The original call is kept: every re-ask is it plus the latest answer and errors.
+    call->reask = [this, chat, request_id = call->request_id, model = call->model, context_limit](
+                      std::string_view answer, std::string_view reask) {
+      return build(reask_call(chat, answer, reask), request_id, model, context_limit);
+    };
+  }
   call->done = [done = std::move(done)](ChatResult&& r) { done(std::move(static_cast<Attempt&>(r))); };
   return launch(call);
 }
@@ -323,6 +383,13 @@ std::uint64_t Client::start_generate(const GenerateCall& gen, ChatDone done) {
   call->parse = [this, op = gen.op, model = call->model, want_json](const http::Response& r) {
     return parse_generate_response(*spec_, op, r, model, want_json, options_.max_response_bytes);
   };
+  call->schema = schema_for(gen.options.json_schema);
+  if (call->schema && base_config().schema_retry) {
+    call->reask = [this, gen, request_id = call->request_id, model = call->model](std::string_view answer,
+                                                                                  std::string_view reask) {
+      return build_generate(reask_call(gen, answer, reask), request_id, model);
+    };
+  }
   call->done = std::move(done);
   return launch(call);
 }
@@ -603,6 +670,7 @@ void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& res
     a.error = invalid_json_error(std::string("the answer could not be parsed (") + e.what() + ")");
     a.retryable = true;
   }
+  if (call->schema) check_schema(*call->schema, a);
   if (call->stream && !call->stream->abort_error.empty()) {
     // The watchdog aborted a try that had no byte yet: the first-byte clock ran out.
     a.error = call->stream->abort_error;
@@ -625,8 +693,21 @@ void Client::on_response(const std::shared_ptr<Call>& call, http::Response&& res
   note_try(*call, static_cast<int>(response.status), a.error, response.elapsed_ms);
   const int retries_done = call->tries - 1;
   if (!cancelled && !closed_.load() && policy_.should_retry(a, retries_done)) {
-    const double jitter = options_.jitter ? std::clamp(options_.jitter(), 0.0, 1.0) : jitter01();
-    const long delay_ms = http::seconds_to_ms(policy_.next_delay(a, retries_done, jitter), 0);
+    long delay_ms = 0;
+    if (!a.schema_errors.empty()) {
+      // The server answered; the answer was wrong. Nothing to wait out: ask again now,
+      // showing the model its errors when re-asking is on.
+      if (call->reask) {
+        try {
+          call->request = call->reask(a.raw_response, reask_message(a.schema_errors));
+        } catch (const std::exception&) {
+          // Not expected (the call was checked when it started); the same request, then.
+        }
+      }
+    } else {
+      const double jitter = options_.jitter ? std::clamp(options_.jitter(), 0.0, 1.0) : jitter01();
+      delay_ms = http::seconds_to_ms(policy_.next_delay(a, retries_done, jitter), 0);
+    }
     if (options_.on_retry) options_.on_retry(retries_done, delay_ms);
     send(call, delay_ms);
     return;

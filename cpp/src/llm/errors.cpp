@@ -130,6 +130,8 @@ std::string describe(const Attempt& a) {
     what = "could not get a response from the server: " + std::string(e.substr(kConnectionErrorPrefix.size()));
   } else if (e.substr(0, kInvalidJsonPrefix.size()) == kInvalidJsonPrefix) {
     what = "the model's answer is not JSON even after repair: " + std::string(e.substr(kInvalidJsonPrefix.size()));
+  } else if (e.substr(0, 17) == "schema_mismatch: ") {
+    what = "the model's answer does not match the JSON schema: " + std::string(e.substr(17));
   } else if (e.substr(0, 5) == "http_") {
     what = "the server answered HTTP " + std::string(e.substr(5));
     std::string m = error_message_from_body(a.raw_response);

@@ -13,6 +13,7 @@
 #include "llmbridge/llm/errors.hpp"
 #include "llmbridge/llm/images.hpp"
 #include "llmbridge/llm/json_writer.hpp"
+#include "llmbridge/llm/provider.hpp"
 #include "llmbridge/text/json_parse.hpp"
 #include "llmbridge/text/repair.hpp"
 #include "strings.hpp"
@@ -387,6 +388,17 @@ ChatResult parse_generate_response(const ProviderSpec& spec, Operation op, const
   r.truncated = r.finish_reason == "length";
   finish_result(r, want_json, response.body);
   return r;
+}
+
+GenerateCall reask_call(const GenerateCall& call, std::string_view answer, std::string_view reask) {
+  GenerateCall out = call;
+  if (call.op == Operation::kChat) {
+    out.messages_json = append_reask_messages(call.messages_json, answer, reask);
+  } else {
+    out.prompt += "\n\n";
+    out.prompt.append(reask);
+  }
+  return out;
 }
 
 http::Request build_models_request(const ProviderSpec& spec, const config::ProviderConfig& config) {

@@ -269,6 +269,44 @@ std::optional<std::string> check_chat_call(const ChatCall& call) {
   return std::nullopt;
 }
 
+std::string append_reask_messages(std::string_view messages_json, std::string_view answer, std::string_view reask) {
+  std::string_view array = trim(messages_json);
+  if (array.size() < 2 || array.front() != '[' || array.back() != ']')
+    throw std::invalid_argument("the messages to re-ask with are not a JSON array");
+  array.remove_suffix(1);
+  const bool empty = trim(array.substr(1)).empty();
+  std::string out;
+  out.reserve(array.size() + answer.size() + reask.size() + 80);
+  out.append(array);
+  out += empty ? "" : ",";
+  out += R"({"role":"assistant","content":)";
+  append_json_string(out, answer);
+  out += R"(},{"role":"user","content":)";
+  append_json_string(out, reask);
+  out += "}]";
+  return out;
+}
+
+ChatCall reask_call(const ChatCall& call, std::string_view answer, std::string_view reask) {
+  ChatCall out;
+  out.schema_json = call.schema_json;
+  out.schema_name = call.schema_name;
+  if (!trim(call.prompts.messages_json).empty()) {
+    out.prompts.messages_json = append_reask_messages(call.prompts.messages_json, answer, reask);
+    return out;
+  }
+  // The messages write_messages() would send, then the two new ones.
+  JsonWriter w;
+  w.begin_object();
+  write_messages(w, call);
+  w.end_object();
+  std::string_view written = w.str();  // {"messages":[...]}
+  const std::size_t open = written.find('[');
+  out.prompts.messages_json =
+      append_reask_messages(written.substr(open, written.size() - 1 - open), answer, reask);
+  return out;
+}
+
 http::Request build_openai_request(const config::OpenAICompatibleConfig& config, const ChatCall& call,
                                    std::string_view request_id) {
   require_valid(call);

@@ -1235,12 +1235,11 @@ class MockLLMServer:
             if images and self._default_is_builtin:
                 # Says what arrived, so a test can check the images came through intact.
                 reply = dataclasses.replace(reply, content=caption_for(images))
-            elif self.strict:
+            elif self.strict or reply.follow_schema:
                 # A real server constrained by a schema answers with an instance of it.
-                schema = _requested_schema(request)
-                if schema is not None:
-                    reply = dataclasses.replace(
-                        reply, content=json.dumps(_schema_instance(schema)))
+                reply = self._schema_reply(request, reply)
+        elif reply.follow_schema:
+            reply = self._schema_reply(request, reply)
 
         def success(headers: dict[str, str]) -> _Response:
             if _wants_stream(request):
@@ -1252,6 +1251,16 @@ class MockLLMServer:
                              headers=headers, truncate=reply.truncate_body)
 
         return await self._scripted(request, reader, reply, success, _MALFORMED_BODY)
+
+    @staticmethod
+    def _schema_reply(request: RecordedRequest, reply: Reply) -> Reply:
+        """`reply` with an instance of the request's schema as its content (as is when
+        the request has no schema)."""
+        schema = _requested_schema(request)
+        if schema is None:
+            return reply
+        return dataclasses.replace(reply, content=json.dumps(_schema_instance(schema)),
+                                   tokens=None)
 
     async def _scripted(
         self,

@@ -120,6 +120,11 @@ class Reply:
     #: derived from the text (`embedding_for`). Sent as given (float32-rounded for
     #: base64), so a test may answer with too few vectors or the wrong size.
     embeddings: list[list[float]] | None = None
+    #: Answer with a small instance of the JSON schema the request asked for (OpenAI
+    #: ``response_format.json_schema.schema``, Ollama ``format``), as a server enforcing
+    #: it would, instead of `content`. A request without a schema gets `content`. See
+    #: `Reply.matching_schema`.
+    follow_schema: bool = False
 
     def __post_init__(self) -> None:
         if self.stream_fault is not None and self.stream_fault not in STREAM_FAULTS:
@@ -151,6 +156,12 @@ class Reply:
     def json(cls, obj: Any, **kwargs: Any) -> Reply:
         """A reply whose content is `obj` serialised as JSON."""
         return cls(content=_json.dumps(obj), **kwargs)
+
+    @classmethod
+    def matching_schema(cls, **kwargs: Any) -> Reply:
+        """A reply that is an instance of the request's JSON schema (e.g. the good answer
+        after a scripted one that breaks the schema)."""
+        return cls(follow_schema=True, **kwargs)
 
     @classmethod
     def fenced(cls, obj: Any, **kwargs: Any) -> Reply:

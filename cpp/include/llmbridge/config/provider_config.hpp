@@ -29,6 +29,11 @@ struct ProviderConfig {
   std::string routing = "least_outstanding";  // or "prefix"
   double prefix_overload_factor = 2.0;        // prefix routing yields above factor x mean load
   int eject_after = 3;                        // consecutive failed tries; 0 = never eject
+  // Structured answers (docs/schema-validation.md): check the data of a call that gave a
+  // JSON schema against it (a mismatch is the retryable error "schema_mismatch: ..."),
+  // and make the retry after a mismatch a re-ask that shows the model its errors.
+  bool validate_schema = true;
+  bool schema_retry = true;  // false: a mismatch is retried with the identical request
 };
 
 // Fields of the OpenAI-compatible servers (vLLM, OpenAI, Ollama's /v1 layer).
@@ -80,6 +85,8 @@ void for_each_field(ProviderConfig& c, F&& f) {
   f("routing", c.routing);
   f("prefix_overload_factor", c.prefix_overload_factor);
   f("eject_after", c.eject_after);
+  f("validate_schema", c.validate_schema);
+  f("schema_retry", c.schema_retry);
 }
 
 template <class F>

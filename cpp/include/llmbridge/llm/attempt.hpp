@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "llmbridge/schema/validator.hpp"
+
 namespace llmbridge::llm {
 
 // One HTTP try of a logical call, as the client saw it. A libcurl re-send of the same
@@ -39,6 +41,9 @@ struct Attempt {
   double retry_after_s = -1;  // server-directed delay in seconds; -1 = none
   bool auth_refused = false;  // 401/403: the key was refused; never retried
   std::vector<TryRecord> tries;  // every HTTP try, in order (empty when none was sent)
+  // "schema_mismatch": how the data broke the call's JSON schema, at most
+  // llm::kMaxSchemaErrors (schema_check.hpp), in document order; empty otherwise.
+  std::vector<schema::SchemaError> schema_errors;
 };
 
 }  // namespace llmbridge::llm

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "llmbridge/config/provider_config.hpp"
 #include "llmbridge/http/engine.hpp"
@@ -23,6 +25,7 @@
 #include "llmbridge/llm/retry.hpp"
 #include "llmbridge/llm/stats.hpp"
 #include "llmbridge/llm/stream.hpp"
+#include "llmbridge/schema/validator.hpp"
 
 namespace llmbridge::llm {
 
@@ -55,6 +58,15 @@ class Client {
   // Starts a call. Bad input (a schema that is not a JSON object, messages that are
   // not a JSON array) throws std::invalid_argument before anything is sent. On a
   // closed client `done` runs at once with a "cancelled" attempt.
+  //
+  // Structured answers (docs/schema-validation.md): with the config's validate_schema,
+  // the data of a call that gave a JSON schema (call_llm's schema; json_schema of
+  // chat/generate/complete) is checked against it (schema_check.hpp). A mismatch is
+  // retried at once, without a backoff delay, within max_retries; with schema_retry the
+  // retry is a re-ask (reask_call: the model's answer and the list of errors added to
+  // the conversation), else the same request again. A schema the validator cannot
+  // compile is not checked; it and keywords the validator cannot check are reported
+  // once per schema text (drain_schema_warnings). Streams are not checked.
   std::uint64_t start(const ChatCall& call, Done done);
   // chat / generate / complete: one logical call with retries, like start(). Bad input
   // (check_generate_call) throws std::invalid_argument before anything is sent.
@@ -137,6 +149,13 @@ class Client {
   // quantiles. See stats.hpp for what a snapshot promises.
   StatsSnapshot stats() const { return stats_.snapshot(); }
 
+  // Thread-safe: warnings about the schemas calls were started with, each once per
+  // schema text and client: a schema that cannot be compiled (its answers are not
+  // checked) or keywords the validator cannot check (those parts are not checked). The
+  // caller logs them; the core never prints.
+  std::vector<std::string> drain_schema_warnings();
+  std::size_t pending_schema_warnings() const noexcept { return pending_warnings_.load(); }
+
  private:
   struct Call;
   struct Stream;
@@ -164,6 +183,9 @@ class Client {
   std::uint64_t route_key(std::string_view prefix, std::string_view schema) const;
   void schedule_probe(std::size_t replica);
   void probe(std::size_t replica);
+  // The compiled schema a call's answers are checked against, or null (validation off,
+  // no schema, or a schema that does not compile). Notes warnings once per text.
+  std::shared_ptr<const schema::Schema> schema_for(std::string_view schema_json);
 
   const ProviderSpec* spec_;
   std::string provider_;
@@ -181,6 +203,11 @@ class Client {
   long context_limit_ = 0;     // guarded by mu_; active_model_'s max_model_len, 0 = unknown
   bool close_when_idle_ = false;  // guarded by mu_
   CallStats stats_;
+  mutable std::mutex warnings_mu_;
+  std::unordered_set<std::size_t> warned_schemas_;  // guarded by warnings_mu_: hashes of texts warned about
+  std::unordered_set<std::size_t> broken_schemas_;  // guarded by warnings_mu_: hashes of texts that did not compile
+  std::vector<std::string> warnings_;               // guarded by warnings_mu_
+  std::atomic<std::size_t> pending_warnings_{0};
   // Declared before the engine: the engine's pending probes use it until it is gone.
   std::unique_ptr<ReplicaSet> replicas_;
   std::unique_ptr<http::Engine> engine_;

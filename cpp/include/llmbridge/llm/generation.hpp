@@ -101,6 +101,13 @@ ChatResult parse_generate_response(const ProviderSpec& spec, Operation op, const
                                    std::string_view model, bool want_json,
                                    std::size_t max_response_bytes = http::Request{}.max_response_bytes);
 
+// The re-ask after an answer that broke options.json_schema (docs/schema-validation.md):
+// a chat gets the model's answer as an "assistant" message and `reask` as a "user"
+// message appended to its messages; a completion (/v1/completions, Ollama
+// /api/generate) gets `reask` appended to its prompt after a blank line. The call must
+// have passed check_generate_call().
+GenerateCall reask_call(const GenerateCall& call, std::string_view answer, std::string_view reask);
+
 // GET of the model list (the same request health checks use).
 http::Request build_models_request(const ProviderSpec& spec, const config::ProviderConfig& config);
 ModelsResult parse_models_response(const ProviderSpec& spec, const http::Response& response);

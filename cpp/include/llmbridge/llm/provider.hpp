@@ -68,6 +68,18 @@ http::Request build_openai_request(const config::OpenAICompatibleConfig& config,
 http::Request build_ollama_request(const config::OllamaConfig& config, const ChatCall& call,
                                    std::string_view request_id);
 
+// The re-ask after an answer that broke the call's JSON schema (docs/schema-validation.md):
+// the call with its conversation (prompts.messages_json as given, else the system prompt
+// and the rendered user prompt) followed by the model's answer as an "assistant" message
+// and `reask` as a "user" message. The schema and its name are unchanged; the document is
+// inside the messages from then on. The call must have passed check_chat_call().
+ChatCall reask_call(const ChatCall& call, std::string_view answer, std::string_view reask);
+
+// A JSON array of messages (valid JSON, checked before) with the assistant `answer` and
+// the user `reask` appended: the text of the array, the two objects spliced in before its
+// closing bracket.
+std::string append_reask_messages(std::string_view messages_json, std::string_view answer, std::string_view reask);
+
 // Maps one HTTP response to an Attempt with attempts = 1 and latency from the response.
 // `provider` is "vllm" or "openai" (or "ollama" for Ollama's /v1 layer), `model` the
 // configured one (the body's model wins when present), `max_response_bytes` the limit

@@ -81,6 +81,8 @@ class JsonParser {
   simdjson::error_code parse(std::string_view json, simdjson::dom::element& root);
   // The tape of the document the last successful parse() returned.
   JsonTape tape() const noexcept { return JsonTape(*last_); }
+  // The document the last successful parse() filled.
+  const simdjson::dom::document& document() const noexcept { return *last_; }
 
  private:
   simdjson::dom::parser parser_;
