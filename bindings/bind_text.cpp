@@ -152,9 +152,24 @@ struct SchemaHandle {
 };
 
 py::list validate_value(const SchemaHandle& h, py::handle instance, long long max_errors) {
-  std::string json;
-  append_json(json, instance, "instance");
-  return errors_to_list(run_validate(*h.schema, json, max_errors_arg(max_errors)));
+  // The value is walked into the validator's own layout (no JSON text): faster than
+  // writing text and parsing it again. One buffer per thread, reused; a call that
+  // finds it in use (never expected: the walk runs no Python code) takes its own.
+  thread_local schema::Instance reused;
+  thread_local bool in_use = false;
+  schema::Instance own;
+  schema::Instance& built = in_use ? own : reused;
+  const bool was_in_use = in_use;
+  in_use = true;
+  try {
+    build_instance(built, instance, "instance");
+    std::vector<schema::SchemaError> errors = h.schema->validate(built, max_errors_arg(max_errors));
+    in_use = was_in_use;
+    return errors_to_list(errors);
+  } catch (...) {
+    in_use = was_in_use;
+    throw;
+  }
 }
 
 py::list validate_text(const SchemaHandle& h, py::handle text, long long max_errors) {
