@@ -5,6 +5,7 @@
 // the time on small documents.
 #include <pybind11/pybind11.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -137,13 +138,6 @@ py::list strings_to_list(const std::vector<std::string>& items) {
   return out;
 }
 
-// The unsupported keywords of `s` the first time it is asked for this compiled schema
-// (so the caller logs them once per schema text), otherwise None.
-py::object unsupported_once(const schema::Schema& s) {
-  if (s.unsupported().empty() || !s.claim_unsupported_report()) return py::none();
-  return strings_to_list(s.unsupported());
-}
-
 std::vector<schema::SchemaError> run_validate(const schema::Schema& s, std::string_view json, std::size_t max_errors) {
   if (json.size() >= kReleaseGilBytes) {
     // The JSON text and the compiled schema are C++ objects this frame keeps alive;
@@ -154,17 +148,35 @@ std::vector<schema::SchemaError> run_validate(const schema::Schema& s, std::stri
   return s.validate(json, max_errors);
 }
 
-py::tuple validate(py::handle instance, py::handle schema, long long max_errors) {
-  std::string json;
-  append_json(json, instance, "instance");
-  std::shared_ptr<const schema::Schema> s = schema::compile_cached(schema_text(schema));
-  return py::make_tuple(errors_to_list(run_validate(*s, json, max_errors_arg(max_errors))), unsupported_once(*s));
+// A compiled schema as Python holds it (the Python layer caches it per schema dict).
+struct SchemaHandle {
+  std::shared_ptr<const schema::Schema> schema;
+};
+
+py::list validate_value(const SchemaHandle& h, py::handle instance, long long max_errors) {
+  // The value is walked into the validator's own layout (no JSON text): faster than
+  // writing text and parsing it again. One buffer per thread, reused; a call that
+  // finds it in use (never expected: the walk runs no Python code) takes its own.
+  thread_local schema::Instance reused;
+  thread_local bool in_use = false;
+  schema::Instance own;
+  schema::Instance& built = in_use ? own : reused;
+  const bool was_in_use = in_use;
+  in_use = true;
+  try {
+    build_instance(built, instance, "instance");
+    std::vector<schema::SchemaError> errors = h.schema->validate(built, max_errors_arg(max_errors));
+    in_use = was_in_use;
+    return errors_to_list(errors);
+  } catch (...) {
+    in_use = was_in_use;
+    throw;
+  }
 }
 
-py::tuple validate_json(py::handle text, py::handle schema, long long max_errors) {
+py::list validate_text(const SchemaHandle& h, py::handle text, long long max_errors) {
   TextInput in(text);
-  std::shared_ptr<const schema::Schema> s = schema::compile_cached(schema_text(schema));
-  return py::make_tuple(errors_to_list(run_validate(*s, in.view(), max_errors_arg(max_errors))), unsupported_once(*s));
+  return errors_to_list(run_validate(*h.schema, in.view(), max_errors_arg(max_errors)));
 }
 
 }  // namespace
@@ -188,15 +200,20 @@ void bind_text(py::module_& m) {
       "is_valid_json", [](const TextArg& obj) { return text::is_valid_json(TextInput(obj).view()); },
       py::arg("text"), "True when `text` is one complete, strictly valid JSON document.");
   m.attr("MAX_DEPTH") = text::kMaxDepth;
-  m.def("validate", &validate, py::arg("instance"), py::arg("schema"), py::arg("max_errors") = 10,
-        "Validate a JSON value against a JSON Schema: ([(pointer, message), ...], unsupported "
-        "keywords the first time this schema is seen, else None).");
-  m.def("validate_json", &validate_json, py::arg("text"), py::arg("schema"), py::arg("max_errors") = 10,
-        "validate() for JSON text (str or bytes): what a client does with an answer.");
+  py::class_<SchemaHandle>(m, "Schema", "A compiled JSON Schema (draft 2020-12).")
+      .def("validate", &validate_value, py::arg("instance"), py::arg("max_errors") = 10,
+           "[(pointer, message), ...] for a Python JSON value; [] when valid.")
+      .def("validate_json", &validate_text, py::arg("text"), py::arg("max_errors") = 10,
+           "validate() for JSON text (str or bytes): what a client does with an answer.")
+      .def_property_readonly(
+          "unsupported", [](const SchemaHandle& h) { return strings_to_list(h.schema->unsupported()); },
+          "Keywords present but not checked, as '<keyword> at <schema pointer>'.")
+      .def(
+          "claim_unsupported_report", [](const SchemaHandle& h) { return h.schema->claim_unsupported_report(); },
+           "True the first time it is called for this compiled schema (log its unsupported once).");
   m.def(
-      "check_schema",
-      [](py::handle schema) { return strings_to_list(schema::compile_cached(schema_text(schema))->unsupported()); },
-      py::arg("schema"), "Compile a JSON Schema (ValueError when invalid); return its unsupported keywords.");
+      "compile_schema", [](py::handle schema) { return SchemaHandle{schema::compile_cached(schema_text(schema))}; },
+      py::arg("schema"), "Compile a JSON Schema given as a dict or bool (cached by its JSON text).");
 }
 
 }  // namespace llmbridge::bindings

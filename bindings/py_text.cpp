@@ -490,39 +490,42 @@ py::object error_class(const char* name) { return py::module_::import("llmbridge
 
 namespace {
 
-class JsonWriter {
+// Walks a Python JSON value and hands each value to `Sink` (JSON text, or a
+// schema::Instance), so both conversions accept and refuse exactly the same objects.
+template <typename Sink>
+class PyJsonWalker {
  public:
-  JsonWriter(std::string& out, const char* name) : out_(out), name_(name) {}
+  PyJsonWalker(Sink& sink, const char* name) : sink_(sink), name_(name) {}
 
   void value(PyObject* o, std::size_t depth) {
     // The exact types first: they are nearly every value, and bool is an int subclass.
-    if (PyUnicode_CheckExact(o)) return string(o);
-    if (o == Py_None) return void(out_.append("null", 4));
-    if (o == Py_True) return void(out_.append("true", 4));
-    if (o == Py_False) return void(out_.append("false", 5));
+    if (PyUnicode_CheckExact(o)) return sink_.string(utf8(o));
+    if (o == Py_None) return sink_.null();
+    if (o == Py_True) return sink_.boolean(true);
+    if (o == Py_False) return sink_.boolean(false);
     if (PyLong_CheckExact(o)) return integer(o);
     if (PyFloat_CheckExact(o)) return real(PyFloat_AS_DOUBLE(o));
     if (PyDict_Check(o)) return object(o, depth + 1);
     if (PyList_Check(o) || PyTuple_Check(o)) return array(o, depth + 1);
-    if (PyUnicode_Check(o)) return string(o);
-    if (PyBool_Check(o)) return void(out_.append(o == Py_True ? "true" : "false"));
+    if (PyUnicode_Check(o)) return sink_.string(utf8(o));
+    if (PyBool_Check(o)) return sink_.boolean(o == Py_True);
     if (PyLong_Check(o)) return integer(o);
     if (PyFloat_Check(o)) return real(PyFloat_AsDouble(o));
     throw py::type_error(std::string(name_) + " is not JSON: a value of type " + Py_TYPE(o)->tp_name);
   }
 
  private:
-  std::string& out_;
+  Sink& sink_;
   const char* name_;
 
-  void string(PyObject* o) {
+  std::string_view utf8(PyObject* o) {
     Py_ssize_t n = 0;
     const char* s = PyUnicode_AsUTF8AndSize(o, &n);
     if (!s) {
       PyErr_Clear();
       throw py::value_error(std::string(name_) + " holds a str with a lone surrogate (not UTF-8)");
     }
-    text::append_json_quoted(out_, std::string_view(s, std::size_t(n)));
+    return std::string_view(s, std::size_t(n));
   }
 
   void integer(PyObject* o) {
@@ -530,30 +533,19 @@ class JsonWriter {
     const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
     if (!overflow) {
       if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
-      char buf[24];
-      out_.append(buf, std::size_t(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
-      return;
+      return sink_.integer(v);
     }
     // Beyond 64 bits: the decimal digits (may raise ValueError past Python's digit limit).
     PyObject* digits = PyNumber_ToBase(o, 10);
     if (!digits) throw py::error_already_set();
     py::object hold = py::reinterpret_steal<py::object>(digits);
-    Py_ssize_t n = 0;
-    const char* s = PyUnicode_AsUTF8AndSize(digits, &n);
-    if (!s) throw py::error_already_set();
-    out_.append(s, std::size_t(n));
+    sink_.big_integer(utf8(digits));
   }
 
   void real(double d) {
     if (d == -1.0 && PyErr_Occurred()) throw py::error_already_set();
     if (!std::isfinite(d)) throw py::value_error(std::string(name_) + " is not JSON: it holds NaN or infinity");
-    char buf[32];
-    char* end = std::to_chars(buf, buf + sizeof buf, d).ptr;
-    out_.append(buf, std::size_t(end - buf));
-    // Keep a float a float: "1.0", not "1" (the same number, but not the same type name
-    // in messages).
-    if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e' || c == 'n' || c == 'i'; }) == end)
-      out_.append(".0", 2);
+    sink_.number(d);
   }
 
   void deeper(std::size_t depth) {
@@ -565,40 +557,108 @@ class JsonWriter {
 
   void object(PyObject* o, std::size_t depth) {
     deeper(depth);
-    out_.push_back('{');
+    sink_.start_object();
     Py_ssize_t pos = 0;
     PyObject *key, *val;
-    bool first = true;
     while (PyDict_Next(o, &pos, &key, &val)) {
       if (!PyUnicode_Check(key)) {
         throw py::type_error(std::string(name_) + " is not JSON: a dict key of type " + Py_TYPE(key)->tp_name +
                              " (keys must be str)");
       }
-      if (!first) out_.push_back(',');
-      first = false;
-      string(key);
-      out_.push_back(':');
+      sink_.key(utf8(key));
       // Borrowed references: nothing here runs Python code that could mutate the dict.
       value(val, depth);
     }
-    out_.push_back('}');
+    sink_.end_object();
   }
 
   void array(PyObject* o, std::size_t depth) {
     deeper(depth);
-    out_.push_back('[');
+    sink_.start_array();
     const bool list = PyList_Check(o);
     const Py_ssize_t n = list ? PyList_GET_SIZE(o) : PyTuple_GET_SIZE(o);
-    for (Py_ssize_t k = 0; k < n; ++k) {
-      if (k) out_.push_back(',');
-      value(list ? PyList_GET_ITEM(o, k) : PyTuple_GET_ITEM(o, k), depth);
-    }
-    out_.push_back(']');
+    for (Py_ssize_t k = 0; k < n; ++k) value(list ? PyList_GET_ITEM(o, k) : PyTuple_GET_ITEM(o, k), depth);
+    sink_.end_array();
   }
+};
+
+// JSON text, compact.
+class TextSink {
+ public:
+  explicit TextSink(std::string& out) : out_(out) {}
+  void null() { item(); out_.append("null", 4); }
+  void boolean(bool v) { item(); out_.append(v ? "true" : "false"); }
+  void integer(long long v) {
+    item();
+    char buf[24];
+    out_.append(buf, std::size_t(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
+  }
+  void big_integer(std::string_view digits) { item(); out_.append(digits); }
+  void number(double d) {
+    item();
+    char buf[32];
+    char* end = std::to_chars(buf, buf + sizeof buf, d).ptr;
+    out_.append(buf, std::size_t(end - buf));
+    // Keep a float a float: "1.0", not "1" (the same number, not the same type name).
+    if (std::find_if(buf, end, [](char c) { return c == '.' || c == 'e'; }) == end) out_.append(".0", 2);
+  }
+  void string(std::string_view s) { item(); text::append_json_quoted(out_, s); }
+  void start_object() { item(); out_.push_back('{'); first_ = true; }
+  void key(std::string_view s) {
+    if (!first_) out_.push_back(',');
+    text::append_json_quoted(out_, s);
+    out_.push_back(':');
+    after_key_ = true;
+  }
+  void end_object() { out_.push_back('}'); first_ = false; }
+  void start_array() { item(); out_.push_back('['); first_ = true; }
+  void end_array() { out_.push_back(']'); first_ = false; }
+
+ private:
+  std::string& out_;
+  bool first_ = true;
+  bool after_key_ = false;
+  // Before a value: the comma that separates it from the previous one.
+  void item() {
+    if (after_key_) {
+      after_key_ = false;
+    } else if (!first_) {
+      out_.push_back(',');
+    }
+    first_ = false;
+  }
+};
+
+class InstanceSink {
+ public:
+  explicit InstanceSink(schema::Instance& out) : out_(out) {}
+  void null() { out_.null(); }
+  void boolean(bool v) { out_.boolean(v); }
+  void integer(long long v) { out_.integer(v); }
+  void big_integer(std::string_view digits) { out_.big_number(digits); }
+  void number(double d) { out_.number(d); }
+  void string(std::string_view s) { out_.string(s); }
+  void start_object() { out_.start_object(); }
+  void key(std::string_view s) { out_.key(s); }
+  void end_object() { out_.end_object(); }
+  void start_array() { out_.start_array(); }
+  void end_array() { out_.end_array(); }
+
+ private:
+  schema::Instance& out_;
 };
 
 }  // namespace
 
-void append_json(std::string& out, py::handle obj, const char* name) { JsonWriter(out, name).value(obj.ptr(), 0); }
+void append_json(std::string& out, py::handle obj, const char* name) {
+  TextSink sink(out);
+  PyJsonWalker<TextSink>(sink, name).value(obj.ptr(), 0);
+}
+
+void build_instance(schema::Instance& out, py::handle obj, const char* name) {
+  out.clear();
+  InstanceSink sink(out);
+  PyJsonWalker<InstanceSink>(sink, name).value(obj.ptr(), 0);
+}
 
 }  // namespace llmbridge::bindings

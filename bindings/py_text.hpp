@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "llmbridge/schema/instance.hpp"
 #include "llmbridge/text/json_parse.hpp"
 
 namespace llmbridge::bindings {
@@ -66,5 +67,7 @@ pybind11::object build_object(const text::JsonTape& tape);
 // infinity, a lone surrogate or nesting beyond text::kMaxDepth (a container holding
 // itself) ValueError, each naming `name` (the caller's argument), never quoting it.
 void append_json(std::string& out, pybind11::handle obj, const char* name);
+// The same walk into a schema::Instance (cleared first): no text written or parsed.
+void build_instance(schema::Instance& out, pybind11::handle obj, const char* name);
 
 }  // namespace llmbridge::bindings

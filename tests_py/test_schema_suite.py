@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import llmbridge
+from llmbridge import _native
 
 SUITE = Path(__file__).parent / "data" / "json_schema_suite"
 
@@ -45,8 +46,12 @@ def suite_files() -> list[Path]:
 
 
 def run_case(schema: Any, data: Any) -> bool:
-    """llmbridge's verdict: True when valid."""
-    return not llmbridge.validate(data, schema)
+    """llmbridge's verdict: True when valid. The Python-value path and the JSON-text
+    path (what a client runs on an answer) must agree on every case."""
+    by_value = not llmbridge.validate(data, schema)
+    by_text = not _native.compile_schema(schema).validate_json(json.dumps(data))
+    assert by_value == by_text, (schema, data)
+    return by_value
 
 
 def run_suite() -> tuple[dict[str, dict[str, int]], dict[tuple[str, str, str], str]]:

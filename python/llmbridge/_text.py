@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping, Union
@@ -96,9 +97,37 @@ def repair_report(text: Text) -> RepairReport:
     return RepairReport(json, changed, truncated, tuple(Repair(k, p) for k, p in repairs))
 
 
+
 Schema = Union[Mapping[str, Any], bool]
 
 _log = logging.getLogger("llmbridge")
+
+# Callers validate against the same schema object again and again. Its compiled form is
+# cached by the object and reused while the object still equals the copy taken when it
+# was compiled (a schema mutated in place compiles again): comparing costs a fraction of
+# turning the schema into JSON text. Behind this, the core caches by the schema's text.
+_SCHEMA_CACHE_SIZE = 64
+_compiled: dict[int, tuple[Any, Any, _native.Schema]] = {}
+
+
+def _compile(schema: Schema) -> _native.Schema:
+    hit = _compiled.get(id(schema))
+    if hit is not None and hit[0] is schema and hit[1] == schema:
+        return hit[2]
+    compiled = _native.compile_schema(schema)
+    if len(_compiled) >= _SCHEMA_CACHE_SIZE:
+        _compiled.clear()
+    # The entry holds the schema itself, so its id cannot be reused while cached.
+    _compiled[id(schema)] = (schema, copy.deepcopy(schema), compiled)
+    return compiled
+
+
+def _warn_unsupported(compiled: _native.Schema) -> None:
+    if compiled.unsupported and compiled.claim_unsupported_report():
+        _log.warning(
+            "JSON Schema keywords llmbridge does not check (ignored): %s",
+            "; ".join(compiled.unsupported),
+        )
 
 
 def validate(instance: Any, schema: Schema, *, max_errors: int = 10) -> list[tuple[str, str]]:
@@ -108,21 +137,18 @@ def validate(instance: Any, schema: Schema, *, max_errors: int = 10) -> list[tup
     ``str`` is a JSON string, never parsed. ``schema`` is a dict or a bool. The result
     is at most ``max_errors`` ``(pointer, message)`` pairs in document order, where
     ``pointer`` is the RFC 6901 JSON Pointer of the offending value ("" for the root);
-    an empty list means valid. The schema is compiled once per distinct schema and
-    cached. Keywords the validator cannot check (``unevaluatedProperties``,
-    ``$dynamicRef``, a remote ``$ref``, a regex with a backreference, ...) are logged
-    once per schema as a WARNING on the ``llmbridge`` logger and not checked.
+    an empty list means valid. The schema is compiled once and cached. Keywords the
+    validator cannot check (``unevaluatedProperties``, ``$dynamicRef``, a remote
+    ``$ref``, a regex with a backreference, ...) are logged once per schema as a
+    WARNING on the ``llmbridge`` logger and not checked.
 
-    Raises ``ValueError`` for an invalid schema (naming where it is wrong) or a value
-    that is not JSON (NaN, a lone surrogate), ``TypeError`` for a non-JSON type.
-    See docs/schema-validation.md.
+    Raises ``ValueError`` for an invalid schema (naming where it is wrong), a value that
+    is not JSON (NaN, a lone surrogate) or ``max_errors`` below 1; ``TypeError`` for a
+    type JSON does not have. See docs/schema-validation.md.
     """
-    errors, unsupported = _native.validate(instance, schema, max_errors)
-    if unsupported:
-        _log.warning(
-            "JSON Schema keywords llmbridge does not check (ignored): %s", "; ".join(unsupported)
-        )
-    return errors
+    compiled = _compile(schema)
+    _warn_unsupported(compiled)
+    return compiled.validate(instance, max_errors)
 
 
 def check_schema(schema: Schema) -> list[str]:
@@ -131,4 +157,4 @@ def check_schema(schema: Schema) -> list[str]:
     Raises ``ValueError`` naming what is wrong when the schema is invalid. Each entry
     reads ``"<keyword> at <schema pointer>"``, e.g. ``"unevaluatedProperties at (root)"``.
     """
-    return list(_native.check_schema(schema))
+    return list(_compile(schema).unsupported)

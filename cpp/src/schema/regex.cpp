@@ -4,6 +4,7 @@
 #include "llmbridge/schema/regex.hpp"
 
 #include <algorithm>
+#include <map>
 #include <string>
 
 namespace llmbridge::schema {
@@ -678,6 +679,7 @@ Regex::Regex(std::string_view pattern) {
     Compiler(parser.nodes(), prog_).emit(root);
     prog_.push_back({Op::match, 0, 0});
     anchored_ = starts_with_bol(parser.nodes(), root);
+    build_dfa();
   } catch (const Failure& f) {
     status_ = f.status;
     reason_ = f.reason;
@@ -686,8 +688,176 @@ Regex::Regex(std::string_view pattern) {
   }
 }
 
+void Regex::build_dfa() {
+  const std::uint32_t m = std::uint32_t(prog_.size());
+  std::vector<std::uint32_t> consuming;
+  std::vector<char32_t> cuts{0};
+  auto cut = [&](char32_t lo, char32_t hi) {
+    cuts.push_back(lo);
+    if (hi < kMaxCodePoint) cuts.push_back(hi + 1);
+  };
+  for (std::uint32_t pc = 0; pc < m; ++pc) {
+    const Inst& in = prog_[pc];
+    switch (in.op) {
+      case Op::word_boundary:
+      case Op::not_word_boundary: return;  // needs the next character: the VM's job
+      case Op::chr: cut(in.x, in.x); consuming.push_back(pc); break;
+      case Op::any:
+        for (char32_t t : {char32_t('\n'), char32_t('\r'), char32_t(0x2028), char32_t(0x2029)}) cut(t, t);
+        consuming.push_back(pc);
+        break;
+      case Op::cls:
+        for (const auto& [lo, hi] : classes_[in.x].ranges) cut(lo, hi);
+        consuming.push_back(pc);
+        break;
+      default: break;
+    }
+  }
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  auto accepts = [&](std::uint32_t pc, char32_t c) {
+    const Inst& in = prog_[pc];
+    switch (in.op) {
+      case Op::chr: return c == in.x;
+      case Op::any: return !is_line_terminator(c);
+      default: return classes_[in.x].contains(c);
+    }
+  };
+  // Intervals that every instruction treats alike share a class.
+  Dfa d;
+  std::map<std::vector<bool>, std::uint16_t> by_signature;
+  std::vector<char32_t> representative;
+  for (char32_t start : cuts) {
+    std::vector<bool> sig(consuming.size());
+    for (std::size_t k = 0; k < consuming.size(); ++k) sig[k] = accepts(consuming[k], start);
+    auto [it, fresh] = by_signature.emplace(std::move(sig), std::uint16_t(representative.size()));
+    if (fresh) representative.push_back(start);
+    d.bounds.push_back(start);
+    d.interval_class.push_back(it->second);
+  }
+  d.classes = std::uint32_t(representative.size());
+  if (d.classes > 256) return;
+  for (char32_t c = 0; c < 128; ++c) {
+    const std::size_t k = std::size_t(std::upper_bound(d.bounds.begin(), d.bounds.end(), c) - d.bounds.begin()) - 1;
+    d.ascii_class[c] = std::uint8_t(d.interval_class[k]);
+  }
+
+  // Subset construction. A state is the set of consuming and $ instructions the threads
+  // wait at (the start state is marked apart: ^ holds only there).
+  std::vector<char> seen(m);
+  std::vector<std::uint32_t> stack;
+  auto closure = [&](const std::vector<std::uint32_t>& seeds, bool at_start, bool at_end, bool& matched) {
+    std::fill(seen.begin(), seen.end(), 0);
+    std::vector<std::uint32_t> key;
+    stack = seeds;
+    matched = false;
+    while (!stack.empty()) {
+      const std::uint32_t pc = stack.back();
+      stack.pop_back();
+      if (seen[pc]) continue;
+      seen[pc] = 1;
+      const Inst& in = prog_[pc];
+      switch (in.op) {
+        case Op::jmp: stack.push_back(in.x); break;
+        case Op::split:
+          stack.push_back(in.y);
+          stack.push_back(in.x);
+          break;
+        case Op::bol:
+          if (at_start) stack.push_back(pc + 1);
+          break;
+        case Op::eol:
+          if (at_end) {
+            stack.push_back(pc + 1);
+          } else {
+            key.push_back(pc);
+          }
+          break;
+        case Op::match: matched = true; break;
+        default: key.push_back(pc); break;
+      }
+    }
+    std::sort(key.begin(), key.end());
+    return key;
+  };
+  std::map<std::vector<std::uint32_t>, std::uint16_t> ids;
+  std::vector<std::vector<std::uint32_t>> keys;
+  std::vector<bool> start_flags;
+  auto intern = [&](std::vector<std::uint32_t> key, bool matched, bool at_start) -> int {
+    std::vector<std::uint32_t> id_key = key;
+    if (at_start) id_key.push_back(UINT32_MAX);
+    if (matched) id_key.push_back(UINT32_MAX - 1);
+    auto it = ids.find(id_key);
+    if (it != ids.end()) return it->second;
+    if (keys.size() >= kMaxDfaStates) return -1;
+    const std::uint16_t id = std::uint16_t(keys.size());
+    ids.emplace(std::move(id_key), id);
+    // Accepting now, or at the end of the text (the $ instructions it waits at pass there).
+    std::vector<std::uint32_t> eols;
+    for (std::uint32_t pc : key)
+      if (prog_[pc].op == Op::eol) eols.push_back(pc);
+    bool at_end = false;
+    if (!eols.empty()) closure(eols, at_start, true, at_end);
+    d.accept.push_back(std::uint8_t((matched ? 1 : 0) | (matched || at_end ? 2 : 0)));
+    if (key.empty() && !matched) d.dead = id;
+    keys.push_back(std::move(key));
+    start_flags.push_back(at_start);
+    return id;
+  };
+  bool matched = false;
+  std::vector<std::uint32_t> seed{0};
+  std::vector<std::uint32_t> key = closure(seed, true, false, matched);
+  d.start = std::uint16_t(intern(std::move(key), matched, true));
+  for (std::size_t s = 0; s < keys.size(); ++s) {
+    d.next.resize((s + 1) * d.classes, 0);
+    if (d.accept[s] & 1) {  // the search stops here: the row is never read
+      continue;
+    }
+    for (std::uint32_t c = 0; c < d.classes; ++c) {
+      seed.clear();
+      for (std::uint32_t pc : keys[s])
+        if (prog_[pc].op != Op::eol && accepts(pc, representative[c])) seed.push_back(pc + 1);
+      if (!anchored_) seed.push_back(0);
+      key = closure(seed, false, false, matched);
+      const int next = intern(std::move(key), matched, false);
+      if (next < 0) return;  // too many states: the VM runs this pattern
+      d.next[s * d.classes + c] = std::uint16_t(next);
+    }
+  }
+  dfa_ = std::move(d);
+}
+
+bool Regex::search_dfa(std::string_view text) const {
+  const Dfa& d = dfa_;
+  std::uint32_t s = d.start;
+  if (d.accept[s] & 1) return true;
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  for (std::size_t i = 0; i < n;) {
+    std::uint32_t cls;
+    if (p[i] < 0x80) {
+      cls = d.ascii_class[p[i]];
+      ++i;
+    } else {
+      std::size_t len;
+      const char32_t c = decode_at(text, i, len);
+      i += len;
+      cls = d.interval_class[std::size_t(std::upper_bound(d.bounds.begin(), d.bounds.end(), c) - d.bounds.begin()) - 1];
+    }
+    s = d.next[s * d.classes + cls];
+    if (d.accept[s] & 1) return true;
+    if (s == d.dead) return false;
+  }
+  return d.accept[s] & 2;
+}
+
 bool Regex::search(std::string_view text) const {
   if (status_ != Status::ok) return false;
+  if (has_dfa()) return search_dfa(text);
+  return search_vm(text);
+}
+
+bool Regex::search_vm(std::string_view text) const {
   const std::uint32_t m = std::uint32_t(prog_.size());
   VmScratch& s = vm_scratch();
   if (s.buf.size() < 4 * std::size_t(m)) s.buf.resize(4 * std::size_t(m));

@@ -132,6 +132,14 @@ class Evaluator {
   }
 
  private:
+  // eval() in collect mode one step down the instance (the path is kept only there).
+  bool eval_at(PathToken step, std::int32_t ni, std::size_t i) {
+    path_.push_back(step);
+    const bool ok = eval(ni, i, true);
+    path_.pop_back();
+    return ok;
+  }
+
   const CompiledSchema& s_;
   Tape schema_;
   const Tape& t_;
@@ -451,9 +459,7 @@ class Evaluator {
           if (k >= n.prefix_items.size()) break;
           continue;
         }
-        path_.push_back({k, true});
-        const bool good = eval(sub, j, collect);
-        path_.pop_back();
+        const bool good = collect ? eval_at({k, true}, sub, j) : eval(sub, j, false);
         if (!good) LLMBRIDGE_FAILED();
       }
     }
@@ -487,9 +493,7 @@ class Evaluator {
     bool matched = false;
     if (slot && slot->schema >= 0) {
       matched = true;
-      path_.push_back({key, false});
-      const bool good = eval(slot->schema, key + 1, collect);
-      path_.pop_back();
+      const bool good = collect ? eval_at({key, false}, slot->schema, key + 1) : eval(slot->schema, key + 1, false);
       if (!good) LLMBRIDGE_FAILED();
     }
     if (!n.pattern_properties.empty()) {
@@ -501,9 +505,7 @@ class Evaluator {
         }
         if (!s_.regexes[p.regex]->regex.search(name)) continue;
         matched = true;
-        path_.push_back({key, false});
-        const bool good = eval(p.schema, key + 1, collect);
-        path_.pop_back();
+        const bool good = collect ? eval_at({key, false}, p.schema, key + 1) : eval(p.schema, key + 1, false);
         if (!good) LLMBRIDGE_FAILED();
       }
     }
@@ -517,9 +519,8 @@ class Evaluator {
         }
         LLMBRIDGE_FAILED();
       } else {
-        path_.push_back({key, false});
-        const bool good = eval(n.additional_properties, key + 1, collect);
-        path_.pop_back();
+        const bool good = collect ? eval_at({key, false}, n.additional_properties, key + 1)
+                                  : eval(n.additional_properties, key + 1, false);
         if (!good) LLMBRIDGE_FAILED();
       }
     }

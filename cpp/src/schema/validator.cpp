@@ -41,6 +41,12 @@ std::vector<SchemaError> Schema::validate(std::string_view instance_json, std::s
   return detail::validate_tape(*impl_, fallback.view(), max_errors);
 }
 
+std::vector<SchemaError> Schema::validate(const Instance& instance, std::size_t max_errors) const {
+  if (!instance.complete()) throw std::invalid_argument("instance is not one complete JSON value");
+  return detail::validate_tape(
+      *impl_, detail::Tape(instance.words_.data(), instance.strings_.data(), &instance.bigs_), max_errors);
+}
+
 namespace {
 
 // Least recently used first out, keyed by the schema text.

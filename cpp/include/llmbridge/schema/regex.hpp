@@ -48,10 +48,32 @@ class Regex {
     bool contains(char32_t c) const noexcept;
   };
 
+  // The same automaton as a DFA, built at compile time when it stays small (at most
+  // kMaxDfaStates states) and the pattern has no \b / \B: one table step per code point.
+  // The Pike VM runs the patterns it cannot hold. Immutable after construction, so a
+  // Regex is safe to share between threads.
+  static constexpr std::size_t kMaxDfaStates = 512;
+  struct Dfa {
+    std::vector<char32_t> bounds;        // sorted starts of the code point intervals
+    std::vector<std::uint16_t> interval_class;  // class of each interval
+    std::uint8_t ascii_class[128] = {};
+    std::uint32_t classes = 0;
+    std::vector<std::uint16_t> next;     // state * classes + class -> state
+    std::vector<std::uint8_t> accept;    // 1: a match ends here; 2: a match ends here at the end of the text
+    std::uint16_t start = 0;
+    std::uint16_t dead = 0xFFFF;         // the state with no live thread (anchored patterns)
+  };
+  bool has_dfa() const noexcept { return !dfa_.next.empty(); }
+
  private:
   std::vector<Inst> prog_;
   std::vector<CharClass> classes_;
   bool anchored_ = false;  // every match starts at offset 0
+  Dfa dfa_;
+
+  void build_dfa();
+  bool search_dfa(std::string_view text) const;
+  bool search_vm(std::string_view text) const;
   Status status_ = Status::ok;
   std::string reason_;
 };

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "llmbridge/schema/instance.hpp"
+
 namespace llmbridge::schema {
 
 struct SchemaError {
@@ -36,6 +38,9 @@ class Schema {
   // Validates a JSON text. Returns at most max_errors errors, in document order; empty
   // means valid. Throws std::invalid_argument when instance_json is not JSON.
   std::vector<SchemaError> validate(std::string_view instance_json, std::size_t max_errors = 10) const;
+  // The same for a value built with Instance. Throws std::invalid_argument when it is
+  // not one complete value.
+  std::vector<SchemaError> validate(const Instance& instance, std::size_t max_errors = 10) const;
 
   // True exactly once per Schema object (thread-safe): whoever gets true reports
   // unsupported() (a cached schema is one object, so its text is reported once).
