@@ -26,6 +26,9 @@ subset=("$@")
 
 # shellcheck source=scripts/pythons.sh
 source scripts/pythons.sh
+# shellcheck source=scripts/debian_packages.sh
+source scripts/debian_packages.sh
+need_debian_packages test_wheels openssl  # test_https.py makes its certificate with it
 wheelhouse=$(mkdir -p "${LLMBRIDGE_WHEELHOUSE:-wheelhouse}" && cd "${LLMBRIDGE_WHEELHOUSE:-wheelhouse}" && pwd)
 plat=${LLMBRIDGE_WHEEL_PLAT:-manylinux_2_34_x86_64}
 tools=${LLMBRIDGE_CACHE:-$HOME/.cache/llmbridge}/wheel-build/tools
