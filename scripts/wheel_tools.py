@@ -33,8 +33,8 @@ ALWAYS_PRESENT = re.compile(r"^(linux-vdso\.so\.1|linux-gate\.so\.1|/?.*ld-linux
 LDD_LINE = re.compile(r"^\s*(\S+)(?:\s+=>\s+(\S+|not found))?(?:\s+\(0x[0-9a-f]+\))?\s*$")
 # auditwheel's rename of a bundled library: a dash and 8 hex digits before the first dot.
 HASH_SUFFIX = re.compile(r"-[0-9a-f]{8}(?=\.)")
-# How docs/install.md names a bundled library: `libcurl.so.4` (in backquotes).
-DOC_LIBRARY = re.compile(r"`(lib[\w+.-]+?)\.so(?:\.\d+)*`")
+# How docs/install.md names a bundled library: the first cell of a table row, | `libcurl.so.4` |
+DOC_LIBRARY = re.compile(r"^\| `(lib[\w+.-]+?)\.so(?:\.\d+)*` \|", re.MULTILINE)
 
 
 def sync(sdist: Path, dest: Path) -> int:

@@ -38,6 +38,10 @@ source scripts/build_env.sh
 source scripts/pythons.sh
 pythons=$llmbridge_pythons
 
+# Fixed timestamps in the sdist and the wheels (the repair keeps them too): the same
+# sources give the same bytes.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
+
 mkdir -p "$cache"
 exec 9>"$cache/lock"
 flock 9 || die "cannot lock $cache/lock"
@@ -53,7 +57,7 @@ ensure_venv() {
   say "creating $dir"
   rm -rf "$dir"
   "$py" -m venv "$dir"
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$req" ||
+  "$dir/bin/python" -m pip install -qq --disable-pip-version-check -r "$req" ||
     die "pip could not install $req into $dir"
   echo "$stamp" >"$dir/.llmbridge-stamp"
 }
@@ -86,10 +90,10 @@ for v in $pythons; do
   raw=$cache/raw/$tag
   rm -rf "$raw"
   log=$cache/$tag.log
-  # Paths under the unpacked sdist are hashed relative to it (ccache), and a fixed
+  # Paths under the unpacked sdist are hashed relative to it (ccache), and the fixed
   # SOURCE_DATE_EPOCH makes the same sources give the same wheel bytes, so an unchanged
   # wheel is recognised below and not repaired again.
-  if ! CCACHE_BASEDIR=$src CMAKE_BUILD_PARALLEL_LEVEL=$jobs SOURCE_DATE_EPOCH=1700000000 \
+  if ! CCACHE_BASEDIR=$src CMAKE_BUILD_PARALLEL_LEVEL=$jobs \
     "$venv/bin/python" -m build --wheel --no-isolation --outdir "$raw" "$src" >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     die "the $tag wheel failed to build (whole log: $log)"
