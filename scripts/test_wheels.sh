@@ -67,7 +67,7 @@ test_one() {
   "${pip[@]}" --python "$venv/bin/python" install -qq --no-compile --no-index \
     --find-links "$deps" "$wheel[test]" ||
     { say "$tag: pip could not install $(basename "$wheel")[test]"; return 1; }
-  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])') || return 1
   "$tools/bin/python" scripts/wheel_tools.py check "$site" "$plat" || return 1
   "$tools/bin/python" scripts/wheel_tools.py bundled "$wheel" docs/install.md || return 1
   # From outside the checkout, so that nothing but the venv can provide llmbridge.
