@@ -31,7 +31,8 @@ from pathlib import Path
 # The loader and the kernel's vDSO are part of every process, not libraries a wheel ships.
 ALWAYS_PRESENT = re.compile(r"^(linux-vdso\.so\.1|linux-gate\.so\.1|/?.*ld-linux[-\w.]*\.so\.\d)$")
 LDD_LINE = re.compile(r"^\s*(\S+)(?:\s+=>\s+(\S+|not found))?(?:\s+\(0x[0-9a-f]+\))?\s*$")
-# auditwheel's rename of a bundled library: a dash and 8 hex digits before the first dot.
+# auditwheel's rename of a bundled library: a dash and 8 hex digits, then a dot
+# (libcurl-02fbea31.so.4.8.0, libldap-2-062bb940.5.so.0).
 HASH_SUFFIX = re.compile(r"-[0-9a-f]{8}(?=\.)")
 # How docs/install.md names a bundled library: the first cell of a table row, | `libcurl.so.4` |
 DOC_LIBRARY = re.compile(r"^\| `(lib[\w+.-]+?)\.so(?:\.\d+)*` \|", re.MULTILINE)
