@@ -4,21 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-for pkg in libcurl4-openssl-dev libsimdjson-dev catch2 g++ cmake openssl ccache; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if ((${#need[@]})); then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "setup: installing Debian packages: ${need[*]}" >&2
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# shellcheck source=scripts/debian_packages.sh
+source scripts/debian_packages.sh
+need_debian_packages setup libcurl4-openssl-dev libsimdjson-dev catch2 g++ cmake openssl ccache
 
 # shellcheck source=scripts/build_env.sh
 source scripts/build_env.sh
 
 PY=${PYTHON:-python3}
-extras=${LLMBRIDGE_EXTRAS:-test}
+extras=${LLMBRIDGE_EXTRAS:-test,typecheck}
 "$PY" -m pip install -q --root-user-action=ignore --disable-pip-version-check "scikit-build-core>=0.10" "pybind11>=2.12" ninja
 "$PY" -m pip install -q --root-user-action=ignore --disable-pip-version-check --no-build-isolation ".[${extras}]"

@@ -3,8 +3,12 @@
 # Python API with pytest, including the real-server tier (a real vLLM on CPU and
 # llama.cpp's llama-server, set up once per machine and cached in ~/.cache/llmbridge).
 #
+# Before pytest, scripts/test_wheels.sh builds the wheels for CPython 3.9-3.13 and tests
+# each in a fresh venv (the full pytest suite runs on python3, 3.11).
+#
 # LLMBRIDGE_SKIP_REAL_SERVERS=1 skips the real-server tier (a quick local loop; .ci/run
 # never sets it). FUZZ_SECONDS (default 20) is each fuzz target's time; 0 skips fuzzing.
+# LLMBRIDGE_SKIP_WHEELS=1 skips the wheels (.ci/run never sets it either).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -35,7 +39,21 @@ if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
   phase "fuzz build and runs"
 fi
 
+# The wheels users install: built, repaired and tested in a fresh venv on every supported
+# Python (scripts/test_wheels.sh). A failure here is reported after the full pytest run.
+wheels_status=0
+if [ "${LLMBRIDGE_SKIP_WHEELS:-0}" = 0 ]; then
+  bash scripts/test_wheels.sh || wheels_status=$?
+  phase "wheels (build, repair, fresh-venv checks and tests on each Python)"
+else
+  echo "test: LLMBRIDGE_SKIP_WHEELS is set: the wheels are not built or tested" >&2
+fi
+
 status=0
 python3 -m pytest "$@" || status=$?
 phase "pytest"
+if [ "$wheels_status" != 0 ]; then
+  echo "test: the wheel tests FAILED (scripts/test_wheels.sh, above)" >&2
+  exit "$wheels_status"
+fi
 exit "$status"

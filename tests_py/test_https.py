@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,3 +96,33 @@ def test_verification_can_be_switched_off(https_url: str) -> None:
     with llmbridge.VLLMClient(base_url=https_url, model="m", verify_tls=False) as client:
         attempt = client.call_llm_sync(PROMPTS)
     assert attempt.success, attempt
+
+
+# The client, run in a private mount namespace where /etc/ssl/certs is empty (no Debian bundle,
+# the path libcurl was built with) and /etc/pki/tls/certs/ca-bundle.crt trusts the test
+# certificate: the file layout of RHEL, Fedora and Amazon Linux, where the wheels' Debian
+# libcurl must still find the system's certificate authorities.
+RHEL_LAYOUT = """
+mount -t tmpfs none /etc/ssl/certs && mkdir -p /etc/pki && mount -t tmpfs none /etc/pki &&
+mkdir -p /etc/pki/tls/certs && cp "$1" /etc/pki/tls/certs/ca-bundle.crt && shift && exec "$@"
+"""
+CLIENT = """
+import sys, llmbridge
+with llmbridge.VLLMClient(base_url=sys.argv[1], model="m") as client:
+    attempt = client.call_llm_sync({"system": "s", "user": "u"})
+print(attempt.data if attempt.success else attempt.error)
+"""
+
+
+def test_system_bundle_is_found_where_rhel_keeps_it(https_url: str,
+                                                     cert: tuple[Path, Path]) -> None:
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare (util-linux) for a private mount namespace")
+    proc = subprocess.run(
+        [unshare, "--mount", "--propagation", "private", "sh", "-c", RHEL_LAYOUT, "sh",
+         str(cert[0]), sys.executable, "-c", CLIENT, https_url],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "{'tls': True}", proc.stdout + proc.stderr

@@ -76,12 +76,12 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
 
 def test_mypy_strict(doc_modules: DocModules) -> None:
     if importlib.util.find_spec("mypy") is None:
-        pytest.fail("mypy is not installed: pip install '.[test]' (scripts/setup.sh does)")
+        pytest.fail("mypy is not installed: pip install '.[test,typecheck]' (scripts/setup.sh does)")
     import mypy.version
 
     major = int(mypy.version.__version__.split(".")[0])
     assert major < 2, (f"mypy {mypy.version.__version__} cannot check for Python 3.9 (the "
-                       "oldest llmbridge supports); the test extra pins mypy<2")
+                       "oldest llmbridge supports); the typecheck extra pins mypy<2")
     folder, blocks = doc_modules
     proc = _run([sys.executable, "-m", "mypy", "--config-file", str(PYPROJECT),
                  "--cache-dir", str(ROOT / ".mypy_cache"), "--no-color-output",
@@ -95,7 +95,7 @@ def test_mypy_strict(doc_modules: DocModules) -> None:
 @pytest.mark.parametrize("name", ["pyright", "basedpyright"])
 def test_pyright_strict(name: str, doc_modules: DocModules) -> None:
     if importlib.util.find_spec(name) is None:
-        pytest.skip(f"{name} is not installed (the test extra installs it)")
+        pytest.skip(f"{name} is not installed (the typecheck extra installs it; scripts/setup.sh asks for it)")
     if name == "pyright" and shutil.which("node") is None:
         # Its wheel would fetch Node.js from the network; basedpyright brings its own.
         pytest.skip("pyright needs Node.js on PATH (apt-get install nodejs)")

@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "llmbridge/http/ca_bundle.hpp"
 #include "llmbridge/http/curl_handles.hpp"
 
 namespace llmbridge::http {
@@ -679,7 +680,10 @@ struct Engine::State {
     set(CURLOPT_USERAGENT, options.user_agent.c_str());
     set(CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
     set(CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
-    if (!options.ca_file.empty()) set(CURLOPT_CAINFO, options.ca_file.c_str());
+    // The caller's CA file, else the system's (which may not be where this libcurl was
+    // built to look: ca_bundle.hpp).
+    const std::string& ca_file = options.ca_file.empty() ? system_ca_bundle() : options.ca_file;
+    if (!ca_file.empty()) set(CURLOPT_CAINFO, ca_file.c_str());
     if (!env_proxy) {
       set(CURLOPT_PROXY, "");    // no proxy: skips libcurl's per-transfer environment lookups
       set(CURLOPT_NOPROXY, "");

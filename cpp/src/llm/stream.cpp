@@ -266,7 +266,11 @@ std::vector<StreamEvent> StreamChannel::wait_take(double timeout_s) {
   std::unique_lock<std::mutex> lock(mu_);
   auto ready = [this] { return !events_.empty(); };
   if (timeout_s < 0) {
-    cv_.wait(lock, ready);
+    // Timed waits in a loop, not cv_.wait(): built with GCC 12 that binds libstdc++'s
+    // GLIBCXX_3.4.30 symbol, which alone would narrow the wheels from manylinux_2_34 (RHEL 9,
+    // Amazon Linux 2023) to manylinux_2_35 (docs/install.md).
+    while (!cv_.wait_for(lock, std::chrono::hours(24), ready)) {
+    }
   } else {
     cv_.wait_for(lock, std::chrono::duration<double>(timeout_s), ready);
   }

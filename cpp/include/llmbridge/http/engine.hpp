@@ -21,7 +21,7 @@ namespace llmbridge::http {
 struct EngineOptions {
   long max_connections = 64;      // CURLMOPT_MAX_TOTAL_CONNECTIONS (keep-alive pool limit)
   long max_host_connections = 0;  // CURLMOPT_MAX_HOST_CONNECTIONS, 0 = no limit
-  std::string ca_file;            // custom CA bundle (CURLOPT_CAINFO); empty = system default
+  std::string ca_file;            // custom CA bundle (CURLOPT_CAINFO); empty = system_ca_bundle()
   bool verify_tls = true;         // CURLOPT_SSL_VERIFYPEER/VERIFYHOST
   std::string user_agent = "llmbridge/0.1";
 };
