@@ -290,8 +290,11 @@ void bind_generation(py::module_& m) {
       .def_property_readonly(
           "schema_errors",
           [](const PyChatResult& p) {
-            py::list out;
-            for (const auto& e : p.r.schema_errors) out.append(py::make_tuple(utf8_to_str(e.pointer), utf8_to_str(e.message)));
+            py::typing::List<py::typing::Tuple<py::str, py::str>> out(p.r.schema_errors.size());
+            for (std::size_t k = 0; k < p.r.schema_errors.size(); ++k) {
+              const auto& e = p.r.schema_errors[k];
+              out[k] = py::make_tuple(utf8_to_str(e.pointer), utf8_to_str(e.message));
+            }
             return out;
           },
           "How the data broke the call's JSON schema: [(JSON pointer, message)], at most 10; empty otherwise.")

@@ -125,15 +125,17 @@ std::size_t max_errors_arg(long long max_errors) {
   return max_errors < 0 ? 0 : std::size_t(max_errors);  // 0 and below: the core says why
 }
 
-py::list errors_to_list(const std::vector<schema::SchemaError>& errors) {
-  py::list out(errors.size());
+using ErrorList = py::typing::List<py::typing::Tuple<py::str, py::str>>;
+
+ErrorList errors_to_list(const std::vector<schema::SchemaError>& errors) {
+  ErrorList out(errors.size());
   for (std::size_t k = 0; k < errors.size(); ++k)
     out[k] = py::make_tuple(utf8_to_str(errors[k].pointer), utf8_to_str(errors[k].message));
   return out;
 }
 
-py::list strings_to_list(const std::vector<std::string>& items) {
-  py::list out(items.size());
+py::typing::List<py::str> strings_to_list(const std::vector<std::string>& items) {
+  py::typing::List<py::str> out(items.size());
   for (std::size_t k = 0; k < items.size(); ++k) out[k] = utf8_to_str(items[k]);
   return out;
 }
@@ -153,7 +155,7 @@ struct SchemaHandle {
   std::shared_ptr<const schema::Schema> schema;
 };
 
-py::list validate_value(const SchemaHandle& h, py::handle instance, long long max_errors) {
+ErrorList validate_value(const SchemaHandle& h, py::handle instance, long long max_errors) {
   // The value is walked into the validator's own layout (no JSON text): faster than
   // writing text and parsing it again. One buffer per thread, reused; a call that
   // finds it in use (never expected: the walk runs no Python code) takes its own.
@@ -174,7 +176,7 @@ py::list validate_value(const SchemaHandle& h, py::handle instance, long long ma
   }
 }
 
-py::list validate_text(const SchemaHandle& h, py::handle text, long long max_errors) {
+ErrorList validate_text(const SchemaHandle& h, const TextArg& text, long long max_errors) {
   TextInput in(text);
   return errors_to_list(run_validate(*h.schema, in.view(), max_errors_arg(max_errors)));
 }
@@ -212,7 +214,7 @@ void bind_text(py::module_& m) {
           "claim_unsupported_report", [](const SchemaHandle& h) { return h.schema->claim_unsupported_report(); },
            "True the first time it is called for this compiled schema (log its unsupported once).");
   m.def(
-      "compile_schema", [](py::handle schema) { return SchemaHandle{schema::compile_cached(schema_text(schema))}; },
+      "compile_schema", [](const Typed<hint::SchemaValue>& schema) { return SchemaHandle{schema::compile_cached(schema_text(schema))}; },
       py::arg("schema"), "Compile a JSON Schema given as a dict or bool (cached by its JSON text).");
 }
 

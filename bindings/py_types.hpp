@@ -39,6 +39,9 @@ struct Text {  // what TextInput reads
 struct Str {  // checked by utf8_arg
   static constexpr auto name = const_name("str");
 };
+struct SchemaValue {  // a JSON Schema: an object, or a boolean schema
+  static constexpr auto name = const_name("bool | dict[str, object]");
+};
 struct Texts {  // a sequence of str, each checked by utf8_arg
   static constexpr auto name = const_name("collections.abc.Sequence[str]");
 };
