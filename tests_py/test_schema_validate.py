@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 import llmbridge
-from llmbridge import _native
 
 PERSON = {
     "type": "object",
@@ -175,15 +174,20 @@ def test_schema_mutated_in_place_is_compiled_again() -> None:
     assert len(llmbridge.validate({"a": 1}, schema)) == 2
 
 
-def test_text_path_agrees_with_value_path() -> None:
-    compiled = _native.compile_schema(PERSON)
+def test_compiled_schema_and_text_path_agree_with_validate() -> None:
+    compiled = llmbridge.compile_schema(PERSON)
+    assert isinstance(compiled, llmbridge.CompiledSchema)
+    assert compiled.unsupported == []
+    value = {"name": "", "age": 1.5, "extra": True}
     doc = '{"name": "", "age": 1.5, "extra": true}'
-    assert compiled.validate_json(doc) == compiled.validate(
-        {"name": "", "age": 1.5, "extra": True}
-    )
+    assert compiled.validate(value) == llmbridge.validate(value, PERSON)
+    assert compiled.validate_json(doc) == compiled.validate(value)
+    assert len(compiled.validate_json(doc, max_errors=1)) == 1
     assert compiled.validate_json(doc.encode()) == compiled.validate_json(doc)
     with pytest.raises(ValueError, match="instance is not valid JSON"):
         compiled.validate_json('{"name": ')
+    with pytest.raises(ValueError, match="invalid schema at /minLength"):
+        llmbridge.compile_schema({"minLength": "1"})
 
 
 def test_threads_validate_concurrently() -> None:

@@ -12,9 +12,11 @@ except ImportError as exc:  # pragma: no cover - only when the build is missing
     ) from exc
 
 from ._text import (
+    CompiledSchema,
     Repair,
     RepairReport,
     check_schema,
+    compile_schema,
     is_valid_json,
     loads,
     repair_json,
@@ -122,7 +124,9 @@ __all__ = [
     "Repair",
     "RepairReport",
     "__version__",
+    "CompiledSchema",
     "check_schema",
+    "compile_schema",
     "is_valid_json",
     "loads",
     "repair_json",
