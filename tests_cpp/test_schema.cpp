@@ -559,8 +559,8 @@ TEST_CASE("regex: the DFA and the Pike VM agree with std::regex on random patter
   CHECK(checked == 4800);
 }
 
-// Timing is hidden from the default run ("[.]"): run by hand, llmbridge_tests "[perf][schema]".
-TEST_CASE("regex: search time grows linearly on a pathological pattern", "[.][perf][schema]") {
+// Timing is hidden from the default run ("[.]"): run by hand, llmbridge_tests "[schema-perf]".
+TEST_CASE("regex: search time grows linearly on a pathological pattern", "[.][perf][schema-perf]") {
   Regex r("^(a+)+$");
   double previous = 0;
   for (std::size_t n : {10000u, 20000u, 40000u, 80000u}) {
@@ -574,7 +574,7 @@ TEST_CASE("regex: search time grows linearly on a pathological pattern", "[.][pe
   }
 }
 
-TEST_CASE("schema: validation cost per answer", "[.][perf][schema]") {
+TEST_CASE("schema: validation cost per answer", "[.][perf][schema-perf]") {
   auto s = Schema::compile(R"({"type":"object","required":["id","items"],"additionalProperties":false,
     "properties":{"id":{"type":"string","pattern":"^[A-Z]{2}-[0-9]{4,8}$"},"kind":{"enum":["a","b","c"]},
     "total":{"type":"number","minimum":0},"items":{"type":"array","items":{"type":"object",
