@@ -49,8 +49,16 @@ SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": [
-        "document_id", "document_type", "title", "issue_date", "currency", "total_amount",
-        "vendor", "line_items", "language", "confidence",
+        "document_id",
+        "document_type",
+        "title",
+        "issue_date",
+        "currency",
+        "total_amount",
+        "vendor",
+        "line_items",
+        "language",
+        "confidence",
     ],
     "properties": {
         "document_id": {"type": "string", "pattern": "^[A-Z]{2}-[0-9]{4,8}$"},
@@ -111,13 +119,18 @@ SCHEMA: dict[str, Any] = {
         "notes": {"type": ["string", "null"]},
         "references": {
             "type": "array",
-            "items": {"type": "object", "properties": {"kind": {"type": "string"}, "value": {"type": "string"}}},
+            "items": {
+                "type": "object",
+                "properties": {"kind": {"type": "string"}, "value": {"type": "string"}},
+            },
         },
     },
 }
 
-WORDS = ("alpha beta gamma delta office supply consulting hours travel freight service "
-         "maintenance license annual support widget module panel cable adapter").split()
+WORDS = (
+    "alpha beta gamma delta office supply consulting hours travel freight service "
+    "maintenance license annual support widget module panel cable adapter"
+).split()
 
 
 def answer(rng: random.Random, target_bytes: int) -> dict[str, Any]:
@@ -151,13 +164,15 @@ def answer(rng: random.Random, target_bytes: int) -> dict[str, Any]:
         "references": [{"kind": "po", "value": str(rng.randint(1, 10**6))}],
     }
     while len(json.dumps(doc)) < target_bytes:
-        doc["line_items"].append({
-            "description": " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 10))),
-            "quantity": rng.randint(1, 50),
-            "unit_price": round(rng.uniform(1, 2000), 2),
-            "sku": f"SKU-{rng.randint(100, 99999)}",
-            "category": rng.choice(["goods", "services", "shipping"]),
-        })
+        doc["line_items"].append(
+            {
+                "description": " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 10))),
+                "quantity": rng.randint(1, 50),
+                "unit_price": round(rng.uniform(1, 2000), 2),
+                "sku": f"SKU-{rng.randint(100, 99999)}",
+                "category": rng.choice(["goods", "services", "shipping"]),
+            }
+        )
     return doc
 
 
@@ -260,7 +275,8 @@ def main() -> int:
         lines.append(f"| {kind} | {name} | {med[(kind, name)]:.1f} | {ratio} |")
     lines += [
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, "
         f"jsonschema {importlib.metadata.version('jsonschema')}, "
         f"fastjsonschema {fastjsonschema.VERSION}; {datetime.date.today().isoformat()}.",
         "Command: `python3 bench/bench_schema.py`",

@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import llmbridge
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import llmbridge
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -43,7 +42,9 @@ strings = st.text(alphabet="abcx-é1 ", max_size=5)
 scalars = st.none() | st.booleans() | numbers | strings
 instances = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(NAMES), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(NAMES), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -56,7 +57,8 @@ bound = st.integers(-5, 5) | st.sampled_from([0.5, -1.5, 2.5])
 def keyword_schemas(sub: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
     """Objects of one to three keywords, subschemas drawn from `sub`."""
     keywords: dict[str, st.SearchStrategy[Any]] = {
-        "type": st.sampled_from(TYPES) | st.lists(st.sampled_from(TYPES), min_size=1, max_size=3, unique=True),
+        "type": st.sampled_from(TYPES)
+        | st.lists(st.sampled_from(TYPES), min_size=1, max_size=3, unique=True),
         "enum": st.lists(scalars, min_size=1, max_size=4),
         "const": scalars,
         "minimum": bound,
@@ -76,9 +78,13 @@ def keyword_schemas(sub: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, 
         "properties": st.dictionaries(st.sampled_from(NAMES), sub, max_size=3),
         "patternProperties": st.dictionaries(st.sampled_from(PATTERNS), sub, max_size=2),
         "additionalProperties": sub,
-        "propertyNames": st.sampled_from([{"maxLength": 1}, {"pattern": "^[ab]"}, {"enum": ["a", "c"]}]),
+        "propertyNames": st.sampled_from(
+            [{"maxLength": 1}, {"pattern": "^[ab]"}, {"enum": ["a", "c"]}]
+        ),
         "dependentRequired": st.dictionaries(
-            st.sampled_from(NAMES), st.lists(st.sampled_from(NAMES), max_size=2, unique=True), max_size=2
+            st.sampled_from(NAMES),
+            st.lists(st.sampled_from(NAMES), max_size=2, unique=True),
+            max_size=2,
         ),
         "dependentSchemas": st.dictionaries(st.sampled_from(NAMES), sub, max_size=2),
         "items": sub,

@@ -15,9 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import llmbridge
+import pytest
 
 SUITE = Path(__file__).parent / "data" / "json_schema_suite"
 

@@ -8,9 +8,8 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-import pytest
-
 import llmbridge
+import pytest
 
 PERSON = {
     "type": "object",
@@ -26,7 +25,9 @@ PERSON = {
 
 
 def test_valid_instance_gives_no_errors() -> None:
-    assert llmbridge.validate({"name": "Ada", "age": 36, "email": None, "tags": ["a"]}, PERSON) == []
+    assert (
+        llmbridge.validate({"name": "Ada", "age": 36, "email": None, "tags": ["a"]}, PERSON) == []
+    )
 
 
 def test_errors_are_pointer_message_pairs_in_document_order() -> None:
@@ -81,15 +82,19 @@ def test_pointers_escape_tilde_and_slash() -> None:
 
 def test_messages_quote_instance_data_only_as_short_excerpts() -> None:
     secret = "é" * 500
-    (pointer, message), = llmbridge.validate({"k": secret}, {"properties": {"k": {"enum": ["x"]}}})
+    ((pointer, message),) = llmbridge.validate(
+        {"k": secret}, {"properties": {"k": {"enum": ["x"]}}}
+    )
     assert pointer == "/k"
     assert len(message.split(" is not one of")[0].encode()) <= 60
-    (_, key_message), = llmbridge.validate({secret: 1}, {"additionalProperties": False})
+    ((_, key_message),) = llmbridge.validate({secret: 1}, {"additionalProperties": False})
     assert len(key_message.encode()) < 120
 
 
 def test_anyof_reports_one_summary() -> None:
-    schema = {"properties": {"v": {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 5}]}}}
+    schema = {
+        "properties": {"v": {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 5}]}}
+    }
     assert llmbridge.validate({"v": 1}, schema) == [
         ("/v", "matches none of the 2 anyOf alternatives; anyOf/1: 1 is less than the minimum 5")
     ]
@@ -109,7 +114,9 @@ def test_anyof_reports_one_summary() -> None:
         ({"patternProperties": {"a{2,1}": {}}}, "/patternProperties/a{2,1}"),
     ],
 )
-def test_bad_schema_is_a_value_error_naming_the_location(schema: dict[str, Any], where: str) -> None:
+def test_bad_schema_is_a_value_error_naming_the_location(
+    schema: dict[str, Any], where: str
+) -> None:
     with pytest.raises(ValueError, match=re.escape(f"invalid schema at {where}:")):
         llmbridge.validate(1, schema)
     with pytest.raises(ValueError, match=re.escape(f"invalid schema at {where}:")):
@@ -149,7 +156,10 @@ def test_pathological_pattern_finishes() -> None:
 
 
 def test_unsupported_keywords_warn_once_per_schema(caplog: pytest.LogCaptureFixture) -> None:
-    schema = {"properties": {"x": {"$ref": "https://example.com/x.json"}}, "unevaluatedProperties": False}
+    schema = {
+        "properties": {"x": {"$ref": "https://example.com/x.json"}},
+        "unevaluatedProperties": False,
+    }
     assert llmbridge.check_schema(schema) == [
         "$ref to a remote document at /properties/x",
         "unevaluatedProperties at (root)",
