@@ -35,6 +35,8 @@ class Instance {
   void key(std::string_view utf8);
   void end_object();
 
+  // The size of what was built, in 64-bit words (one or two per value).
+  std::size_t words() const noexcept { return words_.size(); }
   // Containers open now (the builder's nesting depth).
   std::size_t depth() const noexcept { return open_.size(); }
   // Exactly one complete value has been built.
