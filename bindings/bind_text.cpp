@@ -167,7 +167,15 @@ ErrorList validate_value(const SchemaHandle& h, py::handle instance, long long m
   in_use = true;
   try {
     build_instance(built, instance, "instance");
-    std::vector<schema::SchemaError> errors = h.schema->validate(built, max_errors_arg(max_errors));
+    std::vector<schema::SchemaError> errors;
+    if (built.words() >= kReleaseGilBytes / 8) {
+      // `built` and the compiled schema are C++ objects of this thread and this frame;
+      // validation touches no Python state.
+      py::gil_scoped_release release;
+      errors = h.schema->validate(built, max_errors_arg(max_errors));
+    } else {
+      errors = h.schema->validate(built, max_errors_arg(max_errors));
+    }
     in_use = was_in_use;
     return errors_to_list(errors);
   } catch (...) {

@@ -29,7 +29,7 @@ for arg in "$@"; do
   esac
 done
 ((${#targets[@]})) ||
-  targets=(fuzz_repair fuzz_fences fuzz_json_value fuzz_response fuzz_stream fuzz_decoder)
+  targets=(fuzz_repair fuzz_fences fuzz_json_value fuzz_response fuzz_stream fuzz_decoder fuzz_schema)
 if ((long)); then seconds=${FUZZ_SECONDS:-3600}; else seconds=${FUZZ_SECONDS:-60}; fi
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -51,8 +51,19 @@ OPTIONAL = [
 
 
 def download(tmp: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-           "--quiet", "-d", str(tmp), SPEC]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-binary",
+        ":all:",
+        "--no-deps",
+        "--quiet",
+        "-d",
+        str(tmp),
+        SPEC,
+    ]
     subprocess.run(cmd, check=True)
     found = sorted(tmp.glob("jsonschema-*.tar.gz"))
     if not found:
@@ -93,7 +104,7 @@ def main() -> int:
         for name in OPTIONAL:
             shutil.copyfile(suite / "optional" / name, OUT / "optional" / name)
         shutil.copyfile(root / "json" / "LICENSE", OUT / "LICENSE")
-        version = root.name[len("jsonschema-"):]
+        version = root.name[len("jsonschema-") :]
         (OUT / "README.md").write_text(
             "# JSON-Schema-Test-Suite, draft 2020-12\n\n"
             "The official JSON Schema test suite (json-schema-org/JSON-Schema-Test-Suite), "

@@ -12,21 +12,9 @@ except ImportError as exc:  # pragma: no cover - only when the build is missing
         "`bash scripts/setup.sh` or `pip install .` from a source checkout; see README.md."
     ) from exc
 
-from ._text import (
-    Repair,
-    RepairReport,
-    check_schema,
-    is_valid_json,
-    loads,
-    repair_json,
-    repair_report,
-    strip_markdown_fences,
-    validate,
-)
 from ._batch import BatchResults, SyncBatchResults
 from ._client import ExtractionAttempt, OllamaClient, OpenAICompatibleClient, VLLMClient
 from ._env import AppConfig, load_config
-from ._image import MAX_IMAGE_BYTES, Image
 from ._factory import (
     ClientHolder,
     ProviderSpec,
@@ -38,17 +26,6 @@ from ._factory import (
     register_provider,
     registered_providers,
     unregister_provider,
-)
-from ._replicas import ReplicaStats
-from ._native import StatsSnapshot
-from ._health import (
-    HealthReport,
-    check_ollama_health,
-    check_ollama_health_sync,
-    check_vllm_health,
-    check_vllm_health_sync,
-    health,
-    health_sync,
 )
 from ._generate import (
     AsyncEventStream,
@@ -66,6 +43,31 @@ from ._generate import (
     ToolCall,
     ToolCallDelta,
     TryRecord,
+)
+from ._health import (
+    HealthReport,
+    check_ollama_health,
+    check_ollama_health_sync,
+    check_vllm_health,
+    check_vllm_health_sync,
+    health,
+    health_sync,
+)
+from ._image import MAX_IMAGE_BYTES, Image
+from ._native import StatsSnapshot
+from ._replicas import ReplicaStats
+from ._text import (
+    CompiledSchema,
+    Repair,
+    RepairReport,
+    check_schema,
+    compile_schema,
+    is_valid_json,
+    loads,
+    repair_json,
+    repair_report,
+    strip_markdown_fences,
+    validate,
 )
 from . import _tracing
 from ._tracing import instrument, is_instrumented, uninstrument
@@ -132,7 +134,9 @@ __all__ = [
     "Repair",
     "RepairReport",
     "__version__",
+    "CompiledSchema",
     "check_schema",
+    "compile_schema",
     "is_valid_json",
     "loads",
     "repair_json",

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 from . import _native
 
 __all__ = [
+    "CompiledSchema",
     "Repair",
     "RepairReport",
     "check_schema",
+    "compile_schema",
     "is_valid_json",
     "loads",
     "repair_json",
@@ -115,6 +118,7 @@ def _compile(schema: Schema) -> _native.Schema:
     if hit is not None and hit[0] is schema and hit[1] == schema:
         return hit[2]
     compiled = _native.compile_schema(schema)
+    _warn_unsupported(compiled)
     if len(_compiled) >= _SCHEMA_CACHE_SIZE:
         _compiled.clear()
     # The entry holds the schema itself, so its id cannot be reused while cached.
@@ -123,6 +127,7 @@ def _compile(schema: Schema) -> _native.Schema:
 
 
 def _warn_unsupported(compiled: _native.Schema) -> None:
+    # Once per compiled schema, and the core compiles each distinct schema text once.
     if compiled.unsupported and compiled.claim_unsupported_report():
         _log.warning(
             "JSON Schema keywords llmbridge does not check (ignored): %s",
@@ -133,22 +138,21 @@ def _warn_unsupported(compiled: _native.Schema) -> None:
 def validate(instance: Any, schema: Schema, *, max_errors: int = 10) -> list[tuple[str, str]]:
     """Check a JSON value against a JSON Schema (draft 2020-12); return its errors.
 
-    ``instance`` is a Python JSON value (dict, list, str, int, float, bool, None): a
-    ``str`` is a JSON string, never parsed. ``schema`` is a dict or a bool. The result
-    is at most ``max_errors`` ``(pointer, message)`` pairs in document order, where
-    ``pointer`` is the RFC 6901 JSON Pointer of the offending value ("" for the root);
-    an empty list means valid. The schema is compiled once and cached. Keywords the
-    validator cannot check (``unevaluatedProperties``, ``$dynamicRef``, a remote
-    ``$ref``, a regex with a backreference, ...) are logged once per schema as a
-    WARNING on the ``llmbridge`` logger and not checked.
+    ``instance`` is a Python JSON value (dict, list, tuple, str, int, float, bool,
+    None): a ``str`` is a JSON string, never parsed. ``schema`` is a dict or a bool.
+    The result is at most ``max_errors`` ``(pointer, message)`` pairs in document order,
+    where ``pointer`` is the RFC 6901 JSON Pointer of the offending value ("" for the
+    root); an empty list means valid. The schema is compiled once and cached (see
+    :func:`compile_schema` to hold the compiled form yourself). Keywords the validator
+    cannot check (``unevaluatedProperties``, ``$dynamicRef``, a remote ``$ref``, a
+    regex with a backreference, ...) are logged once per schema as a WARNING on the
+    ``llmbridge`` logger and not checked.
 
     Raises ``ValueError`` for an invalid schema (naming where it is wrong), a value that
     is not JSON (NaN, a lone surrogate) or ``max_errors`` below 1; ``TypeError`` for a
     type JSON does not have. See docs/schema-validation.md.
     """
-    compiled = _compile(schema)
-    _warn_unsupported(compiled)
-    return compiled.validate(instance, max_errors)
+    return _compile(schema).validate(instance, max_errors)
 
 
 def check_schema(schema: Schema) -> list[str]:
@@ -158,3 +162,39 @@ def check_schema(schema: Schema) -> list[str]:
     reads ``"<keyword> at <schema pointer>"``, e.g. ``"unevaluatedProperties at (root)"``.
     """
     return list(_compile(schema).unsupported)
+
+
+class CompiledSchema:
+    """A JSON Schema compiled once, to validate many values (see :func:`compile_schema`)."""
+
+    __slots__ = ("_compiled",)
+
+    def __init__(self, schema: Schema) -> None:
+        self._compiled = _compile(schema)
+
+    @property
+    def unsupported(self) -> list[str]:
+        """The keywords present but not checked, as ``"<keyword> at <schema pointer>"``."""
+        return list(self._compiled.unsupported)
+
+    def validate(self, instance: Any, *, max_errors: int = 10) -> list[tuple[str, str]]:
+        """Like :func:`validate` with this schema."""
+        return self._compiled.validate(instance, max_errors)
+
+    def validate_json(self, text: Text, *, max_errors: int = 10) -> list[tuple[str, str]]:
+        """Validate JSON text (``str`` or ``bytes``), parsed in C++ without building
+        Python objects: what a client does with a model's answer. Raises ``ValueError``
+        when the text is not JSON."""
+        return self._compiled.validate_json(text, max_errors)
+
+    def __repr__(self) -> str:
+        return f"<CompiledSchema unsupported={len(self._compiled.unsupported)}>"
+
+
+def compile_schema(schema: Schema) -> CompiledSchema:
+    """Compile a JSON Schema once; the result validates without the cache lookup that
+    :func:`validate` does per call (a dict comparison with the cached copy).
+
+    Raises like :func:`validate`; logs unsupported keywords like :func:`validate`.
+    """
+    return CompiledSchema(schema)

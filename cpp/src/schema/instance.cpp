@@ -59,26 +59,22 @@ void Instance::big_number(std::string_view json_number) {
   bigs_.emplace_back(json_number);
 }
 
-void Instance::string(std::string_view utf8) {
+std::size_t Instance::store(std::string_view utf8) {
+  // simdjson's string layout: a 32-bit length, the bytes, a NUL.
   const std::size_t off = strings_.size();
   const auto len = std::uint32_t(utf8.size());
-  strings_.resize(off + 4 + utf8.size() + 1);
-  std::memcpy(strings_.data() + off, &len, 4);
-  if (!utf8.empty()) std::memcpy(strings_.data() + off + 4, utf8.data(), utf8.size());
-  strings_[off + 4 + utf8.size()] = 0;
-  value_word('"', off);
+  strings_.append(reinterpret_cast<const char*>(&len), 4);
+  strings_.append(utf8);
+  strings_.push_back('\0');
+  return off;
 }
 
+void Instance::string(std::string_view utf8) { value_word('"', store(utf8)); }
+
 void Instance::key(std::string_view utf8) {
+  // A key is a string word that is not counted as a value; the member is.
   if (!open_.empty()) ++open_.back().second;
-  // A key is a string word that is not counted as a value.
-  const std::size_t off = strings_.size();
-  const auto len = std::uint32_t(utf8.size());
-  strings_.resize(off + 4 + utf8.size() + 1);
-  std::memcpy(strings_.data() + off, &len, 4);
-  if (!utf8.empty()) std::memcpy(strings_.data() + off + 4, utf8.data(), utf8.size());
-  strings_[off + 4 + utf8.size()] = 0;
-  words_.push_back(word('"', off));
+  words_.push_back(word('"', store(utf8)));
 }
 
 void Instance::start_array() {

@@ -858,6 +858,7 @@ bool Regex::search(std::string_view text) const {
 }
 
 bool Regex::search_vm(std::string_view text) const {
+  if (status_ != Status::ok) return false;
   const std::uint32_t m = std::uint32_t(prog_.size());
   VmScratch& s = vm_scratch();
   if (s.buf.size() < 4 * std::size_t(m)) s.buf.resize(4 * std::size_t(m));

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "compiled.hpp"
+#include "llmbridge/text/json_escape.hpp"
 
 namespace llmbridge::schema::detail {
 
@@ -62,10 +63,10 @@ void append_quoted(std::string& out, std::string_view s, std::size_t budget = kE
     if (c == '"' || c == '\\') {
       esc[0] = '\\', esc[1] = char(c), esc_len = 2;
     } else if (c < 0x20) {
-      std::memcpy(esc, "\\u00", 4);
-      esc[4] = "0123456789abcdef"[c >> 4];
-      esc[5] = "0123456789abcdef"[c & 15];
-      esc_len = 6;
+      std::string e;
+      text::append_json_escape(e, c);  // \n, \t, ... or \u00XX
+      std::memcpy(esc, e.data(), e.size());
+      esc_len = e.size();
     }
     const std::size_t piece = esc_len ? esc_len : len;
     if (out.size() + piece > limit && i + len < s.size() + 0) {

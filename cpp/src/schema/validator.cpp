@@ -44,7 +44,7 @@ std::vector<SchemaError> Schema::validate(std::string_view instance_json, std::s
 std::vector<SchemaError> Schema::validate(const Instance& instance, std::size_t max_errors) const {
   if (!instance.complete()) throw std::invalid_argument("instance is not one complete JSON value");
   return detail::validate_tape(
-      *impl_, detail::Tape(instance.words_.data(), instance.strings_.data(), &instance.bigs_), max_errors);
+      *impl_, detail::Tape(instance.words_.data(), reinterpret_cast<const std::uint8_t*>(instance.strings_.data()), &instance.bigs_), max_errors);
 }
 
 namespace {

@@ -35,6 +35,8 @@ class Instance {
   void key(std::string_view utf8);
   void end_object();
 
+  // The size of what was built, in 64-bit words (one or two per value).
+  std::size_t words() const noexcept { return words_.size(); }
   // Containers open now (the builder's nesting depth).
   std::size_t depth() const noexcept { return open_.size(); }
   // Exactly one complete value has been built.
@@ -43,10 +45,11 @@ class Instance {
  private:
   friend class Schema;
   void value_word(char type, std::uint64_t payload);
+  std::size_t store(std::string_view utf8);
   void close(char open_type, char close_type);
 
   std::vector<std::uint64_t> words_;
-  std::vector<std::uint8_t> strings_;
+  std::string strings_;  // bytes, as simdjson lays strings out
   std::vector<std::string> bigs_;
   std::vector<std::pair<std::size_t, std::uint64_t>> open_;  // start word, count
 };

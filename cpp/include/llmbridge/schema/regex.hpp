@@ -35,6 +35,9 @@ class Regex {
   // True when some substring of `text` (valid UTF-8) matches (ECMA-262 RegExp.test
   // without flags: ^ and $ are the ends of the text). False when the pattern is not ok.
   bool search(std::string_view text) const;
+  // The same search on the Pike VM alone, whether or not there is a DFA (tests compare
+  // the two).
+  bool search_vm(std::string_view text) const;
 
   enum class Op : std::uint8_t { chr, any, cls, split, jmp, match, bol, eol, word_boundary, not_word_boundary };
   struct Inst {
@@ -73,7 +76,6 @@ class Regex {
 
   void build_dfa();
   bool search_dfa(std::string_view text) const;
-  bool search_vm(std::string_view text) const;
   Status status_ = Status::ok;
   std::string reason_;
 };
