@@ -144,7 +144,9 @@ def test_each_call_kind_is_one_client_span(
     spans: Spans, server: MockLLMServer, cls: type, mode: str, method: str,
     args: tuple[Any, ...], kwargs: dict[str, Any], operation: str, streamed: bool,
 ) -> None:
-    server.set_default(Reply(prompt_tokens=11, completion_tokens=7, model="served-1"))
+    # follow_schema: call_llm's answer must match SCHEMA (answers are checked against it).
+    server.set_default(Reply(prompt_tokens=11, completion_tokens=7, model="served-1",
+                             follow_schema=True))
     with make_client(server, cls) as client:
         result = run_call(client, mode, method, args, kwargs)
         provider = client.provider
@@ -214,6 +216,7 @@ def test_the_embedding_model_names_the_embed_span(spans: Spans, server: MockLLMS
 
 
 def test_request_parameters_are_recorded_when_set(spans: Spans, server: MockLLMServer) -> None:
+    server.set_default(Reply.matching_schema())
     with make_client(server, VLLMClient, max_tokens=321, temperature=0.25) as client:
         assert client.chat_sync(MESSAGES, max_tokens=12, temperature=0.5, top_p=0.9, seed=7,
                                 stop=["END", "STOP"], json_schema=SCHEMA, model="other").success

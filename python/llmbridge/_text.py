@@ -117,7 +117,8 @@ def _compile(schema: Schema) -> _native.Schema:
     hit = _compiled.get(id(schema))
     if hit is not None and hit[0] is schema and hit[1] == schema:
         return hit[2]
-    compiled = _native.compile_schema(schema)
+    # The core reads a dict (or a boolean schema); another Mapping is copied into one.
+    compiled = _native.compile_schema(schema if isinstance(schema, (dict, bool)) else dict(schema))
     _warn_unsupported(compiled)
     if len(_compiled) >= _SCHEMA_CACHE_SIZE:
         _compiled.clear()
