@@ -169,6 +169,20 @@ class LLMBridgeClient(Client):
         await self.client.close()
 
 
+class LLMBridgeUncheckedClient(LLMBridgeClient):
+    """llmbridge with the schema check off (validate_schema=False): the difference to the
+    llmbridge row is what checking each answer against SCHEMA costs per call."""
+
+    name = "llmbridge-unchecked"
+
+    async def open(self, base_url: str, concurrency: int) -> None:
+        import llmbridge
+
+        self.client = llmbridge.VLLMClient(base_url=base_url, model=MODEL, max_retries=0,
+                                           timeout=30, max_connections=concurrency,
+                                           validate_schema=False)
+
+
 class LLMBridgeCallSoonClient(LLMBridgeClient):
     """llmbridge with the other completion bridge: loop.call_soon_threadsafe per result,
     the GIL taken on the I/O thread (design.md asks for both to be measured)."""
@@ -268,8 +282,8 @@ class OpenAIClient(Client):
 
 
 ALL_CLIENTS: dict[str, type[Client]] = {
-    c.name: c for c in (LLMBridgeClient, LLMBridgeCallSoonClient, HttpxClient, AiohttpClient,
-                        OpenAIClient)
+    c.name: c for c in (LLMBridgeClient, LLMBridgeUncheckedClient, LLMBridgeCallSoonClient,
+                        HttpxClient, AiohttpClient, OpenAIClient)
 }
 
 # ---- measuring ----
