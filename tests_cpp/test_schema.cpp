@@ -505,6 +505,16 @@ TEST_CASE("regex: pathological patterns finish (no backtracking)", "[schema][reg
     CHECK_FALSE(r.search(text));
     CHECK_FALSE(r.search_vm(text));
   }
+  // Counted repetition stays a DFA; an automaton with too many states falls back to the VM.
+  Regex counted("^[a-z]{1,3000}$");
+  CHECK(counted.has_dfa());
+  CHECK(counted.search(std::string(3000, 'q')));
+  CHECK_FALSE(counted.search(std::string(3001, 'q')));
+  Regex blowup("(a|b)*a(a|b){14}");  // 2^15 DFA states
+  REQUIRE(blowup.ok());
+  CHECK_FALSE(blowup.has_dfa());
+  CHECK(blowup.search("a" + std::string(14, 'b')));
+  CHECK_FALSE(blowup.search("b" + std::string(14, 'a')));
   Regex wb("^(\\ba+\\b)+$");  // \b: the Pike VM's case
   CHECK_FALSE(wb.has_dfa());
   CHECK_FALSE(wb.search(text));

@@ -715,6 +715,9 @@ void Regex::build_dfa() {
   }
   std::sort(cuts.begin(), cuts.end());
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  // Bounded construction work: a schema's pattern must not make compiling slow.
+  constexpr std::size_t kSignatureBudget = 4u << 20, kClosureBudget = 2u << 20;
+  if (cuts.size() * std::max<std::size_t>(consuming.size(), 1) > kSignatureBudget) return;
   auto accepts = [&](std::uint32_t pc, char32_t c) {
     const Inst& in = prog_[pc];
     switch (in.op) {
@@ -744,18 +747,21 @@ void Regex::build_dfa() {
 
   // Subset construction. A state is the set of consuming and $ instructions the threads
   // wait at (the start state is marked apart: ^ holds only there).
-  std::vector<char> seen(m);
+  std::vector<std::uint32_t> seen(m, 0);  // == generation: visited in this closure
+  std::uint32_t generation = 0;
+  std::size_t work = 0;
   std::vector<std::uint32_t> stack;
   auto closure = [&](const std::vector<std::uint32_t>& seeds, bool at_start, bool at_end, bool& matched) {
-    std::fill(seen.begin(), seen.end(), 0);
+    ++generation;
     std::vector<std::uint32_t> key;
     stack = seeds;
     matched = false;
     while (!stack.empty()) {
       const std::uint32_t pc = stack.back();
       stack.pop_back();
-      if (seen[pc]) continue;
-      seen[pc] = 1;
+      if (seen[pc] == generation) continue;
+      seen[pc] = generation;
+      ++work;
       const Inst& in = prog_[pc];
       switch (in.op) {
         case Op::jmp: stack.push_back(in.x); break;
@@ -784,12 +790,14 @@ void Regex::build_dfa() {
   std::vector<std::vector<std::uint32_t>> keys;
   std::vector<bool> start_flags;
   auto intern = [&](std::vector<std::uint32_t> key, bool matched, bool at_start) -> int {
+    work += key.size();  // copying and comparing the state's key
     std::vector<std::uint32_t> id_key = key;
     if (at_start) id_key.push_back(UINT32_MAX);
     if (matched) id_key.push_back(UINT32_MAX - 1);
     auto it = ids.find(id_key);
     if (it != ids.end()) return it->second;
-    if (keys.size() >= kMaxDfaStates) return -1;
+    if (keys.size() >= kMaxDfaStates || (keys.size() + 1) * d.classes > kMaxDfaEntries || work > kClosureBudget)
+      return -1;
     const std::uint16_t id = std::uint16_t(keys.size());
     ids.emplace(std::move(id_key), id);
     // Accepting now, or at the end of the text (the $ instructions it waits at pass there).
@@ -807,7 +815,9 @@ void Regex::build_dfa() {
   bool matched = false;
   std::vector<std::uint32_t> seed{0};
   std::vector<std::uint32_t> key = closure(seed, true, false, matched);
-  d.start = std::uint16_t(intern(std::move(key), matched, true));
+  const int start = intern(std::move(key), matched, true);
+  if (start < 0) return;
+  d.start = std::uint16_t(start);
   for (std::size_t s = 0; s < keys.size(); ++s) {
     d.next.resize((s + 1) * d.classes, 0);
     if (d.accept[s] & 1) {  // the search stops here: the row is never read

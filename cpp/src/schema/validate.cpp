@@ -402,18 +402,23 @@ class Evaluator {
   // The positions (0-based) of two equal items, or false.
   bool duplicate(std::size_t i, std::size_t size, std::size_t& a, std::size_t& b) const {
     if (size < 2) return false;
-    std::vector<std::size_t> at;
-    at.reserve(size);
-    for (std::size_t j = i + 1, end = t_.end_of(i) - 1; j < end; j = t_.next(j)) at.push_back(j);
-    if (size <= 16) {
-      for (std::size_t x = 0; x < size; ++x)
-        for (std::size_t y = x + 1; y < size; ++y)
-          if (equal(t_, at[x], t_, at[y])) {
+    const std::size_t end = t_.end_of(i) - 1;
+    if (size <= 16) {  // pairwise, straight on the tape: no allocation
+      std::size_t x = 0;
+      for (std::size_t p = i + 1; p < end; p = t_.next(p), ++x) {
+        std::size_t y = x + 1;
+        for (std::size_t q = t_.next(p); q < end; q = t_.next(q), ++y) {
+          if (equal(t_, p, t_, q)) {
             a = x, b = y;
             return true;
           }
+        }
+      }
       return false;
     }
+    std::vector<std::size_t> at;
+    at.reserve(size);
+    for (std::size_t j = i + 1; j < end; j = t_.next(j)) at.push_back(j);
     std::vector<std::pair<std::uint64_t, std::size_t>> hashed(size);
     for (std::size_t k = 0; k < size; ++k) hashed[k] = {hash_value(t_, at[k]), k};
     std::sort(hashed.begin(), hashed.end());

@@ -52,10 +52,12 @@ class Regex {
   };
 
   // The same automaton as a DFA, built at compile time when it stays small (at most
-  // kMaxDfaStates states) and the pattern has no \b / \B: one table step per code point.
+  // kMaxDfaStates states and kMaxDfaEntries table entries, within a bounded amount of
+  // construction work) and the pattern has no \b / \B: one table step per code point.
   // The Pike VM runs the patterns it cannot hold. Immutable after construction, so a
   // Regex is safe to share between threads.
-  static constexpr std::size_t kMaxDfaStates = 512;
+  static constexpr std::size_t kMaxDfaStates = 4096;
+  static constexpr std::size_t kMaxDfaEntries = 256 * 1024;
   struct Dfa {
     std::vector<char32_t> bounds;        // sorted starts of the code point intervals
     std::vector<std::uint16_t> interval_class;  // class of each interval
