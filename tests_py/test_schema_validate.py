@@ -216,3 +216,11 @@ def test_threads_validate_concurrently() -> None:
     for t in threads:
         t.join()
     assert results == [True] * 4
+
+
+def test_a_schema_mapping_that_is_not_a_dict() -> None:
+    import types
+
+    schema = types.MappingProxyType({"type": "string", "maxLength": 2})
+    assert llmbridge.validate("ab", schema) == []
+    assert [p for p, _ in llmbridge.validate("abc", schema)] == [""]
