@@ -114,15 +114,15 @@ _compiled: dict[int, tuple[Any, Any, _native.Schema]] = {}
 
 
 def _compile(schema: Schema) -> _native.Schema:
+    if isinstance(schema, Mapping) and not isinstance(schema, dict):
+        # The core reads a dict: another Mapping is copied into one (and cached by the
+        # core's schema-text cache only).
+        schema = dict(schema)
     hit = _compiled.get(id(schema))
     if hit is not None and hit[0] is schema and hit[1] == schema:
         return hit[2]
-    # The core reads a dict (or a boolean schema); another Mapping is copied into one, and
-    # anything else goes through for the core to refuse with a TypeError naming its type.
-    native_schema: Any = schema
-    if isinstance(schema, Mapping) and not isinstance(schema, dict):
-        native_schema = dict(schema)
-    compiled = _native.compile_schema(native_schema)
+    # Anything but a dict or a bool reaches the core, which refuses it naming its type.
+    compiled = _native.compile_schema(schema)
     _warn_unsupported(compiled)
     if len(_compiled) >= _SCHEMA_CACHE_SIZE:
         _compiled.clear()
