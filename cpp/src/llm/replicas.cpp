@@ -7,21 +7,13 @@
 #include <stdexcept>
 
 #include "llmbridge/config/provider_config.hpp"
+#include "llmbridge/text/hash.hpp"
 
 namespace llmbridge::llm {
 namespace {
 
 constexpr std::size_t kMaxEvents = 256;
 constexpr double kEwmaAlpha = 0.2;
-
-std::uint64_t mix64(std::uint64_t x) noexcept {  // splitmix64's finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
 
 }  // namespace
 
@@ -42,16 +34,11 @@ const char* to_string(Routing routing) noexcept {
 }
 
 std::uint64_t ReplicaSet::key_of(std::string_view text) noexcept {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return mix64(h) | 1;  // never 0, which means "no key"
+  return text::mix64(text::fnv1a(text)) | 1;  // never 0, which means "no key"
 }
 
 std::uint64_t ReplicaSet::score(std::uint64_t key, std::uint64_t url_hash) noexcept {
-  return mix64(key ^ mix64(url_hash));
+  return text::mix64(key ^ text::mix64(url_hash));
 }
 
 ReplicaSet::ReplicaSet(std::vector<std::string> urls, ReplicaOptions options, std::uint64_t seed)

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "llmbridge/text/hash.hpp"
 #include "llmbridge/text/json_parse.hpp"
 #include "llmbridge/text/utf8.hpp"
 
@@ -590,49 +591,33 @@ bool equal(const Tape& a, std::size_t i, const Tape& b, std::size_t j) {
   }
 }
 
-namespace {
-
-std::uint64_t mix(std::uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
-}
-
-std::uint64_t hash_bytes(std::string_view s) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
-
-}  // namespace
+using text::fnv1a;
+using text::mix64;
 
 std::uint64_t hash_value(const Tape& t, std::size_t i) {
   const char type = t.type(i);
   if (is_number_type(type)) {
     const Num n = number_at(t, i);
-    if (n.kind == Num::i64) return mix(std::uint64_t(n.i));
-    if (n.kind == Num::u64) return mix(n.u);  // >= 2^63: never equal to an i64
+    if (n.kind == Num::i64) return mix64(std::uint64_t(n.i));
+    if (n.kind == Num::u64) return mix64(n.u);  // >= 2^63: never equal to an i64
     if (n.kind == Num::f64 && std::trunc(n.d) == n.d) {
-      if (std::fabs(n.d) < 9223372036854775808.0) return mix(std::uint64_t(std::int64_t(n.d)));
-      if (n.d > 0 && n.d < 18446744073709551616.0) return mix(std::uint64_t(n.d));
+      if (std::fabs(n.d) < 9223372036854775808.0) return mix64(std::uint64_t(std::int64_t(n.d)));
+      if (n.d > 0 && n.d < 18446744073709551616.0) return mix64(std::uint64_t(n.d));
     }
     const Decimal d = to_decimal(n);
-    return mix(hash_bytes(d.digits) ^ std::uint64_t(d.exp) * 31 ^ (d.neg ? 7 : 0));
+    return mix64(fnv1a(d.digits) ^ std::uint64_t(d.exp) * 31 ^ (d.neg ? 7 : 0));
   }
   switch (type) {
-    case '"': return mix(hash_bytes(t.string(i)) + 1);
+    case '"': return mix64(fnv1a(t.string(i)) + 1);
     case '[': {
       std::uint64_t h = 0x1234;
-      for (std::size_t x = i + 1, end = t.end_of(i) - 1; x < end; x = t.next(x)) h = mix(h * 31 + hash_value(t, x));
+      for (std::size_t x = i + 1, end = t.end_of(i) - 1; x < end; x = t.next(x)) h = mix64(h * 31 + hash_value(t, x));
       return h;
     }
     case '{': {
       std::uint64_t h = 0x5678;  // member order does not matter: a sum
       for (std::size_t x = i + 1, end = t.end_of(i) - 1; x < end; x = t.next(x + 1))
-        h += mix(hash_bytes(t.string(x)) ^ hash_value(t, x + 1));
+        h += mix64(fnv1a(t.string(x)) ^ hash_value(t, x + 1));
       return h;
     }
     default: return std::uint64_t(std::uint8_t(type));
